@@ -1,0 +1,101 @@
+"""``python -m agileflex_hpc run CONFIG``: the whole pipeline in one process (laptop mode).
+
+Stages, in order: inputs + load flows (1-2), gather, zones/limits/headroom/hosting (3-6),
+EV charging optimisation (7), validation load flows and report (8). Completed results are
+reused, so an interrupted run continues where it stopped. ``status CONFIG`` lists what exists.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+
+from agileflex_hpc.cli import Workers, setup_logging
+from agileflex_hpc.config import load_config
+from agileflex_hpc.errors import AgileflexError
+
+logger = logging.getLogger("agileflex_hpc")
+
+STAGES = ("loadflow", "headroom", "ev", "validate", "report")
+
+
+def run_pipeline(cfg, *, stages: tuple[str, ...] = STAGES) -> None:
+    """Run ``stages`` of the job in this process, in pipeline order."""
+    single = Workers(0, 1, None, "single")
+    args = argparse.Namespace(dry_run=False, no_gather=False)
+    for stage in STAGES:
+        if stage not in stages:
+            continue
+        t0 = time.perf_counter()
+        logger.info("== stage %s ==", stage)
+        _STAGE_BODIES[stage](cfg, single, args)
+        logger.info("== stage %s done in %.1f s ==", stage, time.perf_counter() - t0)
+
+
+def _loadflow(cfg, workers, args):
+    from agileflex_hpc.loadflow.__main__ import body
+
+    body(cfg, workers, args)
+
+
+def _headroom(cfg, workers, args):
+    from agileflex_hpc.headroom.__main__ import body
+
+    body(cfg, workers, args)
+
+
+def _ev(cfg, workers, args):
+    from agileflex_hpc.ev import body
+
+    body(cfg, workers, args)
+
+
+def _validate(cfg, workers, args):
+    from agileflex_hpc.validate import body
+
+    body(cfg, workers, args)
+
+
+def _report(cfg, workers, args):
+    from agileflex_hpc.report import body
+
+    body(cfg, workers, args)
+
+
+_STAGE_BODIES = {"loadflow": _loadflow, "headroom": _headroom, "ev": _ev,
+                 "validate": _validate, "report": _report}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m agileflex_hpc", description=__doc__)
+    sub = ap.add_subparsers(dest="command", required=True)
+    run_p = sub.add_parser("run", help="run the whole pipeline in this process")
+    run_p.add_argument("config")
+    run_p.add_argument("--stages", default=",".join(STAGES),
+                       help=f"comma-separated subset of {','.join(STAGES)}")
+    run_p.add_argument("--log-level", default="INFO")
+    st = sub.add_parser("status", help="list complete and missing results per stage")
+    st.add_argument("config")
+    args = ap.parse_args(argv)
+    if args.command == "status":
+        from agileflex_hpc.status import main as status_main
+
+        return status_main([args.config])
+    setup_logging(args.log_level.upper())
+    stages = tuple(s.strip() for s in args.stages.split(",") if s.strip())
+    unknown = sorted(set(stages) - set(STAGES))
+    if unknown:
+        ap.error(f"unknown stages {unknown}; valid: {', '.join(STAGES)}")
+    try:
+        cfg = load_config(args.config)
+        run_pipeline(cfg, stages=stages)
+    except AgileflexError as exc:
+        logger.error("%s", exc)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

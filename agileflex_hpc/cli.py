@@ -1,0 +1,170 @@
+"""Command-line plumbing shared by every stage: arguments, logging, workers, MPI.
+
+Every stage is ``python -m agileflex_hpc.<stage> CONFIG [--worker I --workers N]
+[--log-level L] [--dry-run]``. The worker share comes from, in order: the flags, the MPI
+world (under ``mpirun``/``srun``), the SLURM array variables, else one worker.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from agileflex_hpc.config import Config, load_config
+from agileflex_hpc.errors import AgileflexError, ConfigError
+
+__all__ = ["Workers", "stage_parser", "setup_logging", "resolve_workers", "get_comm",
+           "run_stage", "slurm_env"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Workers:
+    """This process's share: worker ``index`` of ``count``; ``comm`` is the MPI world or None."""
+
+    index: int
+    count: int
+    comm: object = None
+    source: str = "single"
+
+    @property
+    def is_root(self) -> bool:
+        return self.index == 0
+
+
+def stage_parser(prog: str, description: str) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=prog, description=description)
+    p.add_argument("config", help="job config (TOML), e.g. jobs/demo.toml")
+    p.add_argument("--worker", type=int, default=None,
+                   help="0-based worker index (default: MPI rank or SLURM_ARRAY_TASK_ID)")
+    p.add_argument("--workers", type=int, default=None,
+                   help="number of workers (default: MPI size, AGILEFLEX_WORKERS or the array size)")
+    p.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    p.add_argument("--dry-run", action="store_true", help="print the plan and exit")
+    return p
+
+
+def slurm_env() -> dict[str, int | None]:
+    """The SLURM array variables as integers (None where unset)."""
+    keys = {"task": "SLURM_ARRAY_TASK_ID", "count": "SLURM_ARRAY_TASK_COUNT",
+            "min": "SLURM_ARRAY_TASK_MIN", "max": "SLURM_ARRAY_TASK_MAX", "job": "SLURM_JOB_ID"}
+    out: dict[str, int | None] = {}
+    for key, var in keys.items():
+        value = os.environ.get(var)
+        out[key] = int(value) if value not in (None, "") else None
+    return out
+
+
+def get_comm():
+    """MPI.COMM_WORLD when this process runs under an MPI launcher with >1 rank, else None."""
+    launched = any(v in os.environ for v in ("PMI_RANK", "PMI_SIZE", "PMIX_RANK",
+                                             "OMPI_COMM_WORLD_SIZE", "MPI_LOCALNRANKS"))
+    if not launched:
+        return None
+    try:
+        from mpi4py import MPI
+    except (ImportError, RuntimeError) as exc:  # no libmpi: a clear message, not a hang
+        raise ConfigError(f"launched under MPI but mpi4py cannot load: {exc}") from None
+    comm = MPI.COMM_WORLD
+    return comm if comm.Get_size() > 1 else None
+
+
+def resolve_workers(args: argparse.Namespace) -> Workers:
+    """Decide this process's worker index and count (see module docstring)."""
+    comm = get_comm()
+    if comm is not None:
+        if args.worker is not None or args.workers is not None:
+            raise ConfigError("--worker/--workers cannot be combined with an MPI launch")
+        return Workers(comm.Get_rank(), comm.Get_size(), comm, "mpi")
+    env = slurm_env()
+    count = args.workers or _int_env("AGILEFLEX_WORKERS")
+    index = args.worker if args.worker is not None else env["task"]
+    if index is None:
+        if args.workers is not None:
+            raise ConfigError("--workers needs --worker I (or a SLURM array task)")
+        return Workers(0, 1, None, "single")
+    if count is None:
+        if args.worker is not None:
+            raise ConfigError("--worker needs --workers N")
+        full = env["min"] == 0 and env["max"] is not None and env["max"] + 1 == env["count"]
+        if not full:
+            raise ConfigError("a partial SLURM array (resubmitted ids) needs --workers N or "
+                              "AGILEFLEX_WORKERS=N, the size of the original split")
+        count = env["count"]
+    if not 0 <= index < count:
+        raise ConfigError(f"worker {index} is outside 0..{count - 1}")
+    return Workers(index, count, None, "flags" if args.worker is not None else "slurm")
+
+
+def _int_env(name: str) -> int | None:
+    value = os.environ.get(name)
+    return int(value) if value else None
+
+
+def setup_logging(level: str, workers: Workers | None = None) -> None:
+    """Log to stderr with the worker in the format; non-root MPI ranks log warnings only."""
+    tag = f"[{workers.source} {workers.index}/{workers.count}] " if workers else ""
+    lvl = getattr(logging, level)
+    if workers is not None and workers.comm is not None and not workers.is_root:
+        lvl = max(lvl, logging.WARNING)
+    logging.basicConfig(level=lvl, stream=sys.stderr, force=True,
+                        format=f"%(asctime)s {tag}%(levelname)s %(name)s: %(message)s")
+    logging.captureWarnings(True)
+
+
+def run_stage(argv: list[str] | None, prog: str, description: str,
+              body: Callable[[Config, Workers, argparse.Namespace], int],
+              extend: Callable[[argparse.ArgumentParser], None] | None = None) -> int:
+    """Parse, load the config (rank 0 then broadcast), run ``body``; errors exit non-zero.
+
+    Under MPI an exception on any rank prints its traceback and aborts every rank.
+    """
+    parser = stage_parser(prog, description)
+    if extend is not None:
+        extend(parser)
+    args = parser.parse_args(argv)
+    try:
+        workers = resolve_workers(args)
+    except ConfigError as exc:
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        return 2
+    setup_logging(args.log_level, workers)
+    comm = workers.comm
+    try:
+        cfg = _load(args.config, comm)
+        return body(cfg, workers, args)
+    except AgileflexError as exc:
+        logger.error("%s", exc)
+        if comm is not None:
+            sys.stderr.flush()
+            comm.Abort(1)
+        return 1
+    except Exception:
+        if comm is None:
+            raise
+        print(f"rank {workers.index}: unhandled error, aborting all ranks\n"
+              + traceback.format_exc(), file=sys.stderr, flush=True)
+        comm.Abort(1)
+        return 1
+
+
+def _load(path: str, comm) -> Config:
+    """Rank 0 reads the config; the others receive it (a bad config fails everywhere)."""
+    if comm is None:
+        return load_config(path)
+    cfg, err = None, None
+    if comm.Get_rank() == 0:
+        try:
+            cfg = load_config(path)
+        except ConfigError as exc:
+            err = exc
+    cfg, err = comm.bcast((cfg, err), root=0)
+    if err is not None:
+        raise err
+    return cfg

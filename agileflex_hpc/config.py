@@ -1,0 +1,444 @@
+"""Typed job configuration, loaded from TOML and validated on load.
+
+A job config is one TOML file (see ``jobs/demo.toml``). :func:`load_config` reads it with
+:mod:`tomllib`, checks every key and value, and returns a frozen :class:`Config`. All problems
+are collected into one :class:`~agileflex_hpc.errors.ConfigError` whose lines name the field
+(``time.step_minutes``) and the reason; an unknown key lists the valid keys.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import hashlib
+import logging
+import re
+import tomllib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from agileflex_hpc.errors import ConfigError
+
+__all__ = [
+    "Config",
+    "RunConfig",
+    "TimeConfig",
+    "NetworkConfig",
+    "CasesConfig",
+    "ProfilesConfig",
+    "LoadflowConfig",
+    "HeadroomConfig",
+    "EvConfig",
+    "ValidateConfig",
+    "SlurmConfig",
+    "load_config",
+    "parse_config",
+    "CASE_PATTERN",
+]
+
+logger = logging.getLogger(__name__)
+
+CASE_PATTERN = re.compile(r"^(\d{2,3})PV(\d{2,3})HP$")
+_NAME_PATTERN = re.compile(r"^[A-Za-z0-9_.-]+$")
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Run identity and output location; outputs go to ``<root>/<name>/``."""
+
+    name: str
+    root: Path = Path("Data")  # given: relative to the TOML; omitted: ./Data of the caller
+    seed: int = 1
+    max_failure_fraction: float = 0.01  # non-converged steps tolerated before a stage fails
+
+    def _check(self) -> list[str]:
+        errs = []
+        if not _NAME_PATTERN.match(self.name):
+            errs.append(f"run.name: {self.name!r} must use only letters, digits, '_', '.', '-'")
+        if not 0.0 <= self.max_failure_fraction <= 1.0:
+            errs.append("run.max_failure_fraction: must be within [0, 1]")
+        return errs
+
+
+@dataclass(frozen=True)
+class TimeConfig:
+    """Study period: ``days`` days of ``step_minutes`` steps from ``start`` (local midnight)."""
+
+    start: dt.date
+    days: int = 7
+    step_minutes: int = 10
+    block_steps: int = 144
+
+    @property
+    def steps_per_day(self) -> int:
+        return 1440 // self.step_minutes
+
+    @property
+    def n_steps(self) -> int:
+        return self.days * self.steps_per_day
+
+    @property
+    def step_hours(self) -> float:
+        return self.step_minutes / 60.0
+
+    @property
+    def n_blocks(self) -> int:
+        return -(-self.n_steps // self.block_steps)
+
+    def _check(self) -> list[str]:
+        errs = []
+        if self.days < 1:
+            errs.append(f"time.days: {self.days} must be >= 1")
+        if self.step_minutes < 1 or 1440 % self.step_minutes:
+            errs.append(f"time.step_minutes: {self.step_minutes} must divide 1440 (a day)")
+        if self.block_steps < 1:
+            errs.append(f"time.block_steps: {self.block_steps} must be >= 1")
+        return errs
+
+
+@dataclass(frozen=True)
+class NetworkConfig:
+    """One network: a folder with an OpenDSS master file, or the embedded default."""
+
+    name: str
+    path: Path | None = None  # None: the embedded synthetic default network
+    master: str = "Master.dss"
+    seed: int = 0  # embedded default only: the generator's seed
+
+    def _check(self) -> list[str]:
+        errs = []
+        if not _NAME_PATTERN.match(self.name):
+            errs.append(f"network.name: {self.name!r} must use only letters, digits, '_', '.', '-'")
+        if self.path is not None and not (self.path / self.master).is_file():
+            errs.append(f"network[{self.name}].path: no {self.master} in {self.path}")
+        return errs
+
+
+@dataclass(frozen=True)
+class CasesConfig:
+    """Penetration cases ``XXPVYYHP``: XX % of customers with PV, YY % with a heat pump."""
+
+    names: tuple[str, ...] = ("00PV00HP", "00PV25HP", "25PV50HP", "25PV75HP", "50PV100HP")
+
+    def _check(self) -> list[str]:
+        errs = []
+        if not self.names:
+            errs.append("cases.names: needs at least one case")
+        for name in self.names:
+            m = CASE_PATTERN.match(name)
+            if not m or int(m.group(1)) > 100 or int(m.group(2)) > 100:
+                errs.append(f"cases.names: {name!r} is not XXPVYYHP with percentages 0-100")
+        if len(set(self.names)) != len(self.names):
+            errs.append("cases.names: duplicate case names")
+        return errs
+
+
+@dataclass(frozen=True)
+class ProfilesConfig:
+    """Where customer demand, heat-pump and PV series come from."""
+
+    source: Literal["synthetic", "enwl", "lcl"] = "synthetic"
+    path: Path | None = None  # enwl: folder with the ENWL CSVs; lcl: a smart-meter CSV
+    hp_path: Path | None = None  # enwl: heat-pump profiles CSV (default: synthetic HP)
+    pv_path: Path | None = None  # enwl: PV profiles CSV (default: synthetic PV)
+
+    def _check(self) -> list[str]:
+        errs = []
+        if self.source != "synthetic" and self.path is None:
+            errs.append(f"profiles.path: required when profiles.source = {self.source!r}")
+        for name in ("path", "hp_path", "pv_path"):
+            p = getattr(self, name)
+            if p is not None and not p.exists():
+                errs.append(f"profiles.{name}: {p} does not exist")
+        return errs
+
+
+@dataclass(frozen=True)
+class LoadflowConfig:
+    """Power-flow settings."""
+
+    tolerance: float = 1e-4  # OpenDSS convergence tolerance [p.u.]
+    max_iterations: int = 100
+    load_pf: float = 0.95  # power factor of customer demand (lagging)
+    ev_pf: float = 0.98  # power factor of EV charging (lagging)
+
+    def _check(self) -> list[str]:
+        errs = []
+        if not 0 < self.tolerance < 1:
+            errs.append("loadflow.tolerance: must be within (0, 1)")
+        if self.max_iterations < 1:
+            errs.append("loadflow.max_iterations: must be >= 1")
+        for name in ("load_pf", "ev_pf"):
+            if not 0 < getattr(self, name) <= 1:
+                errs.append(f"loadflow.{name}: must be within (0, 1]")
+        return errs
+
+
+@dataclass(frozen=True)
+class HeadroomConfig:
+    """Stages 3-6: voltage limit, headroom and hosting (DESIGN.md defaults)."""
+
+    v_lim_pu: float = 0.94
+    fallback_factor: float = 0.6
+    thermal_factor: float = 0.9
+    v_ll_kv: float = 0.416
+    quantile: float = 0.02
+    efficiency: float = 0.98
+    kwh_per_ev: float = 14.2
+    v2g_energy_kwh: float = 120.0
+
+    def _check(self) -> list[str]:
+        errs = []
+        if not 0 < self.v_lim_pu < 1.2:
+            errs.append("headroom.v_lim_pu: must be within (0, 1.2)")
+        for name in ("fallback_factor", "thermal_factor", "efficiency"):
+            if not 0 < getattr(self, name) <= 1:
+                errs.append(f"headroom.{name}: must be within (0, 1]")
+        if not 0 <= self.quantile <= 1:
+            errs.append("headroom.quantile: must be within [0, 1]")
+        if self.kwh_per_ev <= 0 or self.v_ll_kv <= 0:
+            errs.append("headroom.kwh_per_ev and headroom.v_ll_kv: must be > 0")
+        return errs
+
+
+@dataclass(frozen=True)
+class EvConfig:
+    """Stage 7: EV fleets and the charging MILP (DESIGN.md defaults)."""
+
+    model: Literal["milp", "lp"] = "milp"
+    mip_gap: float = 1e-3
+    time_limit_s: float = 60.0
+    threads: int = 1
+    successes_needed: int = 10
+    validation_successes: int = 2
+    max_evs: int = 0  # cap on EVs per zone (0: the hosting stage's count)
+    v2g: bool = False
+    min_kw: float = 1.38  # 6 A at 230 V
+    efficiency: float = 0.95
+    footroom_factor: float = 0.7
+    v2g_premium: float = 17.5  # [p/kWh] where headroom is negative
+    green: float = 0.8  # DUoS [p/kWh] 00:00-06:00
+    amber: float = 2.1
+    red: float = 10.4  # 06:00-09:00 and 16:00-19:00
+    energy: float = 3.2
+
+    def _check(self) -> list[str]:
+        errs = []
+        if not 0 <= self.mip_gap < 1:
+            errs.append("ev.mip_gap: must be within [0, 1)")
+        if self.time_limit_s <= 0 or self.threads < 1:
+            errs.append("ev.time_limit_s and ev.threads: must be > 0")
+        if self.successes_needed < 1 or self.validation_successes < 1:
+            errs.append("ev.successes_needed and ev.validation_successes: must be >= 1")
+        if not 0 < self.efficiency <= 1:
+            errs.append("ev.efficiency: must be within (0, 1]")
+        return errs
+
+
+@dataclass(frozen=True)
+class ValidateConfig:
+    """Stage 8: validation load flows."""
+
+    v_min_pu: float = 0.9  # statutory minimum (216 V at 240 V nominal)
+    tx_overload_factor: float = 1.0  # transformer overload above factor x rating
+
+    def _check(self) -> list[str]:
+        return [] if 0 < self.v_min_pu < 1.2 else ["validate.v_min_pu: must be within (0, 1.2)"]
+
+
+@dataclass(frozen=True)
+class SlurmConfig:
+    """Defaults used by ``slurm/pipeline.sh`` (command-line flags override)."""
+
+    workers: int = 4  # array tasks per array stage
+    max_parallel: int = 0  # 0: no limit (the %N of --array)
+
+    def _check(self) -> list[str]:
+        return [] if self.workers >= 1 else ["slurm.workers: must be >= 1"]
+
+
+@dataclass(frozen=True)
+class Config:
+    """A whole job: every section, plus the TOML text and where it came from."""
+
+    run: RunConfig
+    time: TimeConfig
+    networks: tuple[NetworkConfig, ...]
+    cases: CasesConfig = field(default_factory=CasesConfig)
+    profiles: ProfilesConfig = field(default_factory=ProfilesConfig)
+    loadflow: LoadflowConfig = field(default_factory=LoadflowConfig)
+    headroom: HeadroomConfig = field(default_factory=HeadroomConfig)
+    ev: EvConfig = field(default_factory=EvConfig)
+    validate: ValidateConfig = field(default_factory=ValidateConfig)
+    slurm: SlurmConfig = field(default_factory=SlurmConfig)
+    source: Path | None = None
+    toml_text: str = ""
+
+    @property
+    def out_dir(self) -> Path:
+        """``<root>/<name>``: where every stage writes."""
+        return self.run.root / self.run.name
+
+    @property
+    def sha256(self) -> str:
+        """Hash of the TOML text, stored as provenance in every output file."""
+        return hashlib.sha256(self.toml_text.encode()).hexdigest()
+
+    def network(self, name: str) -> NetworkConfig:
+        for net in self.networks:
+            if net.name == name:
+                return net
+        raise KeyError(name)
+
+
+_SECTIONS: dict[str, type] = {
+    "run": RunConfig,
+    "time": TimeConfig,
+    "cases": CasesConfig,
+    "profiles": ProfilesConfig,
+    "loadflow": LoadflowConfig,
+    "headroom": HeadroomConfig,
+    "ev": EvConfig,
+    "validate": ValidateConfig,
+    "slurm": SlurmConfig,
+}
+
+
+def load_config(path: str | Path) -> Config:
+    """Read and validate a job TOML file; relative paths resolve against its folder."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
+    return parse_config(text, base_dir=path.resolve().parent, source=path)
+
+
+def parse_config(text: str, *, base_dir: Path, source: Path | None = None) -> Config:
+    """Parse and validate TOML text; every problem is reported at once."""
+    where = str(source) if source else "<string>"
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"not valid TOML: {exc}", source=where) from None
+    errs: list[str] = []
+    valid = sorted([*_SECTIONS, "network"])
+    for key in raw:
+        if key not in _SECTIONS and key != "network":
+            errs.append(f"{key}: unknown section; valid sections: {', '.join(valid)}")
+    sections: dict[str, Any] = {}
+    for key, cls in _SECTIONS.items():
+        table = raw.get(key, {})
+        if key in ("run", "time") and key not in raw:
+            errs.append(f"{key}: required section is missing")
+            continue
+        sections[key] = _build(cls, key, table, base_dir, errs)
+    networks = _build_networks(raw.get("network"), base_dir, errs)
+    if sections.get("run") is not None and "root" not in raw.get("run", {}):
+        # the default data root is Data/ under the directory the job is started from
+        sections["run"] = dataclasses.replace(sections["run"], root=Path.cwd() / "Data")
+    for obj in [*sections.values(), *networks]:
+        if obj is not None:
+            errs.extend(obj._check())
+    if errs:
+        raise ConfigError(errs, source=where)
+    return Config(networks=tuple(networks), source=source, toml_text=text, **sections)
+
+
+def _build_networks(raw: Any, base_dir: Path, errs: list[str]) -> list[NetworkConfig]:
+    if raw is None:
+        errs.append("network: at least one [[network]] table is required")
+        return []
+    if not isinstance(raw, list):
+        errs.append("network: must be an array of tables ([[network]])")
+        return []
+    nets = [_build(NetworkConfig, f"network[{i}]", t, base_dir, errs) for i, t in enumerate(raw)]
+    nets = [n for n in nets if n is not None]
+    names = [n.name for n in nets]
+    for dup in sorted({n for n in names if names.count(n) > 1}):
+        errs.append(f"network.name: {dup!r} is used by more than one network")
+    return nets
+
+
+def _build(cls: type, where: str, table: Any, base_dir: Path, errs: list[str]) -> Any:
+    """Make a section dataclass from a TOML table, type-checking every field."""
+    if not isinstance(table, dict):
+        errs.append(f"{where}: must be a table")
+        return None
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    hints = typing.get_type_hints(cls)
+    kwargs: dict[str, Any] = {}
+    n_errs = len(errs)
+    for key, value in table.items():
+        if key not in fields:
+            errs.append(f"{where}.{key}: unknown key; valid keys: {', '.join(fields)}")
+            continue
+        ok, converted = _convert(hints[key], value, base_dir)
+        if not ok:
+            errs.append(f"{where}.{key}: {value!r} is not {_describe(hints[key])}")
+        else:
+            kwargs[key] = converted
+    for name, f in fields.items():
+        no_default = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+        if no_default and name not in table:
+            errs.append(f"{where}.{name}: required key is missing")
+    if len(errs) > n_errs:
+        return None
+    return cls(**kwargs)
+
+
+def _convert(hint: Any, value: Any, base_dir: Path) -> tuple[bool, Any]:
+    """Check ``value`` against a type hint and convert it (paths, dates, tuples)."""
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        for arg in typing.get_args(hint):
+            if arg is not type(None):
+                return _convert(arg, value, base_dir)
+    if origin is Literal:
+        return value in typing.get_args(hint), value
+    if origin is tuple:
+        (item,) = typing.get_args(hint)[:1]
+        if not isinstance(value, list):
+            return False, None
+        items = [_convert(item, v, base_dir) for v in value]
+        return all(ok for ok, _ in items), tuple(v for _, v in items)
+    if hint is Path:
+        ok = isinstance(value, str)
+        return ok, (base_dir / value).resolve() if ok else None
+    if hint is dt.date:
+        return _convert_date(value)
+    if hint is float:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        return ok, float(value) if ok else None
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool), value
+    return isinstance(value, hint), value
+
+
+def _convert_date(value: Any) -> tuple[bool, Any]:
+    if isinstance(value, dt.datetime):
+        return False, None
+    if isinstance(value, dt.date):
+        return True, value
+    if isinstance(value, str):
+        try:
+            return True, dt.date.fromisoformat(value)
+        except ValueError:
+            return False, None
+    return False, None
+
+
+def _describe(hint: Any) -> str:
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_describe(a) for a in typing.get_args(hint) if a is not type(None))
+    if origin is Literal:
+        return "one of " + ", ".join(repr(a) for a in typing.get_args(hint))
+    if origin is tuple:
+        return f"a list of {_describe(typing.get_args(hint)[0])}"
+    names = {Path: "a path string", dt.date: "a date (YYYY-MM-DD)", float: "a number",
+             int: "an integer", str: "a string", bool: "true or false"}
+    return names.get(hint, str(hint))

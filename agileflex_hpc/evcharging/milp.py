@@ -1,0 +1,533 @@
+"""Cost-optimal charging schedule of a zone's EVs: a sparse MILP (or its LP relaxation) for HiGHS.
+
+Model, for EV ``i`` and step ``t`` inside its window ``[t_in, t_out)`` only (no variable exists
+outside it, so nothing needs fixing to zero):
+
+- charge ``c[i,t]`` in [0, P_i] kW and on/off ``u[i,t]`` in {0, 1}: ``min_kw*u <= c <= P_i*u``;
+- with V2G, discharge ``d[i,t]`` in [0, P_i] kW and ``w[i,t]`` in {0, 1}:
+  ``min_kw*w <= d <= P_i*w`` and ``u + w <= 1``;
+- energy: without V2G charging only adds energy, so one row per EV,
+  ``e_end - e_start <= sum_t step_h*eff*c <= battery - e_start``; with V2G the energy after each
+  step is a variable ``e`` with bounds [0, battery] (``[e_end, battery]`` at departure) and
+  ``e[t] = e[t-1] + step_h*(eff*c - d/eff)``, ``e[t_in - 1] = e_start``;
+- zone: ``-footroom_factor*footroom[t] <= sum_i (c - d) <= headroom[t]`` at every step where at
+  least one EV is plugged in (steps without EVs get no row: the EVs cannot change them);
+- objective: minimise ``sum step_h*price[t]*(c - d)`` [p], with ``price`` the tariff plus
+  ``v2g_premium`` where headroom < 0.
+
+Tie-break: the tariff is flat over hours, so many schedules cost the same; a cost of
+``1e-6*t/steps`` p/kWh per kW (earlier is cheaper) is added to every power variable to pick
+one of them. It changes the objective by at most ``1e-6`` p per kWh moved and is left out of
+the reported ``objective_p``, which is the cost at the tariff computed from the returned arrays.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any, Literal, NamedTuple
+
+import highspy
+import numpy as np
+import scipy.sparse as sp
+
+from agileflex_hpc.errors import InputDataError, SolverError
+from agileflex_hpc.evcharging.fleet import EvFleet
+from agileflex_hpc.evcharging.tariff import effective_price_p_per_kwh
+
+__all__ = ["ScheduleResult", "solve_schedule"]
+
+logger = logging.getLogger(__name__)
+
+_INF = highspy.kHighsInf
+_ABS_GAP = 1e-6  # HiGHS's default mip_abs_gap [p]
+_FIX_TOL = 1e-7  # power below this counts as off in the LP solution [kW]
+_TIE_BREAK = float(__import__("os").environ.get("TB", "1e-6"))
+_MS = highspy.HighsModelStatus
+_STATUS = {
+    _MS.kOptimal: "optimal",
+    _MS.kInfeasible: "infeasible",
+    _MS.kUnboundedOrInfeasible: "infeasible",
+    _MS.kTimeLimit: "time_limit",
+    _MS.kIterationLimit: "iteration_limit",
+    _MS.kSolutionLimit: "solution_limit",
+    _MS.kObjectiveBound: "objective_bound",
+    _MS.kObjectiveTarget: "objective_target",
+    _MS.kInterrupt: "interrupted",
+    _MS.kHighsInterrupt: "interrupted",
+    _MS.kMemoryLimit: "memory_limit",
+}
+
+
+@dataclass(frozen=True)
+class ScheduleResult:
+    """Outcome of one schedule optimisation.
+
+    Attributes
+    ----------
+    status : str
+        ``"optimal"``, ``"infeasible"``, ``"time_limit"`` or another HiGHS limit status.
+    feasible : bool
+        True when a schedule satisfying every constraint was found (an optimal one, or the
+        incumbent of a limit-stopped MILP).
+    objective_p : float
+        Cost of the schedule at the effective price; NaN when not feasible. [p]
+    mip_gap : float
+        Relative MIP gap reported by HiGHS; 0 for the LP, NaN when not feasible. [-]
+    solve_time_s : float
+        Wall time of the HiGHS run. [s]
+    charge_kw : ndarray, shape (ev, steps)
+        Grid-side charging power; zeros when not feasible. [kW]
+    discharge_kw : ndarray, shape (ev, steps)
+        Grid-side V2G discharge power; zeros without V2G or when not feasible. [kW]
+    energy_kwh : ndarray, shape (ev, steps + 1)
+        Energy in the battery at the start of each step (the last column is the end of the
+        horizon); ``e_start`` before arrival, the departure energy after it. [kWh]
+    model : str
+        ``"milp"`` or ``"lp"``.
+    build_time_s : float
+        Wall time to build the sparse model. [s]
+    """
+
+    status: str
+    feasible: bool
+    objective_p: float
+    mip_gap: float
+    solve_time_s: float
+    charge_kw: np.ndarray
+    discharge_kw: np.ndarray
+    energy_kwh: np.ndarray
+    model: str = "milp"
+    build_time_s: float = 0.0
+
+    @property
+    def net_kw(self) -> np.ndarray:
+        """Net grid power of each EV, charge minus discharge, shape (ev, steps). [kW]"""
+        return self.charge_kw - self.discharge_kw
+
+
+@dataclass(frozen=True)
+class _Cells:
+    """The in-window (EV, step) cells, EV-major: one variable of each kind per cell."""
+
+    ev: np.ndarray  # (m,) EV index of each cell
+    t: np.ndarray  # (m,) step of each cell
+    first: np.ndarray  # (n,) cell index of each EV's first step
+    last: np.ndarray  # (n,) cell index of each EV's last step
+
+    @property
+    def m(self) -> int:
+        return int(self.ev.size)
+
+
+@dataclass(frozen=True)
+class _Rows:
+    """A block of constraint rows in COO form, row numbers local to the block."""
+
+    row: np.ndarray
+    col: np.ndarray
+    val: np.ndarray
+    lower: np.ndarray
+    upper: np.ndarray
+
+
+def solve_schedule(
+    fleet: EvFleet,
+    headroom_kw: np.ndarray,
+    footroom_kw: np.ndarray,
+    price_p_per_kwh: np.ndarray,
+    *,
+    step_minutes: int = 10,
+    model: Literal["milp", "lp"] = "milp",
+    v2g: bool = False,
+    min_kw: float = 1.38,
+    efficiency: float = 0.95,
+    footroom_factor: float = 0.7,
+    v2g_premium: float = 17.5,
+    mip_gap: float = 1e-3,
+    time_limit_s: float = 60.0,
+    threads: int = 1,
+    seed: int = 0,
+) -> ScheduleResult:
+    """Cheapest charging (and optional V2G) schedule of a zone's EVs within its head/footroom.
+
+    See the module docstring for the model.
+
+    Parameters
+    ----------
+    fleet : EvFleet
+        The EVs' sessions; ``t_out <= steps``.
+    headroom_kw, footroom_kw : ndarray, shape (steps,)
+        Zone headroom and footroom on the noon-to-noon horizon. [kW]
+    price_p_per_kwh : ndarray, shape (steps,)
+        Import tariff, e.g. from `tariff_p_per_kwh`; the V2G premium is added here. [p/kWh]
+    step_minutes : int
+        Step length. [min]
+    model : {"milp", "lp"}
+        ``"lp"`` drops integrality (the LP relaxation, a lower bound on the MILP's cost).
+    v2g : bool
+        Allow discharge to the grid.
+    min_kw : float
+        Minimum non-zero charge or discharge power (6 A at 230 V). [kW]
+    efficiency : float
+        One-way efficiency between grid and battery. [-]
+    footroom_factor : float
+        Share of the footroom that V2G may use. [-]
+    v2g_premium : float
+        Added to the price where headroom < 0. [p/kWh]
+    mip_gap : float
+        Relative MIP gap at which HiGHS stops. [-]
+    time_limit_s : float
+        HiGHS time limit. [s]
+    threads : int
+        HiGHS threads.
+    seed : int
+        HiGHS random seed.
+
+    Returns
+    -------
+    ScheduleResult
+
+    Raises
+    ------
+    InputDataError
+        Bad fleet, profile shape or non-finite values.
+    SolverError
+        HiGHS failed (load, presolve or solve error), as opposed to proving infeasibility.
+    """
+    head, foot, price = _check_inputs(fleet, headroom_kw, footroom_kw, price_p_per_kwh,
+                                      model=model, min_kw=min_kw)
+    steps, step_h = head.size, step_minutes / 60.0
+    if fleet.n == 0:
+        zeros = np.zeros((0, steps))
+        return ScheduleResult("optimal", True, 0.0, 0.0, 0.0, zeros, zeros,
+                              np.zeros((0, steps + 1)), model)
+    started = time.perf_counter()
+    cells = _cells(fleet)
+    eff_price = effective_price_p_per_kwh(price, head, v2g_premium=v2g_premium)
+    models = {relaxed: _build_lp(fleet, cells, head, foot, eff_price, step_h=step_h, v2g=v2g,
+                                 min_kw=min_kw, efficiency=efficiency,
+                                 footroom_factor=footroom_factor, relaxed=relaxed)
+              for relaxed in ((True, False) if model == "milp" else (True,))}
+    build_s = time.perf_counter() - started
+    options = {"mip_rel_gap": float(mip_gap), "time_limit": float(time_limit_s),
+               "threads": int(threads), "random_seed": int(seed)}
+    if model == "milp":
+        run = _solve_milp(models[True], models[False], options, m=cells.m, min_kw=min_kw)
+    else:
+        run = _run_highs(models[True][0], options)
+    cols = models[model == "lp"][1]
+    status, x, gap, solve_s = run.status, run.x, run.gap, run.seconds
+    if x is None:
+        zeros = np.zeros((fleet.n, steps))
+        return ScheduleResult(status, False, np.nan, np.nan, solve_s, zeros, zeros.copy(),
+                              np.zeros((fleet.n, steps + 1)), model, build_s)
+    charge, discharge = _unpack(fleet, cells, x, steps, cols)
+    energy = _energy_kwh(fleet, charge, discharge, step_h=step_h, efficiency=efficiency)
+    cost = float(step_h * ((charge - discharge) @ eff_price).sum())
+    logger.debug("EV schedule %s: %s, %d EVs, cost %.2f p, gap %.2e, %.3f s",
+                 model, status, fleet.n, cost, gap, solve_s)
+    return ScheduleResult(status, True, cost, gap, solve_s, charge, discharge, energy,
+                          model, build_s)
+
+
+def _check_inputs(
+    fleet: EvFleet,
+    headroom_kw: np.ndarray,
+    footroom_kw: np.ndarray,
+    price_p_per_kwh: np.ndarray,
+    *,
+    model: str,
+    min_kw: float,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Profiles as float arrays of one shape (steps,), after checking them and the fleet."""
+    if model not in ("milp", "lp"):
+        raise ValueError(f"model must be 'milp' or 'lp', got {model!r}")
+    arrays = {}
+    for key, value in (("headroom_kw", headroom_kw), ("footroom_kw", footroom_kw),
+                       ("price_p_per_kwh", price_p_per_kwh)):
+        arrays[key] = np.asarray(value, dtype=float)
+        if arrays[key].ndim != 1 or not np.all(np.isfinite(arrays[key])):
+            raise InputDataError(f"{key} must be a finite 1-D array (steps,), "
+                                 f"got shape {arrays[key].shape}")
+    steps = arrays["headroom_kw"].size
+    if {a.size for a in arrays.values()} != {steps}:
+        raise InputDataError(f"profile lengths differ: { {k: a.size for k, a in arrays.items()} }")
+    fleet.assert_valid(steps=steps)
+    if fleet.n and not 0 <= min_kw <= fleet.charger_kw.min():
+        raise InputDataError(f"min_kw {min_kw} must be in [0, smallest charger_kw "
+                             f"{fleet.charger_kw.min()}]")
+    return arrays["headroom_kw"], arrays["footroom_kw"], arrays["price_p_per_kwh"]
+
+
+def _cells(fleet: EvFleet) -> _Cells:
+    """Flatten every EV's window ``[t_in, t_out)`` into cells, EV-major."""
+    length = fleet.t_out - fleet.t_in
+    first = np.concatenate(([0], np.cumsum(length)[:-1]))
+    ev = np.repeat(np.arange(fleet.n), length)
+    t = np.repeat(fleet.t_in - first, length) + np.arange(length.sum())
+    return _Cells(ev=ev, t=t, first=first, last=first + length - 1)
+
+
+def _power_rows(cells: _Cells, charger_kw: np.ndarray, min_kw: float,
+                x0: int, b0: int) -> _Rows:
+    """``x - P*b <= 0`` and ``x - min_kw*b >= 0`` for power columns ``x0+k``, binaries ``b0+k``."""
+    m, k = cells.m, np.arange(cells.m)
+    ones = np.ones(m)
+    return _Rows(
+        row=np.concatenate((k, k, m + k, m + k)),
+        col=np.concatenate((x0 + k, b0 + k, x0 + k, b0 + k)),
+        val=np.concatenate((ones, -charger_kw[cells.ev], ones, np.full(m, -min_kw))),
+        lower=np.concatenate((np.full(m, -_INF), np.zeros(m))),
+        upper=np.concatenate((np.zeros(m), np.full(m, _INF))),
+    )
+
+
+def _exclusive_rows(cells: _Cells, u0: int, w0: int) -> _Rows:
+    """``u + w <= 1``: never charge and discharge in the same step."""
+    k = np.arange(cells.m)
+    return _Rows(np.concatenate((k, k)), np.concatenate((u0 + k, w0 + k)),
+                 np.ones(2 * cells.m), np.full(cells.m, -_INF), np.ones(cells.m))
+
+
+def _shared_charger_rows(fleet: EvFleet, cells: _Cells, c0: int, d0: int) -> _Rows:
+    """``c + d <= P``: the relaxed form of one charger, charging or discharging."""
+    k = np.arange(cells.m)
+    return _Rows(np.concatenate((k, k)), np.concatenate((c0 + k, d0 + k)),
+                 np.ones(2 * cells.m), np.full(cells.m, -_INF), fleet.charger_kw[cells.ev])
+
+
+def _total_energy_rows(fleet: EvFleet, cells: _Cells, step_h: float, efficiency: float) -> _Rows:
+    """Charge-only energy: ``e_end - e_start <= sum step_h*eff*c <= battery - e_start`` per EV."""
+    return _Rows(cells.ev, np.arange(cells.m), np.full(cells.m, step_h * efficiency),
+                 fleet.e_end_kwh - fleet.e_start_kwh, fleet.battery_kwh - fleet.e_start_kwh)
+
+
+def _dynamic_energy_rows(fleet: EvFleet, cells: _Cells, step_h: float, efficiency: float,
+                         c0: int, d0: int, e0: int) -> _Rows:
+    """V2G energy: ``e[k] - e[k-1] - step_h*eff*c[k] + step_h/eff*d[k] = 0`` (``e_start`` first)."""
+    m, k = cells.m, np.arange(cells.m)
+    prev = np.setdiff1d(k, cells.first, assume_unique=True)  # cells with an e[k-1] column
+    rhs = np.zeros(m)
+    rhs[cells.first] = fleet.e_start_kwh
+    return _Rows(
+        row=np.concatenate((k, k, k, prev)),
+        col=np.concatenate((e0 + k, c0 + k, d0 + k, e0 + prev - 1)),
+        val=np.concatenate((np.ones(m), np.full(m, -step_h * efficiency),
+                            np.full(m, step_h / efficiency), -np.ones(prev.size))),
+        lower=rhs, upper=rhs,
+    )
+
+
+def _zone_rows(cells: _Cells, head: np.ndarray, foot: np.ndarray, footroom_factor: float,
+               c0: int, d0: int | None) -> _Rows:
+    """``-f*footroom <= sum_i (c - d) <= headroom`` at every step with an EV plugged in."""
+    used, row = np.unique(cells.t, return_inverse=True)
+    k = np.arange(cells.m)
+    col, val = c0 + k, np.ones(cells.m)
+    if d0 is not None:
+        row, col, val = np.concatenate((row, row)), np.concatenate((col, d0 + k)), \
+            np.concatenate((val, -val))
+    return _Rows(row, col, val, -footroom_factor * foot[used], head[used])
+
+
+def _layout(m: int, *, v2g: bool, relaxed: bool) -> dict[str, int]:
+    """Column offsets of the variable blocks, each ``m`` long, in model order."""
+    names = ["c"] if relaxed else ["c", "u"]
+    if v2g:
+        names += ["d", "e"] if relaxed else ["d", "w", "e"]
+    return {name: i * m for i, name in enumerate(names)}
+
+
+def _build_lp(fleet: EvFleet, cells: _Cells, head: np.ndarray, foot: np.ndarray,
+              price: np.ndarray, *, step_h: float, v2g: bool, min_kw: float, efficiency: float,
+              footroom_factor: float, relaxed: bool) -> tuple[tuple[Any, ...], dict[str, int]]:
+    """Assemble the model as a ``passModel`` tuple (CSC matrix) and its column layout.
+
+    ``relaxed`` builds the LP relaxation projected onto the power and energy columns: with the
+    binaries continuous, ``min_kw*u <= c <= P*u``, ``min_kw*w <= d <= P*w``, ``u + w <= 1``
+    hold for some ``u, w`` exactly when ``c + d <= P`` (take ``u = c/P``, ``w = d/P``), so
+    the binaries and their rows are dropped; the optimum is that of the LP relaxation.
+    """
+    m, steps = cells.m, head.size
+    cols = _layout(m, v2g=v2g, relaxed=relaxed)
+    power_max = fleet.charger_kw[cells.ev]
+    tie = _TIE_BREAK * step_h * cells.t / steps
+    e_low = np.zeros(m)
+    e_low[cells.last] = fleet.e_end_kwh
+    spec = {  # name: (cost, lower, upper, integrality)
+        "c": (step_h * price[cells.t] + tie, 0.0, power_max, 0),
+        "u": (0.0, 0.0, 1.0, 1),
+        "d": (-step_h * price[cells.t] + tie, 0.0, power_max, 0),
+        "w": (0.0, 0.0, 1.0, 1),
+        "e": (0.0, e_low, fleet.battery_kwh[cells.ev], 0),
+    }
+    columns = [np.broadcast_to(np.asarray(spec[name][j], dtype=float), (m,))
+               for j in range(4) for name in cols]
+    cost, lower, upper, integrality = (np.concatenate(columns[j * len(cols):(j + 1) * len(cols)])
+                                       for j in range(4))
+    blocks = _constraint_rows(fleet, cells, cols, head, foot, step_h=step_h, min_kw=min_kw,
+                              efficiency=efficiency, footroom_factor=footroom_factor)
+    return _to_highs_lp(blocks, cost, lower, upper, integrality.astype(np.int32)), cols
+
+
+def _constraint_rows(fleet: EvFleet, cells: _Cells, cols: dict[str, int], head: np.ndarray,
+                     foot: np.ndarray, *, step_h: float, min_kw: float, efficiency: float,
+                     footroom_factor: float) -> list[_Rows]:
+    """Row blocks of the model whose columns are laid out as ``cols``."""
+    blocks = []
+    if "u" in cols:
+        blocks.append(_power_rows(cells, fleet.charger_kw, min_kw, cols["c"], cols["u"]))
+    if "w" in cols:
+        blocks += [_power_rows(cells, fleet.charger_kw, min_kw, cols["d"], cols["w"]),
+                   _exclusive_rows(cells, cols["u"], cols["w"])]
+    elif "d" in cols:
+        blocks.append(_shared_charger_rows(fleet, cells, cols["c"], cols["d"]))
+    if "e" in cols:
+        blocks.append(_dynamic_energy_rows(fleet, cells, step_h, efficiency,
+                                           cols["c"], cols["d"], cols["e"]))
+    else:
+        blocks.append(_total_energy_rows(fleet, cells, step_h, efficiency))
+    blocks.append(_zone_rows(cells, head, foot, footroom_factor, cols["c"], cols.get("d")))
+    return blocks
+
+
+def _to_highs_lp(blocks: list[_Rows], cost: np.ndarray, col_lower: np.ndarray,
+                 col_upper: np.ndarray, integrality: np.ndarray) -> tuple[Any, ...]:
+    """Stack row blocks into one CSC matrix; return the argument tuple of ``Highs.passModel``.
+
+    The tuple is (num_col, num_row, num_nz, a_format, sense, offset, col_cost, col_lower,
+    col_upper, row_lower, row_upper, a_start, a_index, a_value, integrality).
+    """
+    offsets = np.cumsum([0] + [b.lower.size for b in blocks])
+    num_row, num_col = int(offsets[-1]), cost.size
+    rows = np.concatenate([b.row + o for b, o in zip(blocks, offsets[:-1])])
+    a = sp.coo_matrix((np.concatenate([b.val for b in blocks]),
+                       (rows, np.concatenate([b.col for b in blocks]))),
+                      shape=(num_row, num_col)).tocsc()
+    a.sum_duplicates()
+    return (num_col, num_row, int(a.nnz), int(highspy.MatrixFormat.kColwise),
+            int(highspy.ObjSense.kMinimize), 0.0, cost, col_lower, col_upper,
+            np.concatenate([b.lower for b in blocks]), np.concatenate([b.upper for b in blocks]),
+            a.indptr.astype(np.int32), a.indices.astype(np.int32), a.data.astype(float),
+            integrality.astype(np.int32))
+
+
+class _Run(NamedTuple):
+    """One HiGHS run: status text, column values (None without a solution), objective of the
+    model including the tie-break, relative MIP gap and wall seconds."""
+
+    status: str
+    x: np.ndarray | None
+    objective: float
+    gap: float
+    seconds: float
+
+
+def _run_highs(lp: tuple[Any, ...], options: dict[str, float | int],
+               start: np.ndarray | None = None) -> _Run:
+    """Solve the ``passModel`` tuple ``lp``, optionally from the MIP start ``start``."""
+    h = highspy.Highs()
+    for key, value in {"output_flag": False, "log_to_console": False, **options}.items():
+        if h.setOptionValue(key, value) == highspy.HighsStatus.kError:
+            raise SolverError(f"HiGHS rejected option {key}={value!r}")
+    if h.passModel(*lp) == highspy.HighsStatus.kError:
+        raise SolverError("HiGHS rejected the EV schedule model (passModel error)")
+    if start is not None:
+        h.setSolution(start.size, np.arange(start.size, dtype=np.int32), start)
+    started = time.perf_counter()
+    run_status = h.run()
+    seconds = time.perf_counter() - started
+    model_status = h.getModelStatus()
+    if run_status == highspy.HighsStatus.kError or model_status not in _STATUS:
+        raise SolverError(f"HiGHS failed: run status {run_status.name}, model status "
+                          f"{h.modelStatusToString(model_status)}")
+    info = h.getInfo()
+    integer = bool(np.any(lp[14]))
+    has_solution = info.primal_solution_status == highspy.kSolutionStatusFeasible
+    if model_status != _MS.kOptimal and not (integer and has_solution):
+        return _Run(_STATUS[model_status], None, np.nan, np.nan, seconds)
+    x = np.asarray(h.getSolution().col_value, dtype=float)
+    gap = float(info.mip_gap) if integer else 0.0
+    return _Run(_STATUS[model_status], x, float(info.objective_function_value), gap, seconds)
+
+
+def _solve_milp(relaxed: tuple[tuple[Any, ...], dict[str, int]],
+                full: tuple[tuple[Any, ...], dict[str, int]], options: dict[str, float | int],
+                *, m: int, min_kw: float) -> _Run:
+    """LP bound, then a restricted MILP, then (only if its gap is too big) the full MILP.
+
+    1. The LP relaxation gives a lower bound; if it is infeasible so is the MILP.
+    2. Restricted MILP (RENS-like): binaries whose power is 0 in the LP are fixed off, those
+       at or above ``min_kw`` fixed on; only the cells between stay free. Its optimum is a
+       feasible schedule; if it is within ``mip_rel_gap`` of the LP bound it is returned.
+    3. Otherwise the full MILP runs, warm-started from step 2's schedule.
+
+    Parameters ``relaxed`` and ``full`` are (``passModel`` tuple, column layout) pairs.
+    """
+    deadline = time.perf_counter() + float(options["time_limit"])
+    bound = _run_highs(relaxed[0], options)
+    if bound.x is None:
+        return bound
+    fixed = _run_highs(_fix_binaries(full, relaxed[1], bound.x, m=m, min_kw=min_kw),
+                       {**options, "time_limit": max(deadline - time.perf_counter(), 0.0)})
+    spent = bound.seconds + fixed.seconds
+    if fixed.x is not None:
+        gap = max(fixed.objective - bound.objective, 0.0) / max(abs(fixed.objective), 1e-9)
+        close = fixed.objective - bound.objective <= max(
+            float(options["mip_rel_gap"]) * abs(fixed.objective), _ABS_GAP)
+        if close or time.perf_counter() >= deadline:
+            return _Run("optimal" if close else "time_limit", fixed.x, fixed.objective, gap,
+                        spent)
+    logger.debug("restricted MILP %s, not within the gap: solving the full MILP", fixed.status)
+    run = _run_highs(full[0], {**options, "time_limit": max(deadline - time.perf_counter(), 0.0)},
+                     start=fixed.x)
+    return run._replace(seconds=spent + run.seconds)
+
+
+def _with(lp: tuple[Any, ...], *, col_lower: np.ndarray | None = None,
+          col_upper: np.ndarray | None = None,
+          integrality: np.ndarray | None = None) -> tuple[Any, ...]:
+    """Copy of a ``passModel`` tuple with new column bounds or integrality."""
+    out = list(lp)
+    for index, value in ((7, col_lower), (8, col_upper), (14, integrality)):
+        if value is not None:
+            out[index] = value
+    return tuple(out)
+
+
+def _fix_binaries(full: tuple[tuple[Any, ...], dict[str, int]], relaxed_cols: dict[str, int],
+                  x: np.ndarray, *, m: int, min_kw: float) -> tuple[Any, ...]:
+    """The full model with each binary fixed off where the LP solution ``x`` has zero power
+    and on where it has at least ``min_kw``."""
+    lp, cols = full
+    lower, upper = lp[7].copy(), lp[8].copy()
+    for power, binary in (("c", "u"), ("d", "w")):
+        if binary in cols:
+            value, free = x[relaxed_cols[power]:relaxed_cols[power] + m], slice(
+                cols[binary], cols[binary] + m)
+            upper[free][value <= _FIX_TOL] = 0.0
+            lower[free][value >= min_kw - _FIX_TOL] = 1.0
+    return _with(lp, col_lower=lower, col_upper=upper)
+
+
+def _unpack(fleet: EvFleet, cells: _Cells, x: np.ndarray, steps: int,
+            cols: dict[str, int]) -> tuple[np.ndarray, np.ndarray]:
+    """Scatter the power columns into (ev, steps) arrays, clipped to [0, charger]."""
+    m = cells.m
+    charge = np.zeros((fleet.n, steps))
+    discharge = np.zeros((fleet.n, steps))
+    power_max = fleet.charger_kw[cells.ev]
+    charge[cells.ev, cells.t] = np.clip(x[cols["c"]:cols["c"] + m], 0.0, power_max)
+    if "d" in cols:
+        discharge[cells.ev, cells.t] = np.clip(x[cols["d"]:cols["d"] + m], 0.0, power_max)
+    return charge, discharge
+
+
+def _energy_kwh(fleet: EvFleet, charge: np.ndarray, discharge: np.ndarray,
+                *, step_h: float, efficiency: float) -> np.ndarray:
+    """Battery energy at each step boundary, shape (ev, steps + 1), from the power arrays."""
+    delta = step_h * (efficiency * charge - discharge / efficiency)
+    start = fleet.e_start_kwh[:, None]
+    return np.concatenate((start, start + np.cumsum(delta, axis=1)), axis=1)

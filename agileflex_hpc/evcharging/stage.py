@@ -1,0 +1,159 @@
+"""Stage 7 runner: the EV attempts of every zone, split over workers, one file per zone.
+
+Reads ``hosting/<network>.h5`` (assigned case, EVs hosted, quantile head/footroom profiles)
+and writes ``ev/<network>/<zone>.h5``: every attempt, the final fleet and its schedule on the
+noon-to-noon day. Each zone's seed is ``[run.seed, network index, zone index]``, so results
+do not depend on how the zones were split.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pandas as pd
+
+from agileflex_hpc import h5io
+from agileflex_hpc.evcharging.attempts import AttemptsResult, run_attempts
+from agileflex_hpc.evcharging.tariff import tariff_p_per_kwh
+from agileflex_hpc.headroom.stage import hosting_path
+from agileflex_hpc.partition import split_by_cost
+
+__all__ = ["ZoneTask", "list_zone_tasks", "zone_path", "zone_profiles", "run", "read_zone"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ZoneTask:
+    """One zone's attempts: the global order is network (config order), zone."""
+
+    index: int
+    network: str
+    network_index: int
+    zone: str
+    zone_index: int
+    n_start: int
+    customers: int
+
+
+def zone_path(out_dir: Path, network: str, zone: str) -> Path:
+    return Path(out_dir) / "ev" / network / f"{zone}.h5"
+
+
+def list_zone_tasks(cfg) -> list[ZoneTask]:
+    """Every zone with customers, in the fixed order, with its starting EV count."""
+    tasks = []
+    for k, net in enumerate(cfg.networks):
+        with h5py.File(hosting_path(cfg.out_dir, net.name), "r") as f:
+            zones = [z.decode() for z in f["zone"][()]]
+            evs = f["hosting/evs_hosted"][()]
+            customers = f["hosting/customers"][()]
+        for z, zone in enumerate(zones):
+            if customers[z] > 0:
+                n0 = int(evs[z]) if cfg.ev.max_evs <= 0 else min(int(evs[z]), cfg.ev.max_evs)
+                tasks.append(ZoneTask(len(tasks), net.name, k, zone, z, n0, int(customers[z])))
+    return tasks
+
+
+def tasks_for(worker: int, n_workers: int, tasks: list[ZoneTask]) -> list[ZoneTask]:
+    """This worker's zones: contiguous, balanced by expected cost (~ EVs + 1)."""
+    bounds = split_by_cost(np.array([t.n_start + 1 for t in tasks]), n_workers)
+    return tasks[bounds[worker]:bounds[worker + 1]]
+
+
+def zone_profiles(cfg, network: str, zone_index: int) -> tuple[np.ndarray, np.ndarray]:
+    """(headroom, footroom) [kW] of the zone's assigned case on the noon-to-noon horizon.
+
+    The quantile profiles are per phase in kVA; EVs charge at ``loadflow.ev_pf``, so the
+    real-power room is kVA x ev_pf. The horizon starts at 12:00 (profile index steps/2).
+    """
+    with h5py.File(hosting_path(cfg.out_dir, network), "r") as f:
+        case = int(f["hosting/case_index"][zone_index])
+        head = f["hosting/headroom_q_kva"][case, :, zone_index]
+        foot = f["hosting/footroom_q_kva"][case, :, zone_index]
+    half = cfg.time.steps_per_day // 2
+    pf = cfg.loadflow.ev_pf
+    return np.roll(head, -half) * pf, np.roll(foot, -half) * pf
+
+
+def _price(cfg) -> np.ndarray:
+    ev = cfg.ev
+    return tariff_p_per_kwh(steps=cfg.time.steps_per_day, step_minutes=cfg.time.step_minutes,
+                            start_hour=12, green=ev.green, amber=ev.amber, red=ev.red,
+                            energy=ev.energy)
+
+
+def solve_zone(cfg, task: ZoneTask, *, successes: int | None = None) -> AttemptsResult:
+    """The attempts loop of one zone (NaN quantiles, from failed steps, count as no room)."""
+    head, foot = zone_profiles(cfg, task.network, task.zone_index)
+    head, foot = np.nan_to_num(head, nan=0.0), np.nan_to_num(foot, nan=0.0)
+    ev = cfg.ev
+    return run_attempts(
+        task.n_start, head, foot, _price(cfg),
+        seed=[cfg.run.seed, task.network_index, task.zone_index],
+        successes_needed=successes or ev.successes_needed,
+        step_minutes=cfg.time.step_minutes, model=ev.model, v2g=ev.v2g, min_kw=ev.min_kw,
+        efficiency=ev.efficiency, footroom_factor=ev.footroom_factor,
+        v2g_premium=ev.v2g_premium, mip_gap=ev.mip_gap, time_limit_s=ev.time_limit_s,
+        threads=ev.threads,
+    )
+
+
+def run(cfg, *, worker: int = 0, n_workers: int = 1) -> list[Path]:
+    """Solve this worker's zones whose file is missing; return the files written."""
+    tasks = tasks_for(worker, n_workers, list_zone_tasks(cfg))
+    written = []
+    for task in tasks:
+        path = zone_path(cfg.out_dir, task.network, task.zone)
+        if h5io.is_complete(path, expect={"config_sha256": cfg.sha256}):
+            continue
+        t0 = time.perf_counter()
+        result = solve_zone(cfg, task)
+        _write_zone(path, cfg, task, result)
+        logger.info("%s/%s: %d EVs (start %d, %d attempts, %s) in %.1f s", task.network,
+                    task.zone, result.n, task.n_start, len(result.attempts),
+                    result.stop_reason, time.perf_counter() - t0)
+        written.append(path)
+    return written
+
+
+def _write_zone(path: Path, cfg, task: ZoneTask, res: AttemptsResult) -> None:
+    attrs = h5io.provenance(cfg, network=task.network, zone=task.zone, n_start=task.n_start,
+                            n_evs=res.n, stop_reason=res.stop_reason, customers=task.customers)
+    steps = cfg.time.steps_per_day
+    with h5io.atomic_h5(path, attrs=attrs) as f:
+        h5io.write_coord(f, "step", (np.arange(steps) * cfg.time.step_minutes + 720) % 1440,
+                         units="minutes since midnight (horizon starts at 12:00)")
+        g = f.create_group("ev")
+        h5io.write_table(g, "attempts", res.attempts_frame())
+        fleet = res.fleet
+        if fleet is not None and fleet.n:
+            h5io.write_table(g, "fleet", pd.DataFrame({
+                "name": fleet.name, "t_in": fleet.t_in, "t_out": fleet.t_out,
+                "e_start_kwh": fleet.e_start_kwh, "e_end_kwh": fleet.e_end_kwh,
+                "battery_kwh": fleet.battery_kwh, "charger_kw": fleet.charger_kw}))
+            sch = res.schedule
+            h5io.write_coord(f, "ev", fleet.name)
+            for name, data, desc in [("charge_kw", sch.charge_kw, "charging power"),
+                                     ("discharge_kw", sch.discharge_kw, "V2G discharge power")]:
+                h5io.write_var(g, name, data.astype(np.float32), dims=["ev", "step"],
+                               units="kW", description=desc)
+            g.attrs.update(objective_p=sch.objective_p, mip_gap=sch.mip_gap,
+                           solve_time_s=sch.solve_time_s, status=sch.status)
+
+
+def read_zone(path: Path) -> dict:
+    """A zone file as a dict: attrs, attempts, and fleet/charge/discharge where EVs exist."""
+    with h5py.File(path, "r") as f:
+        out = {"attrs": {k: f.attrs[k] for k in ("network", "zone", "n_evs", "stop_reason")},
+               "attempts": h5io.read_table(f["ev"], "attempts")}
+        if "fleet" in f["ev"]:
+            out["fleet"] = h5io.read_table(f["ev"], "fleet")
+            out["charge_kw"] = f["ev/charge_kw"][()]
+            out["discharge_kw"] = f["ev/discharge_kw"][()]
+    return out

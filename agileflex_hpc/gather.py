@@ -1,0 +1,37 @@
+"""CLI: ``python -m agileflex_hpc.gather CONFIG``: stitch the load-flow blocks (after an array).
+
+Checks that every block of every (network, case) exists and is complete, then writes
+``<out>/raw/<network>/<case>.h5`` with virtual datasets over the blocks.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+from agileflex_hpc.cli import run_stage
+
+logger = logging.getLogger("agileflex_hpc.gather")
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_stage(argv, "python -m agileflex_hpc.gather",
+                     "Stitch load-flow block files into one file per (network, case).", _body)
+
+
+def _body(cfg, workers, args) -> int:
+    from agileflex_hpc.loadflow.gather import gather_all
+    from agileflex_hpc.loadflow.run import plan
+
+    items = plan(cfg)
+    if args.dry_run:
+        print(f"{len(items)} blocks to stitch into "
+              f"{len({(i.network, i.case) for i in items})} files")
+        return 0
+    for path in gather_all(cfg, items):
+        logger.info("wrote %s", path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

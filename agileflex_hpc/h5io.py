@@ -1,0 +1,221 @@
+"""HDF5 conventions shared by every stage.
+
+* Coordinates live at the file root as dimension scales (``/time``, ``/bus``, ``/line``,
+  ``/phase``, ...), so ``xarray.open_dataset(path, engine="h5netcdf", group=...)`` sees named
+  dimensions. Time is int64 seconds since 1970-01-01 (UTC, study-local clock).
+* Every dataset has the attributes ``units``, ``dims`` (JSON list) and ``description``.
+* Every file has provenance attributes and ``complete = 1``, written last.
+* Files are written under a temporary name and renamed, so a reader never sees half a file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import datetime as dt
+import json
+import logging
+import os
+import platform
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from agileflex_hpc import __version__
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "atomic_h5",
+    "write_coord",
+    "write_var",
+    "write_table",
+    "read_table",
+    "is_complete",
+    "provenance",
+    "time_to_epoch",
+]
+
+logger = logging.getLogger(__name__)
+
+SCHEMA_VERSION = "1"
+_TARGET_CHUNK_BYTES = 2 * 1024 * 1024
+
+
+@contextlib.contextmanager
+def atomic_h5(path: Path, *, attrs: dict[str, Any] | None = None) -> Iterator[h5py.File]:
+    """Open ``path`` for writing via ``<path>.<pid>.tmp``; rename into place on success.
+
+    The file gets ``attrs`` plus ``complete = 1`` as its last write. On an exception the
+    temporary file is removed and any existing ``path`` is left untouched.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    try:
+        with h5py.File(tmp, "w", track_order=True) as f:
+            for key, value in (attrs or {}).items():
+                f.attrs[key] = value
+            yield f
+            f.attrs["complete"] = 1
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def is_complete(path: Path, *, expect: dict[str, Any] | None = None) -> bool:
+    """True if ``path`` is a readable HDF5 file marked complete whose attrs match ``expect``."""
+    path = Path(path)
+    if not path.is_file():
+        return False
+    try:
+        with h5py.File(path, "r") as f:
+            if int(f.attrs.get("complete", 0)) != 1:
+                return False
+            for key, value in (expect or {}).items():
+                if _attr_str(f.attrs.get(key)) != _attr_str(value):
+                    return False
+    except (OSError, KeyError, ValueError):
+        return False
+    return True
+
+
+def _attr_str(value: Any) -> str:
+    if isinstance(value, bytes):
+        return value.decode()
+    if isinstance(value, np.generic):
+        return str(value.item())
+    return str(value)
+
+
+def write_coord(f: h5py.File, name: str, values: Any, *, units: str = "",
+                description: str = "") -> h5py.Dataset:
+    """Write a 1-D coordinate at the root and make it a dimension scale named ``name``."""
+    values = np.asarray(values)
+    if values.dtype.kind in "OU":
+        values = values.astype(h5py.string_dtype())
+    ds = f.create_dataset(name, data=values)
+    ds.make_scale(name)
+    _describe(ds, units, [name], description)
+    return ds
+
+
+def write_var(group: h5py.Group, name: str, data: Any, *, dims: list[str], units: str,
+              description: str, compress: bool = True) -> h5py.Dataset:
+    """Write a data variable with attrs and chunks along time; attach the root scales."""
+    data = np.asarray(data)
+    if data.dtype.kind in "OU":
+        data = data.astype(h5py.string_dtype())
+        compress = False
+    chunks = _chunks(data.shape, data.dtype.itemsize, dims) if compress and data.size else None
+    ds = group.create_dataset(
+        name, data=data, chunks=chunks,
+        compression="gzip" if chunks else None, compression_opts=4 if chunks else None,
+        shuffle=bool(chunks),
+    )
+    _describe(ds, units, dims, description)
+    attach_scales(ds, dims)
+    return ds
+
+
+def attach_scales(ds: h5py.Dataset, dims: list[str]) -> None:
+    """Attach the root dimension scales named ``dims`` to ``ds`` where they exist."""
+    root = ds.file
+    for axis, dim in enumerate(dims):
+        if dim in root and root[dim].shape[0] == ds.shape[axis]:
+            ds.dims[axis].attach_scale(root[dim])
+
+
+def _describe(ds: h5py.Dataset, units: str, dims: list[str], description: str) -> None:
+    ds.attrs["units"] = units
+    ds.attrs["dims"] = json.dumps(dims)
+    ds.attrs["description"] = description
+
+
+def _chunks(shape: tuple[int, ...], itemsize: int, dims: list[str]) -> tuple[int, ...]:
+    """About 2 MiB chunks, whole along every axis but time (axis 0 when dims[0] == 'time')."""
+    if not shape or dims[0] != "time":
+        return tuple(max(s, 1) for s in shape)
+    row = int(np.prod(shape[1:], dtype=np.int64)) * itemsize or 1
+    n_time = max(1, min(shape[0], _TARGET_CHUNK_BYTES // row))
+    return (n_time, *[max(s, 1) for s in shape[1:]])
+
+
+def write_table(group: h5py.Group, name: str, df) -> None:
+    """Store a pandas DataFrame as one dataset per column under ``group/name``."""
+    sub = group.create_group(name)
+    sub.attrs["columns"] = json.dumps(list(df.columns))
+    for col in df.columns:
+        values = df[col].to_numpy()
+        if values.dtype.kind in "OUS" or values.dtype == object:
+            values = values.astype(str).astype(h5py.string_dtype())
+        sub.create_dataset(col, data=values)
+
+
+def read_table(group: h5py.Group, name: str):
+    """Read a table written by :func:`write_table` back as a pandas DataFrame."""
+    import pandas as pd
+
+    sub = group[name]
+    cols = json.loads(sub.attrs["columns"])
+    data = {}
+    for col in cols:
+        values = sub[col][()]
+        if values.dtype.kind in "OS":
+            values = np.array([v.decode() if isinstance(v, bytes) else v for v in values],
+                              dtype=object)
+        data[col] = values
+    return pd.DataFrame(data, columns=cols)
+
+
+def time_to_epoch(times) -> np.ndarray:
+    """pandas DatetimeIndex (naive, study clock) -> int64 seconds since 1970-01-01."""
+    return (np.asarray(times, dtype="datetime64[s]").astype(np.int64))
+
+
+def provenance(cfg=None, **extra: Any) -> dict[str, Any]:
+    """Root attributes: schema/package/engine versions, config, seed, MPI/SLURM context."""
+    from agileflex_hpc.network.engine import engine_version
+
+    attrs: dict[str, Any] = {
+        "schema_version": SCHEMA_VERSION,
+        "version": __version__,
+        "git_commit": _git_commit(),
+        "created_utc": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "opendss_version": engine_version(),
+        "versions": json.dumps(_versions()),
+        "slurm_job_id": os.environ.get("SLURM_JOB_ID", ""),
+        "array_task_id": os.environ.get("SLURM_ARRAY_TASK_ID", ""),
+        "host": platform.node(),
+    }
+    if cfg is not None:
+        attrs.update(config_toml=cfg.toml_text, config_sha256=cfg.sha256, seed=cfg.run.seed)
+    attrs.update(extra)
+    return attrs
+
+
+def _versions() -> dict[str, str]:
+    import importlib.metadata as md
+
+    out = {"python": platform.python_version()}
+    for pkg in ("numpy", "h5py", "opendssdirect.py", "dss-python", "highspy", "mpi4py", "scipy"):
+        try:
+            out[pkg] = md.version(pkg)
+        except md.PackageNotFoundError:
+            pass
+    return out
+
+
+@functools.lru_cache(maxsize=1)
+def _git_commit() -> str:
+    here = Path(__file__).resolve().parent
+    try:
+        res = subprocess.run(["git", "-C", str(here), "rev-parse", "HEAD"], capture_output=True,
+                             text=True, timeout=5, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return ""
+    return res.stdout.strip() if res.returncode == 0 else ""

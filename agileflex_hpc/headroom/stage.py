@@ -1,0 +1,268 @@
+"""Stages 3-6 runner: zones, voltage limits, headroom/footroom and hosting, per network.
+
+Reads the stitched load-flow files and the network manifest; writes
+
+* ``zones/<network>/<case>.h5``     Vmin, supply-cable flow, overloads per (time, zone)
+* ``headroom/<network>/limits.h5``   the voltage-constrained flow limit per zone
+* ``headroom/<network>/<case>.h5``   rate, headroom, footroom, binding per (time, zone)
+* ``hosting/<network>.h5`` and ``hosting/<network>_summary.csv``  quantile profiles, HP case
+  and EVs hosted per zone, and the final customers table.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pandas as pd
+
+from agileflex_hpc import h5io
+from agileflex_hpc.config import CASE_PATTERN
+from agileflex_hpc.headroom import (
+    assign_hp_case, compute_headroom, daily_energy_kwh, daily_profiles, evs_hosted,
+    final_customers, fit_voltage_limits, quantile_profile, thermal_rate_kva, zone_series,
+)
+from agileflex_hpc.inputs.stage import inputs_path, read_customers, study_times
+from agileflex_hpc.loadflow.gather import stitched_path
+from agileflex_hpc.network.manifest import NetworkManifest, manifest_path, read_manifest
+
+__all__ = ["ZoneData", "compute_zones", "run_network", "run", "hosting_path", "summary_table"]
+
+logger = logging.getLogger(__name__)
+
+_TIME_CHUNK = 1440  # steps read at once from the stitched files (bounds memory)
+_T = "seconds since 1970-01-01 00:00:00"
+
+
+@dataclass
+class ZoneData:
+    """Stage-3 series of one (network, case); arrays are (time, zone) unless noted."""
+
+    vmin_pu: np.ndarray
+    pflow_kva: np.ndarray
+    n_overloaded: np.ndarray
+    busbar_v_pu: np.ndarray  # (time, phase)
+    s_tx_kva: np.ndarray  # (time,) all transformers summed
+    converged: np.ndarray  # (time,) bool
+
+
+def hosting_path(out_dir: Path, network: str) -> Path:
+    return Path(out_dir) / "hosting" / f"{network}.h5"
+
+
+def compute_zones(stitched: Path, m: NetworkManifest) -> ZoneData:
+    """Stage 3 over a stitched load-flow file, in time chunks."""
+    topo = m.topology
+    busbar = list(m.bus_names).index(topo.busbar)
+    parts = []
+    with h5py.File(stitched, "r") as f:
+        g = f["loadflow"]
+        n_time = g["v_pu"].shape[0]
+        for t0 in range(0, n_time, _TIME_CHUNK):
+            sl = slice(t0, min(t0 + _TIME_CHUNK, n_time))
+            v, i, s = g["v_pu"][sl], g["i_a"][sl], g["s_kva"][sl]
+            zs = zone_series(v, i, s, feeder_buses=list(topo.feeder_buses),
+                             feeder_lines=list(topo.feeder_lines),
+                             supply_line=[int(x[0]) for x in topo.supply_lines],
+                             line_rating_a=m.line_rating_a)
+            pflow = zs.pflow_kva + _parallel_flow(s, topo)
+            parts.append((zs.vmin_pu, pflow, zs.n_overloaded, v[:, busbar, :],
+                          g["s_tx_kva"][sl].sum(axis=1), g["converged"][sl].astype(bool)))
+    cols = [np.concatenate(c) for c in zip(*parts)]
+    return ZoneData(*cols)
+
+
+def _parallel_flow(s_kva: np.ndarray, topo) -> np.ndarray:
+    """(time, zone) flow of every supply cable after a feeder's first (parallel cables)."""
+    out = np.zeros((s_kva.shape[0], 3 * topo.n_feeders), dtype=np.float64)
+    for f, lines in enumerate(topo.supply_lines):
+        if len(lines) > 1:
+            out[:, 3 * f:3 * f + 3] = s_kva[:, lines[1:], :].sum(axis=1)
+    return out
+
+
+def run_network(cfg, network: str, *, raw_dir: Path | None = None) -> pd.DataFrame:
+    """Stages 3-6 of one network; returns its per-zone hosting summary."""
+    m = read_manifest(manifest_path(cfg.out_dir, network))
+    raw_dir = Path(raw_dir or cfg.out_dir / "raw")
+    cases = list(cfg.cases.names)
+    zones = {c: compute_zones(stitched_path(raw_dir, network, c), m) for c in cases}
+    for case, zd in zones.items():
+        _write_zones(cfg, m, case, zd)
+    customers = m.topology.zone_customers
+    limits = _fit_limits(cfg, zones, customers)
+    _write_limits(cfg, m, limits)
+    heads = {c: _headroom(cfg, m, zd, limits.limit_kva) for c, zd in zones.items()}
+    for case, hd in heads.items():
+        _write_headroom(cfg, m, case, hd)
+    return _hosting(cfg, m, heads)
+
+
+def _fit_limits(cfg, zones: dict[str, ZoneData], customers: np.ndarray):
+    """Stage 4 from all cases' converged (Pflow, Vmin) points."""
+    pflow = np.concatenate([z.pflow_kva for z in zones.values()])
+    vmin = np.concatenate([z.vmin_pu for z in zones.values()])
+    ok = np.concatenate([z.converged for z in zones.values()])
+    return fit_voltage_limits(pflow, vmin, customers > 0, valid=ok,
+                              v_lim=cfg.headroom.v_lim_pu,
+                              fallback_factor=cfg.headroom.fallback_factor)
+
+
+def _headroom(cfg, m: NetworkManifest, zd: ZoneData, limit_kva: np.ndarray):
+    """Stage 5 of one case; non-converged steps are NaN (masked, not trusted)."""
+    hc, topo = cfg.headroom, m.topology
+    thermal = thermal_rate_kva(np.repeat(topo.supply_rating_a, 3), zd.busbar_v_pu,
+                               topo.zone_phase, thermal_factor=hc.thermal_factor,
+                               v_ll_kv=hc.v_ll_kv)
+    pflow = np.where(zd.converged[:, None], zd.pflow_kva, np.nan)
+    return compute_headroom(pflow, thermal, limit_kva, s_tx_kva=zd.s_tx_kva,
+                            tx_rating_kva=float(m.transformer_kva.sum()),
+                            has_customers=topo.zone_customers > 0)
+
+
+def _hosting(cfg, m: NetworkManifest, heads: dict) -> pd.DataFrame:
+    """Stage 6: quantile profiles, HP case per zone, EVs hosted; writes hosting/<net>.h5."""
+    hc, spd = cfg.headroom, cfg.time.steps_per_day
+    cases = list(heads)
+    q_head = np.stack([quantile_profile(daily_profiles(h.headroom_kva, spd), q=hc.quantile)
+                       for h in heads.values()])
+    q_foot = np.stack([quantile_profile(daily_profiles(h.footroom_kva, spd), q=hc.quantile)
+                       for h in heads.values()])
+    energy = np.stack([daily_energy_kwh(q, step_hours=cfg.time.step_hours,
+                                        efficiency=hc.efficiency) for q in q_head])
+    hp_pct = np.array([int(CASE_PATTERN.match(c).group(2)) for c in cases])
+    assign = assign_hp_case(hp_pct, q_head, energy, v2g_energy_kwh=hc.v2g_energy_kwh,
+                            none_case=int(np.argmin(hp_pct)))
+    zones = np.arange(q_head.shape[2])
+    chosen_energy = energy[assign.case_index, zones]
+    customers = m.topology.zone_customers
+    evs = evs_hosted(chosen_energy, customers, kwh_per_ev=hc.kwh_per_ev)
+    zone_case = {z: cases[k] for z, k in zip(m.zone_ids, assign.case_index)}
+    tables = {c: read_customers(inputs_path(cfg.out_dir, m.name, c)) for c in cases}
+    final = final_customers(tables, {z: zone_case[z] for z in m.zone_ids})
+    summary = summary_table(m, cases, heads, q_head, assign, evs, chosen_energy, final)
+    _write_hosting(cfg, m, cases, q_head, q_foot, energy, assign, evs, final, summary)
+    return summary
+
+
+def summary_table(m, cases, heads, q_head, assign, evs, energy, final) -> pd.DataFrame:
+    """One row per zone: customers, binding constraint, worst quantile headroom, EVs, HPs."""
+    rows = []
+    step_min = 1440 // q_head.shape[1]
+    for z, zid in enumerate(m.zone_ids):
+        k = int(assign.case_index[z])
+        prof = q_head[k, :, z]
+        worst = int(np.nanargmin(prof)) if np.isfinite(prof).any() else 0
+        binding = heads[cases[k]].binding[:, z]
+        flags, counts = np.unique(binding[binding != b""], return_counts=True)
+        in_zone = final["zone"] == zid
+        rows.append(dict(
+            zone=zid, customers=int(m.topology.zone_customers[z]), case=cases[k],
+            rule=str(assign.rule[z]), v2g=bool(assign.v2g[z]),
+            binding=flags[np.argmax(counts)].decode() if len(flags) else "",
+            worst_headroom_kva=float(prof[worst]), worst_time=f"{worst * step_min // 60:02d}:"
+            f"{worst * step_min % 60:02d}", energy_kwh=float(energy[z]), evs=int(evs[z]),
+            hps=int(final.loc[in_zone, "has_hp"].sum()),
+        ))
+    return pd.DataFrame(rows)
+
+
+def run(cfg, *, raw_dir: Path | None = None) -> dict[str, pd.DataFrame]:
+    """Stages 3-6 for every network of the job; returns the summaries by network."""
+    out = {}
+    for net in cfg.networks:
+        out[net.name] = run_network(cfg, net.name, raw_dir=raw_dir)
+        logger.info("hosting of %s:\n%s", net.name, out[net.name].to_string(index=False))
+    return out
+
+
+# ------------------------------------------------------------------------- writers
+def _time_and_zone(f, cfg, m) -> None:
+    h5io.write_coord(f, "time", h5io.time_to_epoch(study_times(cfg)), units=_T)
+    h5io.write_coord(f, "zone", np.array(m.zone_ids))
+    h5io.write_coord(f, "phase", np.array([1, 2, 3], dtype=np.int8))
+
+
+def _write_zones(cfg, m, case: str, zd: ZoneData) -> None:
+    path = Path(cfg.out_dir) / "zones" / m.name / f"{case}.h5"
+    with h5io.atomic_h5(path, attrs=h5io.provenance(cfg, network=m.name, case=case)) as f:
+        _time_and_zone(f, cfg, m)
+        g = f.create_group("zones")
+        tz = ["time", "zone"]
+        for name, data, dims, units, desc in [
+            ("vmin_pu", zd.vmin_pu, tz, "1", "minimum voltage over the feeder's buses on the phase"),
+            ("pflow_kva", zd.pflow_kva, tz, "kVA", "supply-cable flow on the phase, + import"),
+            ("n_overloaded", zd.n_overloaded, tz, "1", "feeder lines over their rating"),
+            ("busbar_v_pu", zd.busbar_v_pu, ["time", "phase"], "1", "LV busbar voltage"),
+            ("s_tx_kva", zd.s_tx_kva, ["time"], "kVA", "transformer flow, + import"),
+            ("converged", zd.converged.astype(np.uint8), ["time"], "1", "power flow converged"),
+            ("customers", m.topology.zone_customers, ["zone"], "1", "customers in the zone"),
+        ]:
+            h5io.write_var(g, name, data, dims=dims, units=units, description=desc)
+
+
+def _write_limits(cfg, m, lim) -> None:
+    path = Path(cfg.out_dir) / "headroom" / m.name / "limits.h5"
+    with h5io.atomic_h5(path, attrs=h5io.provenance(cfg, network=m.name,
+                                                   v_lim_pu=cfg.headroom.v_lim_pu)) as f:
+        h5io.write_coord(f, "zone", np.array(m.zone_ids))
+        g = f.create_group("limits")
+        for name, units, desc in [
+            ("slope_pu_per_kva", "1/kVA", "least-squares slope of Vmin vs Pflow"),
+            ("intercept_pu", "1", "least-squares intercept"),
+            ("limit_kva", "kVA", "voltage-constrained flow limit (NaN: none)"),
+            ("rule", "", "rule that set the limit"),
+            ("share_below", "1", "share of points below V_lim at flows up to the limit"),
+            ("n_points", "1", "converged points used"),
+        ]:
+            h5io.write_var(g, name, getattr(lim, name), dims=["zone"], units=units,
+                           description=desc, compress=False)
+
+
+def _write_headroom(cfg, m, case: str, hd) -> None:
+    path = Path(cfg.out_dir) / "headroom" / m.name / f"{case}.h5"
+    with h5io.atomic_h5(path, attrs=h5io.provenance(cfg, network=m.name, case=case)) as f:
+        _time_and_zone(f, cfg, m)
+        g = f.create_group("headroom")
+        tz = ["time", "zone"]
+        for name, dims, units, desc in [
+            ("rate_kva", tz, "kVA", "min(thermal rate, voltage limit) per phase"),
+            ("headroom_kva", tz, "kVA", "spare import capacity (rate - Pflow, transformer share)"),
+            ("footroom_kva", tz, "kVA", "spare export capacity (rate + Pflow)"),
+            ("binding", tz, "", "binding constraint: c cable, v voltage, t transformer"),
+            ("tx_headroom_kva", ["time"], "kVA", "transformer rating - import"),
+        ]:
+            data = getattr(hd, name)
+            data = data.astype(np.float32) if data.dtype.kind == "f" else data
+            h5io.write_var(g, name, data, dims=dims, units=units, description=desc)
+
+
+def _write_hosting(cfg, m, cases, q_head, q_foot, energy, assign, evs, final, summary) -> None:
+    path = hosting_path(cfg.out_dir, m.name)
+    spd = cfg.time.steps_per_day
+    attrs = h5io.provenance(cfg, network=m.name, quantile=cfg.headroom.quantile)
+    with h5io.atomic_h5(path, attrs=attrs) as f:
+        h5io.write_coord(f, "case", np.array(cases))
+        h5io.write_coord(f, "step", np.arange(spd) * cfg.time.step_minutes,
+                         units="minutes since midnight")
+        h5io.write_coord(f, "zone", np.array(m.zone_ids))
+        g = f.create_group("hosting")
+        csz = ["case", "step", "zone"]
+        for name, data, dims, units, desc in [
+            ("headroom_q_kva", q_head, csz, "kVA", "q-quantile headroom at each time of day"),
+            ("footroom_q_kva", q_foot, csz, "kVA", "q-quantile footroom at each time of day"),
+            ("energy_kwh", energy, ["case", "zone"], "kWh", "daily headroom energy"),
+            ("case_index", assign.case_index, ["zone"], "1", "assigned case (index)"),
+            ("v2g", assign.v2g.astype(np.uint8), ["zone"], "1", "relies on V2G (120 kWh rule)"),
+            ("rule", assign.rule, ["zone"], "", "HP case rule"),
+            ("evs_hosted", evs, ["zone"], "1", "EVs hosted (assigned case)"),
+            ("customers", m.topology.zone_customers, ["zone"], "1", "customers in the zone"),
+        ]:
+            h5io.write_var(g, name, data, dims=dims, units=units, description=desc,
+                           compress=False)
+        h5io.write_table(g, "customers_final", final)
+        h5io.write_table(g, "summary", summary)
+    summary.to_csv(path.with_name(f"{m.name}_summary.csv"), index=False)

@@ -1,0 +1,72 @@
+"""CLI: ``python -m agileflex_hpc.loadflow CONFIG [--worker I --workers N]`` (stage 2).
+
+Single process: all items, a progress bar, then the stitched files. Under ``mpirun``/``srun``:
+rank 0 plans and logs the partition, every rank solves its share, rank 0 stitches and prints
+the summary. As a SLURM array task: this task's share only (``python -m agileflex_hpc.gather``
+stitches afterwards).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from agileflex_hpc.cli import Workers, run_stage
+from agileflex_hpc.loadflow.progress import ProgressReporter, format_summary
+from agileflex_hpc.loadflow.run import LoadflowInputs, check_failures, plan, prepare_inputs, run
+from agileflex_hpc.partition import describe_plan
+
+logger = logging.getLogger("agileflex_hpc.loadflow")
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_stage(argv, "python -m agileflex_hpc.loadflow",
+                     "Stage 2: OpenDSS load flows of every (network, case, block).", body,
+                     extend=_extend)
+
+
+def _extend(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--no-gather", action="store_true",
+                   help="do not stitch the blocks afterwards (single process / MPI)")
+
+
+def body(cfg, workers: Workers, args: argparse.Namespace,
+         target: LoadflowInputs | None = None) -> int:
+    """Plan, solve this worker's items, then (single process or MPI root) stitch."""
+    comm = workers.comm
+    items = plan(cfg) if workers.is_root or comm is None else None
+    if comm is not None:
+        items = comm.bcast(items, root=0)
+    label = target.label if target else "loadflow"
+    if workers.is_root or comm is None:
+        logger.info("%s plan:\n%s", label, describe_plan(items, workers.count))
+    if args.dry_run:
+        print(describe_plan(items, workers.count))
+        return 0
+    prepare_inputs(cfg, items, workers, target)
+    reporter = ProgressReporter(items, workers, label=label)
+    summary = run(cfg, worker=workers.index, n_workers=workers.count, items=items,
+                  target=target, progress=reporter.update)
+    reporter.close()
+    summaries = comm.gather(summary, root=0) if comm is not None else [summary]
+    if comm is not None:
+        comm.Barrier()
+    if workers.is_root or comm is None:
+        print(format_summary(summaries, label=label), file=sys.stderr)
+    if comm is None and workers.source != "single":
+        check_failures(cfg, [summary])
+        return 0
+    if workers.is_root:
+        check_failures(cfg, summaries)
+        if not getattr(args, "no_gather", False):
+            from agileflex_hpc.loadflow.gather import gather_all
+
+            raw = target.raw_dir if target else cfg.out_dir / "raw"
+            for path in gather_all(cfg, items, raw, label=label):
+                logger.info("wrote %s", path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

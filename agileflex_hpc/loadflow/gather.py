@@ -1,0 +1,92 @@
+"""Stitch a (network, case)'s block files into one file of HDF5 virtual datasets.
+
+``<raw_dir>/<network>/<case>.h5`` presents ``/loadflow/<var>`` over the whole time axis,
+mapping each block's datasets by relative path (the folder can be moved as a whole). A virtual
+dataset reads missing sources as fill values without error, so every block is checked to exist,
+be complete and match its fingerprint before the file is written.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from agileflex_hpc import h5io
+from agileflex_hpc.errors import ResultsError
+from agileflex_hpc.inputs.stage import study_times
+from agileflex_hpc.loadflow.run import VARIABLES, block_path
+from agileflex_hpc.partition import WorkItem
+
+__all__ = ["stitch", "stitched_path", "gather_all", "missing_blocks"]
+
+logger = logging.getLogger(__name__)
+
+
+def stitched_path(raw_dir: Path, network: str, case: str) -> Path:
+    return Path(raw_dir) / network / f"{case}.h5"
+
+
+def missing_blocks(raw_dir: Path, items: list[WorkItem]) -> list[WorkItem]:
+    """Items whose block file is absent or not marked complete."""
+    return [it for it in items if not h5io.is_complete(block_path(raw_dir, it))]
+
+
+def stitch(cfg, raw_dir: Path, items: list[WorkItem], *, label: str = "loadflow") -> Path:
+    """Write the virtual-dataset file of one (network, case) from its items' blocks."""
+    network, case = items[0].network, items[0].case
+    missing = missing_blocks(raw_dir, items)
+    if missing:
+        names = ", ".join(f"block_{m.block:05d}" for m in missing[:10])
+        raise ResultsError(f"{network}/{case}: {len(missing)} of {len(items)} blocks missing "
+                           f"or incomplete in {raw_dir / network / case}: {names}; rerun the "
+                           f"{label} stage (complete blocks are skipped)")
+    out = stitched_path(raw_dir, network, case)
+    first = block_path(raw_dir, items[0])
+    with h5py.File(first, "r") as f0:
+        shapes = {k: f0["loadflow"][k].shape[1:] for k in VARIABLES}
+        dtypes = {k: f0["loadflow"][k].dtype for k in VARIABLES}
+        coords = {k: f0[k][()] for k in ("bus", "line", "phase", "transformer")}
+    n_time = items[-1].stop - items[0].start
+    times = study_times(cfg)[items[0].start:items[-1].stop]
+    attrs = h5io.provenance(cfg, network=network, case=case, stage=label,
+                            blocks=len(items))
+    with h5io.atomic_h5(out, attrs=attrs) as f:
+        h5io.write_coord(f, "time", h5io.time_to_epoch(times),
+                         units="seconds since 1970-01-01 00:00:00")
+        for name, values in coords.items():
+            h5io.write_coord(f, name, values)
+        g = f.create_group("loadflow")
+        for name, (dims, units, desc) in VARIABLES.items():
+            layout = h5py.VirtualLayout(shape=(n_time, *shapes[name]), dtype=dtypes[name])
+            for it in items:
+                rel = str(block_path(raw_dir, it).relative_to(out.parent))
+                src = h5py.VirtualSource(rel, f"loadflow/{name}",
+                                         shape=(it.n_steps, *shapes[name]))
+                layout[it.start - items[0].start:it.stop - items[0].start] = src
+            fill = np.nan if np.dtype(dtypes[name]).kind == "f" else 0
+            ds = g.create_virtual_dataset(name, layout, fillvalue=fill)
+            ds.attrs.update(units=units, description=desc)
+            ds.attrs["dims"] = json.dumps(dims)
+            h5io.attach_scales(ds, dims)
+    logger.info("stitched %d blocks -> %s", len(items), out)
+    return out
+
+
+def gather_all(cfg, items: list[WorkItem], raw_dir: Path | None = None, *,
+               label: str = "loadflow") -> list[Path]:
+    """Stitch every (network, case) of ``items``; raise listing what is missing."""
+    raw_dir = Path(raw_dir or cfg.out_dir / "raw")
+    groups: dict[tuple[str, str], list[WorkItem]] = {}
+    for it in items:
+        groups.setdefault((it.network, it.case), []).append(it)
+    missing = missing_blocks(raw_dir, items)
+    if missing:
+        lines = [f"{m.network}/{m.case}/block_{m.block:05d}" for m in missing[:20]]
+        raise ResultsError(f"{len(missing)} of {len(items)} {label} blocks are missing or "
+                           f"incomplete under {raw_dir} (first: {', '.join(lines)}); rerun "
+                           f"the {label} stage: complete blocks are skipped")
+    return [stitch(cfg, raw_dir, group, label=label) for group in groups.values()]

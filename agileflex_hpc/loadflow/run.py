@@ -1,0 +1,242 @@
+"""Stage 2 runner: solve every work item of one worker and write its block files.
+
+``run(cfg, worker=i, n_workers=n)`` is the whole stage for one MPI rank, SLURM array task or
+single process. Each block starts from the same solver state (the zero-load snapshot), so a
+block's bytes do not depend on which worker ran it or what it ran before.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from agileflex_hpc import h5io
+from agileflex_hpc.inputs.stage import ensure_inputs, read_inputs, study_times
+from agileflex_hpc.network.engine import DssNetwork, pf_to_kvar_ratio
+from agileflex_hpc.network.manifest import (
+    build_manifest, manifest_path, network_master, read_manifest, write_manifest,
+)
+from agileflex_hpc.partition import WorkItem, items_for, list_items
+
+__all__ = ["run", "plan", "block_path", "block_fingerprint", "WorkerSummary", "LoadflowInputs"]
+
+logger = logging.getLogger(__name__)
+
+VARIABLES = {  # name: (dims, units, description)
+    "v_pu": (["time", "bus", "phase"], "1", "bus voltage magnitude per phase [p.u.]"),
+    "i_a": (["time", "line", "phase"], "A", "line current per phase at the sending end"),
+    "s_kva": (["time", "line", "phase"], "kVA",
+              "line apparent power per phase, signed by active power (+ bus1 -> bus2)"),
+    "s_tx_kva": (["time", "transformer"], "kVA",
+                 "transformer total apparent power, signed (+ import from the HV side)"),
+    "converged": (["time"], "1", "power flow converged (1) or not (0)"),
+    "iterations": (["time"], "1", "power-flow iterations"),
+}
+
+
+@dataclass(frozen=True)
+class LoadflowInputs:
+    """Where a load-flow run reads its injections and writes its blocks (stage 2 or 8)."""
+
+    raw_dir: Path  # blocks in <raw_dir>/<network>/<case>/block_NNNNN.h5
+    inputs_for: object  # callable(cfg, manifest, case) -> inputs file path
+    label: str = "loadflow"
+
+
+@dataclass
+class WorkerSummary:
+    """What one worker did: items, steps, non-converged steps, time."""
+
+    worker: int
+    items: int = 0
+    skipped: int = 0
+    steps: int = 0
+    nonconverged: int = 0
+    wall_s: float = 0.0
+    failed_items: list[str] = field(default_factory=list)
+
+    @property
+    def steps_per_s(self) -> float:
+        return self.steps / self.wall_s if self.wall_s > 0 else 0.0
+
+
+def block_path(raw_dir: Path, item: WorkItem) -> Path:
+    return Path(raw_dir) / item.network / item.case / f"block_{item.block:05d}.h5"
+
+
+def block_fingerprint(cfg, item: WorkItem, inputs_fp: str) -> str:
+    """Hash of everything a block's results depend on."""
+    key = dict(lf=repr(cfg.loadflow), start=item.start, stop=item.stop, inputs=inputs_fp,
+               network=repr(cfg.network(item.network)))
+    return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()
+
+
+def ensure_manifests(cfg) -> dict[str, Path]:
+    """Write each network's manifest if missing (compiling it once); return their paths."""
+    paths = {}
+    for net_cfg in cfg.networks:
+        path = manifest_path(cfg.out_dir, net_cfg.name)
+        if not h5io.is_complete(path):
+            net = DssNetwork(network_master(cfg, net_cfg), tolerance=cfg.loadflow.tolerance,
+                             max_iterations=cfg.loadflow.max_iterations)
+            write_manifest(path, build_manifest(net_cfg.name, net), cfg)
+        paths[net_cfg.name] = path
+    return paths
+
+
+def plan(cfg) -> list[WorkItem]:
+    """Every work item of the study in the fixed order, costed by buses x steps."""
+    paths = ensure_manifests(cfg)
+    nets = [(n.name, read_manifest(paths[n.name]).n_bus) for n in cfg.networks]
+    return list_items(nets, list(cfg.cases.names), cfg.time.n_steps, cfg.time.block_steps)
+
+
+def run(cfg, *, worker: int = 0, n_workers: int = 1, items: list[WorkItem] | None = None,
+        target: LoadflowInputs | None = None, progress=None) -> WorkerSummary:
+    """Solve this worker's items; skip blocks already complete; return a summary."""
+    target = target or LoadflowInputs(cfg.out_dir / "raw", ensure_inputs)
+    items = plan(cfg) if items is None else items
+    mine = items_for(worker, n_workers, items)
+    summary = WorkerSummary(worker)
+    t0 = time.perf_counter()
+    solver = _Solver(cfg)
+    for item in mine:
+        steps, bad = solver.solve_item(item, target)
+        summary.items += 1
+        summary.skipped += steps == 0
+        summary.steps += steps
+        summary.nonconverged += bad
+        if progress is not None:
+            progress(item, steps)
+    summary.wall_s = time.perf_counter() - t0
+    return summary
+
+
+class _Solver:
+    """Holds one compiled network at a time (items are contiguous by network)."""
+
+    def __init__(self, cfg):
+        self.cfg = cfg
+        self.name: str | None = None
+        self.net: DssNetwork | None = None
+        self.manifest = None
+
+    def _manifest(self, name: str):
+        if name != self.name:
+            self.manifest = read_manifest(manifest_path(self.cfg.out_dir, name))
+            self.name, self.net = name, None
+        return self.manifest
+
+    def _network(self) -> DssNetwork:
+        """The compiled engine of the current network (compiled on first use)."""
+        if self.net is None:
+            cfg = self.cfg
+            self.net = DssNetwork(network_master(cfg, cfg.network(self.name)),
+                                  tolerance=cfg.loadflow.tolerance,
+                                  max_iterations=cfg.loadflow.max_iterations)
+        return self.net
+
+    def solve_item(self, item: WorkItem, target: LoadflowInputs) -> tuple[int, int]:
+        """Solve one block unless complete; returns (steps solved, non-converged steps)."""
+        cfg = self.cfg
+        path = block_path(target.raw_dir, item)
+        manifest = self._manifest(item.network)
+        inputs = target.inputs_for(cfg, manifest, item.case)
+        fp = block_fingerprint(cfg, item, _file_attr(inputs, "fingerprint"))
+        if h5io.is_complete(path, expect={"fingerprint": fp}):
+            logger.debug("complete, skipped: %s", path)
+            return 0, 0
+        net = self._network()
+        data = read_inputs(inputs, item.start, item.stop)
+        p, q, pv = _injections(data, cfg.loadflow)
+        out = net.run(p, q, pv, load_pf=cfg.loadflow.load_pf)
+        bad = int((~out.converged).sum())
+        if bad:
+            logger.warning("%s/%s block %d: %d of %d steps did not converge", item.network,
+                           item.case, item.block, bad, item.n_steps)
+        _write_block(path, cfg, item, net, out, fp, target.label)
+        return item.n_steps, bad
+
+
+def _injections(data: dict, lf) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+    """Load kW, kvar (None: all at load_pf) and PV kW, each (time, customer).
+
+    With EV demand the load's kvar is demand at ``load_pf`` plus EV at ``ev_pf``.
+    """
+    p = data["demand_kw"]
+    if "ev_kw" not in data:
+        return p, None, data["pv_kw"]
+    q = p * pf_to_kvar_ratio(lf.load_pf) + data["ev_kw"] * pf_to_kvar_ratio(lf.ev_pf)
+    return p + data["ev_kw"], q, data["pv_kw"]
+
+
+def _file_attr(path: Path, key: str) -> str:
+    import h5py
+
+    with h5py.File(path, "r") as f:
+        return str(f.attrs[key])
+
+
+def _write_block(path: Path, cfg, item: WorkItem, net: DssNetwork, out, fp: str,
+                 label: str) -> None:
+    times = study_times(cfg)[item.start:item.stop]
+    attrs = h5io.provenance(cfg, network=item.network, case=item.case, block=item.block,
+                            start=item.start, stop=item.stop, fingerprint=fp, stage=label)
+    with h5io.atomic_h5(path, attrs=attrs) as f:
+        _write_coords(f, times, net)
+        g = f.create_group("loadflow")
+        for name, (dims, units, desc) in VARIABLES.items():
+            data = getattr(out, name)
+            data = data.astype(np.uint8) if data.dtype == bool else data
+            h5io.write_var(g, name, data, dims=dims, units=units, description=desc)
+
+
+def _write_coords(f, times, net: DssNetwork) -> None:
+    h5io.write_coord(f, "time", h5io.time_to_epoch(times),
+                     units="seconds since 1970-01-01 00:00:00")
+    h5io.write_coord(f, "bus", net.bus_names.astype(str))
+    h5io.write_coord(f, "line", net.line_names.astype(str))
+    h5io.write_coord(f, "phase", np.array([1, 2, 3], dtype=np.int8))
+    h5io.write_coord(f, "transformer", net.transformer_names.astype(str))
+
+
+def prepare_inputs(cfg, items: list[WorkItem], workers, target: LoadflowInputs | None) -> None:
+    """Build every (network, case) inputs file this run needs, split over the workers.
+
+    Under MPI the pairs are dealt round-robin and all ranks wait for each other, so no two
+    ranks build the same file; an array task builds only the pairs its own items need.
+    """
+    target = target or LoadflowInputs(cfg.out_dir / "raw", ensure_inputs)
+    pairs = list(dict.fromkeys((it.network, it.case) for it in items))
+    if workers.comm is None:
+        mine_items = items_for(workers.index, workers.count, items)
+        pairs = [p for p in pairs if any((it.network, it.case) == p for it in mine_items)]
+        share = pairs
+    else:
+        share = pairs[workers.index::workers.count]
+    manifests: dict[str, object] = {}
+    for network, case in share:
+        if network not in manifests:
+            manifests[network] = read_manifest(manifest_path(cfg.out_dir, network))
+        target.inputs_for(cfg, manifests[network], case)
+    if workers.comm is not None:
+        workers.comm.Barrier()
+
+
+def check_failures(cfg, summaries: list[WorkerSummary]) -> None:
+    """Raise :class:`ConvergenceError` if non-converged steps exceed the configured share."""
+    from agileflex_hpc.errors import ConvergenceError
+
+    steps = sum(s.steps for s in summaries)
+    bad = sum(s.nonconverged for s in summaries)
+    if steps and bad / steps > cfg.run.max_failure_fraction:
+        raise ConvergenceError(
+            f"{bad} of {steps} power flows did not converge ({100 * bad / steps:.2f} %, limit "
+            f"run.max_failure_fraction = {100 * cfg.run.max_failure_fraction:.2f} %); results "
+            "are written with converged = 0 at those steps")

@@ -1,0 +1,372 @@
+"""The OpenDSS engine: compile a network once, then set, solve and read it fast.
+
+One :class:`DssNetwork` per process (each MPI rank or array task builds its own). It compiles
+the master file with absolute paths and ``AllowChangeDir`` off, adds one single-phase PV
+generator per customer (disabling generators the files define), and prepares index maps so
+that each step is: batch-set loads and generators (DSS C-API ``Batch_Float64Array`` with the
+*avoid full recalculation* flag), one snapshot solve, three bulk getters.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+os.environ.setdefault("OPENDSSDIRECT_PY_USE_NUMPY", "1")
+
+import numpy as np  # noqa: E402
+import scipy.sparse as sp  # noqa: E402
+import opendssdirect as dss  # noqa: E402
+from dss_python_backend.enums import SetterFlags  # noqa: E402
+
+from agileflex_hpc.errors import NetworkError  # noqa: E402
+
+__all__ = ["DssNetwork", "StepResult", "engine_version", "pf_to_kvar_ratio"]
+
+logger = logging.getLogger(__name__)
+
+_BATCH_SET = 0  # BatchOperation_Set
+_FLAGS = int(SetterFlags.AvoidFullRecalc)
+
+
+def engine_version() -> str:
+    """The DSS C-API / OpenDSS version string (for provenance)."""
+    return dss.Basic.Version().split(";")[0]
+
+
+def pf_to_kvar_ratio(pf: float) -> float:
+    """kvar per kW of a lagging load at power factor ``pf``."""
+    return float(np.tan(np.arccos(pf)))
+
+
+@dataclass
+class StepResult:
+    """Preallocated results of a run of steps (see :meth:`DssNetwork.allocate`)."""
+
+    v_pu: np.ndarray  # (time, bus, phase) float32 [p.u.], NaN where the bus lacks the phase
+    i_a: np.ndarray  # (time, line, phase) float32 [A] at the line's sending end
+    s_kva: np.ndarray  # (time, line, phase) float32 [kVA], signed by active-power direction
+    s_tx_kva: np.ndarray  # (time, transformer) float32 [kVA], + import at the HV terminal
+    converged: np.ndarray  # (time,) bool
+    iterations: np.ndarray  # (time,) int16
+
+
+class DssNetwork:
+    """A compiled OpenDSS circuit with fast per-step set/solve/get.
+
+    Parameters
+    ----------
+    master : Path
+        The network's master ``.dss`` file.
+    tolerance : float
+        Power-flow convergence tolerance. [p.u.]
+    max_iterations : int
+        Iteration limit of one snapshot solve.
+    """
+
+    def __init__(self, master: Path, *, tolerance: float = 1e-4, max_iterations: int = 100):
+        self.master = Path(master).resolve()
+        self._compile(tolerance, max_iterations)
+        self._index_loads_and_pv()
+        dss.Solution.Solve()  # builds the system Y, node order and YPrims
+        self._index_buses()
+        self._index_lines()
+        self._index_transformers()
+        self._pf_mode: float | None = None
+
+    # ----------------------------------------------------------------- compile
+    def _compile(self, tolerance: float, max_iterations: int) -> None:
+        if not self.master.is_file():
+            raise NetworkError(f"network master file not found: {self.master}")
+        dss.Basic.AllowChangeDir(False)
+        dss.Text.Command("Clear")
+        dss.Text.Command("Set DefaultBaseFrequency=50")
+        try:
+            dss.Text.Command(f'Compile "{self.master}"')
+        except Exception as exc:  # the engine raises its own DSSException
+            raise NetworkError(f"OpenDSS could not compile {self.master}: {exc}") from None
+        if dss.Circuit.Name() == "":
+            raise NetworkError(f"{self.master} defines no circuit (New Circuit.<name>)")
+        if dss.Transformers.Count() == 0:
+            raise NetworkError(f"{self.master}: the network has no transformer")
+        kvs = sorted({kv for kv in self._transformer_kvs()}, reverse=True)
+        dss.Text.Command("Set voltagebases=[" + " ".join(f"{kv:g}" for kv in kvs) + "]")
+        dss.Text.Command("Calcvoltagebases")
+        dss.Text.Command("Set Mode=Snap ControlMode=Off")
+        dss.Solution.Convergence(tolerance)
+        dss.Solution.MaxIterations(max_iterations)
+
+    @staticmethod
+    def _transformer_kvs() -> list[float]:
+        kvs = []
+        for _ in _iterate(dss.Transformers):
+            for w in range(1, dss.Transformers.NumWindings() + 1):
+                dss.Transformers.Wdg(w)
+                kvs.append(dss.Transformers.kV())
+        return kvs
+
+    # ----------------------------------------------------------------- indexing
+    def _index_buses(self) -> None:
+        """Map the engine's node-voltage vector (YNodeOrder, 1-based) to (bus, phase)."""
+        self.bus_names = np.array(dss.Circuit.AllBusNames(), dtype=object)
+        bus_pos = {b: i for i, b in enumerate(self.bus_names)}
+        info = np.array([_bus_info(b) for b in self.bus_names]).reshape(-1, 3)
+        self.bus_kv_base = info[:, 0]
+        self.bus_xy = info[:, 1:]
+        take, flat = [], []
+        for k, node in enumerate(dss.Circuit.YNodeOrder()):
+            bus, _, ph = node.lower().rpartition(".")
+            if ph in ("1", "2", "3"):
+                take.append(k + 1)  # index 0 of the vector is the ground reference
+                flat.append(bus_pos[bus] * 3 + int(ph) - 1)
+        self.n_bus = len(self.bus_names)
+        self._v_take = np.array(take, dtype=np.intp)
+        self._v_flat = np.array(flat, dtype=np.intp)
+        base_v = self.bus_kv_base[self._v_flat // 3] * 1e3
+        self._v_scale = np.where(base_v > 0, 1.0 / np.where(base_v > 0, base_v, 1.0), np.nan)
+        self._n_nodes = dss.Circuit.NumNodes()
+
+    def _index_lines(self) -> None:
+        """Branch matrices: terminal-1 currents of every line = Y_lines @ V (from YPrim)."""
+        names, bus1, bus2, rating = [], [], [], []
+        rows, cols, vals, flat, row_node = [], [], [], [], []
+        tx_names, tx_buses, tx_rows = [], [], []
+        for _ in _iterate(dss.PDElements):
+            el = dss.CktElement
+            kind, _, name = el.Name().partition(".")
+            if kind.lower() not in ("line", "transformer") or not el.Enabled():
+                continue
+            n_cond = el.NumConductors()
+            ref = np.asarray(el.NodeRef(), dtype=np.intp)
+            y = np.asarray(el.YPrim(), dtype=float)
+            yprim = (y[0::2] + 1j * y[1::2]).reshape(len(ref), len(ref))
+            if kind.lower() == "transformer":
+                tx_names.append(name)
+                tx_buses.append([_bus_of(b) for b in el.BusNames()])
+                tx_rows.append((yprim[:n_cond], ref))
+                continue
+            li = len(names)
+            names.append(name)
+            buses = el.BusNames()
+            bus1.append(_bus_of(buses[0]))
+            bus2.append(_bus_of(buses[1]))
+            rating.append(el.NormalAmps())
+            for c, node in enumerate(el.NodeOrder()[:n_cond]):
+                if node in (1, 2, 3):
+                    rows.append(np.full(len(ref), len(flat)))
+                    cols.append(ref)
+                    vals.append(yprim[c])
+                    flat.append(li * 3 + node - 1)
+                    row_node.append(ref[c])
+        n_v = self._n_nodes + 1
+        self._y_lines = _csr(rows, cols, vals, (len(flat), n_v))
+        self._line_flat = np.array(flat, dtype=np.intp)
+        self._line_node = np.array(row_node, dtype=np.intp)
+        self.line_names = np.array(names, dtype=object)
+        self.line_bus1 = np.array(bus1, dtype=object)
+        self.line_bus2 = np.array(bus2, dtype=object)
+        self.line_rating_a = np.array(rating, dtype=float)
+        self.n_line = len(names)
+        self.transformer_names = np.array(tx_names, dtype=object)
+        self.transformer_buses = tx_buses
+        self._tx = [(_csr([np.repeat(np.arange(len(y)), len(r))], [np.tile(r, len(y))],
+                          [y.ravel()], (len(y), n_v)), r[:len(y)]) for y, r in tx_rows]
+
+    def _index_transformers(self) -> None:
+        kva = []
+        for name in self.transformer_names:
+            dss.Transformers.Name(name)
+            dss.Transformers.Wdg(1)
+            kva.append(dss.Transformers.kVA())
+        self.transformer_kva = np.array(kva, dtype=float)
+
+    def _index_loads_and_pv(self) -> None:
+        """Loads (customers) and one PV generator per customer, created here, phases=1."""
+        names, buses, phases, kv = [], [], [], []
+        for _ in _iterate(dss.Loads):
+            el = dss.CktElement
+            bus_spec = el.BusNames()[0]
+            nodes = [int(n) for n in bus_spec.split(".")[1:] if n in ("1", "2", "3")]
+            names.append(dss.Loads.Name())
+            buses.append(_bus_of(bus_spec))
+            phases.append(nodes[0] if len(nodes) == 1 else 0)
+            kv.append(dss.Loads.kV())
+        if not names:
+            raise NetworkError(f"{self.master}: the network has no loads (customers)")
+        self.load_names = np.array(names, dtype=object)
+        self.load_bus = np.array(buses, dtype=object)
+        self.load_phase = np.array(phases, dtype=np.int8)  # 0: not a single-phase load
+        for gen in list(_iterate_names(dss.Generators)):
+            dss.Text.Command(f"Generator.{gen}.enabled=no")
+        for name, bus, ph, v in zip(names, buses, phases, kv):
+            conn = f"Bus1={bus}.{ph} phases=1" if ph else f"Bus1={bus} phases=3"
+            dss.Text.Command(f"New Generator.pv_{name} {conn} kV={v:g} kW=0 PF=1 Model=1")
+        self._load_batch = self._batch("Load", len(names))
+        self._gen_batch = self._batch("Generator", dss.Generators.Count() + self._n_disabled_gens())
+        self._pv_slice = slice(self._gen_batch[1] - len(names), self._gen_batch[1])
+        self._prop = {
+            "load_kw": _prop_index("Load", "kW"),
+            "load_kvar": _prop_index("Load", "kvar"),
+            "load_pf": _prop_index("Load", "PF"),
+            "gen_kw": _prop_index("Generator", "kW"),
+        }
+
+    @staticmethod
+    def _n_disabled_gens() -> int:
+        lib, ctx = dss.dss_lib, dss.Basic._api_util.ctx
+        return lib.Obj_GetCount(ctx, lib.DSS_SetActiveClass(b"Generator")) - dss.Generators.Count()
+
+    @staticmethod
+    def _batch(cls_name: str, expected: int):
+        lib, ctx = dss.dss_lib, dss.Basic._api_util.ctx
+        cls_idx = lib.DSS_SetActiveClass(cls_name.encode())
+        count = lib.Obj_GetCount(ctx, cls_idx)
+        if count != expected:
+            raise NetworkError(f"internal: {count} {cls_name} objects, expected {expected}")
+        return lib.Obj_GetListPointer(ctx, cls_idx), count
+
+    # ----------------------------------------------------------------- per step
+    def reset_solver_state(self) -> None:
+        """Make the next solve start from the zero-load snapshot (a fixed, cold state)."""
+        dss.dss_lib.YMatrix_Set_SolutionInitialized(False)
+
+    def _batch_set(self, batch, prop: str, values) -> None:
+        ptr, n = batch
+        arr = np.ascontiguousarray(np.broadcast_to(values, (n,)), dtype=np.float64)
+        dss.dss_lib.Batch_Float64Array(ptr, n, self._prop[prop], _BATCH_SET,
+                                       _ffi().from_buffer("double[]", arr), _FLAGS)
+
+    def set_injections(self, p_load_kw: np.ndarray, q_load_kvar: np.ndarray | None,
+                       p_pv_kw: np.ndarray, *, load_pf: float = 0.95) -> None:
+        """Set every customer load and PV generator (PF 1), in load order.
+
+        With ``q_load_kvar`` None the loads run at power factor ``load_pf`` (set once, then
+        only kW changes per step); otherwise kW and kvar are both set.
+        """
+        if q_load_kvar is None:
+            if self._pf_mode != load_pf:
+                self._batch_set(self._load_batch, "load_pf", load_pf)
+                self._pf_mode = load_pf
+            self._batch_set(self._load_batch, "load_kw", p_load_kw)
+        else:
+            self._batch_set(self._load_batch, "load_kw", p_load_kw)
+            self._batch_set(self._load_batch, "load_kvar", q_load_kvar)
+            self._pf_mode = None
+        full = np.zeros(self._gen_batch[1])
+        full[self._pv_slice] = p_pv_kw
+        self._batch_set(self._gen_batch, "gen_kw", full)
+        _check_engine_error()
+
+    def node_voltages(self) -> np.ndarray:
+        """Copy of the engine's complex node-voltage vector [V] (index 0: ground)."""
+        pp = _ffi().new("double**")
+        dss.dss_lib.YMatrix_getVpointer(pp)
+        buf = _ffi().buffer(pp[0], 16 * (self._n_nodes + 1))
+        return np.frombuffer(buf, dtype=np.complex128).copy()
+
+    def solve_into(self, out: StepResult, t: int) -> None:
+        """Solve the snapshot and write the results of step ``t`` into ``out``.
+
+        Line currents and powers come from the solved node voltages through each element's
+        YPrim (I = Y V, S = V conj(I)), which is what OpenDSS itself reports, without
+        per-element getter calls.
+        """
+        dss.Solution.Solve()
+        out.converged[t] = dss.Solution.Converged()
+        out.iterations[t] = dss.Solution.Iterations()
+        v = self.node_voltages()
+        vflat = np.full(self.n_bus * 3, np.nan)
+        vflat[self._v_flat] = np.abs(v[self._v_take]) * self._v_scale
+        out.v_pu[t] = vflat.reshape(self.n_bus, 3)
+        cur = self._y_lines @ v
+        s_va = v[self._line_node] * np.conj(cur)
+        flat = np.full((2, self.n_line * 3), np.nan)
+        flat[0, self._line_flat] = np.abs(cur)
+        flat[1, self._line_flat] = np.copysign(np.abs(s_va), s_va.real) * 1e-3
+        out.i_a[t] = flat[0].reshape(self.n_line, 3)
+        out.s_kva[t] = flat[1].reshape(self.n_line, 3)
+        for k, (y_hv, ref) in enumerate(self._tx):
+            s = (v[ref] * np.conj(y_hv @ v)).sum() * 1e-3
+            out.s_tx_kva[t, k] = np.copysign(abs(s), s.real)
+
+    def allocate(self, n_steps: int, dtype=np.float32) -> StepResult:
+        """Arrays for ``n_steps`` steps, NaN-filled (a step never solved stays NaN)."""
+        return StepResult(
+            v_pu=np.full((n_steps, self.n_bus, 3), np.nan, dtype),
+            i_a=np.full((n_steps, self.n_line, 3), np.nan, dtype),
+            s_kva=np.full((n_steps, self.n_line, 3), np.nan, dtype),
+            s_tx_kva=np.full((n_steps, len(self.transformer_names)), np.nan, dtype),
+            converged=np.zeros(n_steps, bool),
+            iterations=np.zeros(n_steps, np.int16),
+        )
+
+    def run(self, p_load_kw: np.ndarray, q_load_kvar: np.ndarray | None, p_pv_kw: np.ndarray,
+            *, load_pf: float = 0.95, dtype=np.float32) -> StepResult:
+        """Solve a block of steps from the fixed starting state; inputs are (time, customer).
+
+        ``q_load_kvar`` None: loads at power factor ``load_pf``. Results are stored as
+        ``dtype`` (float32 for files; float64 to compare with other engines' output).
+        """
+        n_steps = p_load_kw.shape[0]
+        out = self.allocate(n_steps, dtype)
+        self.reset_solver_state()
+        for t in range(n_steps):
+            q = None if q_load_kvar is None else q_load_kvar[t]
+            self.set_injections(p_load_kw[t], q, p_pv_kw[t], load_pf=load_pf)
+            self.solve_into(out, t)
+        return out
+
+
+def _csr(rows, cols, vals, shape) -> sp.csr_matrix:
+    if not rows:
+        return sp.csr_matrix(shape, dtype=np.complex128)
+    return sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
+                         shape=shape)
+
+
+def _iterate(collection):
+    """Iterate an OpenDSSDirect collection (``First``/``Next``), yielding positions."""
+    k = collection.First()
+    while k > 0:
+        yield k
+        k = collection.Next()
+
+
+def _iterate_names(collection) -> list[str]:
+    return [collection.Name() for _ in _iterate(collection)]
+
+
+def _bus_of(bus_spec: str) -> str:
+    return bus_spec.split(".", 1)[0].lower()
+
+
+def _bus_info(bus: str) -> tuple[float, float, float]:
+    """(kV base, x, y) of a bus; x and y NaN where no coordinates are defined."""
+    dss.Circuit.SetActiveBus(bus)
+    if dss.Bus.Coorddefined():
+        return dss.Bus.kVBase(), dss.Bus.X(), dss.Bus.Y()
+    return dss.Bus.kVBase(), np.nan, np.nan
+
+
+def _prop_index(cls_name: str, prop: str) -> int:
+    """1-based property index of ``prop`` in class ``cls_name`` (which has an element)."""
+    dss.Circuit.SetActiveClass(cls_name)
+    dss.ActiveClass.First()
+    dss.Circuit.SetActiveElement(f"{cls_name}.{dss.ActiveClass.Name()}")
+    names = [p.lower() for p in dss.Element.AllPropertyNames()]
+    return names.index(prop.lower()) + 1
+
+
+def _ffi():
+    from dss_python_backend._dss_capi import ffi
+
+    return ffi
+
+
+def _check_engine_error() -> None:
+    num = dss.Error.Number()
+    if num:
+        raise NetworkError(f"OpenDSS error {num}: {dss.Error.Description()}")
+

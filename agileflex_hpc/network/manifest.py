@@ -1,0 +1,181 @@
+"""A network's static description (buses, lines, ratings, feeders, customers), stored once.
+
+The first worker that compiles a network writes ``<out>/networks/<name>/network.h5``; the
+planner reads bus counts from it and the gather stages read the topology from it, so no
+stage after the load flows needs OpenDSS.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pandas as pd
+
+from agileflex_hpc import h5io
+from agileflex_hpc.network.topology import Topology, derive_topology, zone_id
+
+__all__ = ["NetworkManifest", "build_manifest", "write_manifest", "read_manifest",
+           "manifest_path", "network_master"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class NetworkManifest:
+    """Static data of one compiled network (engine order of buses, lines, loads)."""
+
+    name: str
+    master: str
+    bus_names: np.ndarray  # (bus,)
+    bus_xy: np.ndarray  # (bus, 2) [m or source units], NaN where unknown
+    line_names: np.ndarray  # (line,)
+    line_bus1: np.ndarray  # (line,) bus names
+    line_bus2: np.ndarray
+    line_rating_a: np.ndarray  # (line,) [A]
+    transformer_names: np.ndarray  # (transformer,)
+    transformer_kva: np.ndarray  # (transformer,) [kVA]
+    customers: pd.DataFrame  # load, bus, phase, feeder (1-based), zone
+    topology: Topology
+
+    @property
+    def n_bus(self) -> int:
+        return len(self.bus_names)
+
+    @property
+    def zone_ids(self) -> list[str]:
+        return self.topology.zone_ids
+
+
+def manifest_path(out_dir: Path, network: str) -> Path:
+    return Path(out_dir) / "networks" / network / "network.h5"
+
+
+def network_master(cfg, net_cfg) -> Path:
+    """The master file of a configured network; writes the embedded default if needed."""
+    if net_cfg.path is not None:
+        return Path(net_cfg.path) / net_cfg.master
+    from agileflex_hpc.network.synthetic import write_synthetic_network
+
+    folder = cfg.out_dir / "networks" / net_cfg.name / "dss"
+    master = folder / "Master.dss"
+    if not master.is_file():
+        tmp = folder.with_name(f"dss.{_pid()}.tmp")
+        write_synthetic_network(tmp, seed=net_cfg.seed)
+        try:
+            tmp.rename(folder)
+        except OSError:  # another worker won the race: theirs is identical
+            import shutil
+
+            shutil.rmtree(tmp, ignore_errors=True)
+    return master
+
+
+def _pid() -> int:
+    import os
+
+    return os.getpid()
+
+
+def build_manifest(name: str, net) -> NetworkManifest:
+    """Describe a compiled :class:`~agileflex_hpc.network.engine.DssNetwork`."""
+    topo = derive_topology(net)
+    customers = pd.DataFrame({
+        "load": net.load_names.astype(str),
+        "bus": net.load_bus.astype(str),
+        "phase": topo.load_phase.astype(int),
+        "feeder": topo.load_feeder + 1,
+        "zone": [zone_id(f + 1, max(p, 1)) for f, p in zip(topo.load_feeder, topo.load_phase)],
+    })
+    return NetworkManifest(
+        name=name, master=str(net.master), bus_names=net.bus_names.astype(str),
+        bus_xy=_bus_xy(net), line_names=net.line_names.astype(str),
+        line_bus1=net.line_bus1.astype(str), line_bus2=net.line_bus2.astype(str),
+        line_rating_a=net.line_rating_a, transformer_names=net.transformer_names.astype(str),
+        transformer_kva=net.transformer_kva, customers=customers, topology=topo,
+    )
+
+
+def _bus_xy(net) -> np.ndarray:
+    """Bus coordinates from the engine, else from an ``XY_Position.csv`` (Node,X,Y) beside
+    the master (ENWL layout; node names may be written as floats, ``11.0``)."""
+    xy = np.array(net.bus_xy, dtype=float)
+    csv = Path(net.master).parent / "XY_Position.csv"
+    if np.isfinite(xy).all(axis=1).any() or not csv.is_file():
+        return xy
+    table = pd.read_csv(csv)
+    nodes = table.iloc[:, 0].astype(str).str.replace(r"\.0$", "", regex=True).str.lower()
+    lookup = dict(zip(nodes, table.iloc[:, 1:3].to_numpy(dtype=float)))
+    for i, bus in enumerate(net.bus_names):
+        if bus in lookup:
+            xy[i] = lookup[bus]
+    return xy
+
+
+def write_manifest(path: Path, m: NetworkManifest, cfg=None) -> None:
+    """Write the manifest atomically (identical content from any worker)."""
+    topo = m.topology
+    bus_feeder = np.full(m.n_bus, -1)
+    line_feeder = np.full(len(m.line_names), -1)
+    supply = np.zeros(len(m.line_names), bool)
+    for f in range(topo.n_feeders):
+        bus_feeder[topo.feeder_buses[f]] = f
+        line_feeder[topo.feeder_lines[f]] = f
+        supply[topo.supply_lines[f]] = True
+    with h5io.atomic_h5(path, attrs=h5io.provenance(cfg, network=m.name, master=m.master,
+                                                   busbar=topo.busbar)) as f:
+        h5io.write_coord(f, "bus", m.bus_names)
+        h5io.write_coord(f, "line", m.line_names)
+        h5io.write_coord(f, "transformer", m.transformer_names)
+        g = f.create_group("network")
+        for name, data, dims, units, desc in [
+            ("bus_xy", m.bus_xy, ["bus", "xy"], "", "bus coordinates (x, y) as in the source"),
+            ("bus_feeder", bus_feeder, ["bus"], "", "0-based feeder of each bus, -1: none"),
+            ("line_bus1", m.line_bus1, ["line"], "", "sending bus"),
+            ("line_bus2", m.line_bus2, ["line"], "", "receiving bus"),
+            ("line_rating_a", m.line_rating_a, ["line"], "A", "normal rating"),
+            ("line_feeder", line_feeder, ["line"], "", "0-based feeder of each line, -1: none"),
+            ("line_is_supply", supply, ["line"], "", "supply cable of its feeder"),
+            ("transformer_kva", m.transformer_kva, ["transformer"], "kVA", "rating"),
+        ]:
+            h5io.write_var(g, name, data, dims=dims, units=units, description=desc,
+                           compress=False)
+        h5io.write_table(g, "customers", m.customers)
+
+
+def read_manifest(path: Path) -> NetworkManifest:
+    """Read a manifest written by :func:`write_manifest`."""
+    with h5py.File(path, "r") as f:
+        g = f["network"]
+        get = {k: g[k][()] for k in g if isinstance(g[k], h5py.Dataset)}
+        customers = h5io.read_table(g, "customers")
+        names = {k: _strs(f[k][()]) for k in ("bus", "line", "transformer")}
+        name, master, busbar = (str(f.attrs[k]) for k in ("network", "master", "busbar"))
+    n_feed = int(max(get["bus_feeder"].max(), get["line_feeder"].max()) + 1)
+    topo = Topology(
+        busbar=busbar,
+        feeder_buses=tuple(np.flatnonzero(get["bus_feeder"] == k) for k in range(n_feed)),
+        feeder_lines=tuple(np.flatnonzero(get["line_feeder"] == k) for k in range(n_feed)),
+        supply_lines=tuple(np.flatnonzero((get["line_feeder"] == k) & get["line_is_supply"])
+                           for k in range(n_feed)),
+        load_feeder=customers["feeder"].to_numpy() - 1,
+        load_phase=customers["phase"].to_numpy(),
+        supply_rating_a=np.array([get["line_rating_a"][(get["line_feeder"] == k)
+                                                       & get["line_is_supply"]].sum()
+                                  for k in range(n_feed)]),
+    )
+    return NetworkManifest(
+        name=name, master=master, bus_names=names["bus"], bus_xy=get["bus_xy"],
+        line_names=names["line"], line_bus1=_strs(get["line_bus1"]),
+        line_bus2=_strs(get["line_bus2"]), line_rating_a=get["line_rating_a"],
+        transformer_names=names["transformer"], transformer_kva=get["transformer_kva"],
+        customers=customers, topology=topo,
+    )
+
+
+def _strs(values: np.ndarray) -> np.ndarray:
+    return np.array([v.decode() if isinstance(v, bytes) else str(v) for v in values])
+

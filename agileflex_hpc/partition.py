@@ -1,0 +1,104 @@
+"""Work items (network, case, block) and the one function that splits them over workers.
+
+MPI ranks, SLURM array tasks and single-process runs all call :func:`items_for`, so a run's
+results never depend on how it was split.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["WorkItem", "list_items", "items_for", "split_by_cost", "describe_plan"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class WorkItem:
+    """One block of timesteps of one network and case.
+
+    ``index`` is the item's position in the fixed global order; ``start`` and ``stop`` are
+    step indices into the study's time axis; ``cost`` is buses x steps.
+    """
+
+    index: int
+    network: str
+    case: str
+    block: int
+    start: int
+    stop: int
+    cost: int
+
+    @property
+    def n_steps(self) -> int:
+        return self.stop - self.start
+
+
+def list_items(networks: list[tuple[str, int]], cases: list[str], n_steps: int,
+               block_steps: int) -> list[WorkItem]:
+    """Every work item in the fixed order network, case, block.
+
+    Parameters
+    ----------
+    networks : list of (name, n_buses)
+        Networks in config order with their bus counts (the cost weight).
+    cases : list of str
+        Case names in config order.
+    n_steps, block_steps : int
+        Steps of the study and of one block (the last block may be shorter).
+    """
+    items = []
+    for name, n_bus in networks:
+        for case in cases:
+            for block, start in enumerate(range(0, n_steps, block_steps)):
+                stop = min(start + block_steps, n_steps)
+                items.append(WorkItem(len(items), name, case, block, start, stop,
+                                      max(n_bus, 1) * (stop - start)))
+    return items
+
+
+def split_by_cost(costs: np.ndarray, n_workers: int) -> np.ndarray:
+    """Contiguous split of ordered items into ``n_workers`` parts of near-equal cost.
+
+    Returns ``bounds`` (n_workers + 1,): worker ``w`` gets items ``bounds[w]:bounds[w+1]``.
+    An item goes to the worker whose share of the cumulative cost holds the item's midpoint,
+    so worker costs differ by at most about one item's cost.
+    """
+    if n_workers < 1:
+        raise ValueError(f"n_workers must be >= 1, got {n_workers}")
+    costs = np.asarray(costs, dtype=float)
+    if costs.size == 0:
+        return np.zeros(n_workers + 1, dtype=int)
+    mid = np.cumsum(costs) - costs / 2
+    owner = np.minimum((mid / costs.sum() * n_workers).astype(int), n_workers - 1)
+    return np.searchsorted(owner, np.arange(n_workers + 1), side="left")
+
+
+def items_for(worker: int, n_workers: int, items: list[WorkItem]) -> list[WorkItem]:
+    """The items of worker ``worker`` (0-based) of ``n_workers``."""
+    if not 0 <= worker < n_workers:
+        raise ValueError(f"worker {worker} is outside 0..{n_workers - 1}")
+    bounds = split_by_cost(np.array([it.cost for it in items]), n_workers)
+    return items[bounds[worker]:bounds[worker + 1]]
+
+
+def describe_plan(items: list[WorkItem], n_workers: int) -> str:
+    """A human-readable table of the partition: items, steps and cost share per worker."""
+    bounds = split_by_cost(np.array([it.cost for it in items]), n_workers)
+    total = sum(it.cost for it in items) or 1
+    lines = [f"{len(items)} work items over {n_workers} worker(s)",
+             "worker  items  steps  cost%  first -> last"]
+    for w in range(n_workers):
+        mine = items[bounds[w]:bounds[w + 1]]
+        share = 100.0 * sum(it.cost for it in mine) / total
+        span = (f"{_label(mine[0])} -> {_label(mine[-1])}" if mine else "(idle)")
+        lines.append(f"{w:6d} {len(mine):6d} {sum(it.n_steps for it in mine):6d} "
+                     f"{share:6.1f}  {span}")
+    return "\n".join(lines)
+
+
+def _label(item: WorkItem) -> str:
+    return f"{item.network}/{item.case}/block_{item.block:05d}"

@@ -1,0 +1,152 @@
+"""Per-step cost of the load-flow stage against its floor and against per-step recompiling.
+
+    python benchmarks/loadflow.py [--network DIR] [--steps 144] [--recompile-steps 12]
+
+Measured in one run, on one network for one day (default ``../shared/networks/enwl/network_5``,
+else the embedded default):
+
+* stage: the stage's own per-item path (read inputs, batch set, solve, bulk results, HDF5
+  block write via a temporary file and rename), per step;
+* floor: the least any method must do: batch-set the loads and PV, then ``Solution.Solve()``;
+* solve-only: ``Solution.Solve()`` alone on the same sequence (for reference);
+* recompile: the original way: compile the circuit anew every step, set loads one by one,
+  solve, read every bus and line element by element.
+
+Targets (issue 2): stage <= 1.3 x floor, recompile >= 25 x stage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("OPENDSSDIRECT_PY_USE_NUMPY", "1")
+
+import numpy as np  # noqa: E402
+import opendssdirect as dss  # noqa: E402
+
+from agileflex_hpc.config import parse_config  # noqa: E402
+from agileflex_hpc.loadflow import run as lf  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_NET = REPO.parent / "shared" / "networks" / "enwl" / "network_5"
+
+JOB = """
+[run]
+name = "bench"
+root = "{root}"
+[time]
+start = "2014-01-06"
+days = 1
+block_steps = {steps}
+step_minutes = {minutes}
+[[network]]
+name = "bench"
+{path}
+[cases]
+names = ["25PV50HP"]
+"""
+
+
+def _config(root: Path, network: Path | None, steps: int):
+    path = f'path = "{network}"' if network else ""
+    text = JOB.format(root=root, path=path, steps=steps, minutes=1440 // steps)
+    return parse_config(text, base_dir=root)
+
+
+def bench_stage(cfg, repeats: int) -> tuple[float, dict]:
+    """Seconds per step of the stage's per-item path (best of ``repeats``)."""
+    items = lf.plan(cfg)
+    target = lf.LoadflowInputs(cfg.out_dir / "raw", lf.ensure_inputs)
+    solver = lf._Solver(cfg)
+    solver._manifest(items[0].network)
+    solver._network()
+    lf.ensure_inputs(cfg, solver.manifest, items[0].case)
+    times = []
+    for _ in range(repeats):
+        lf.block_path(target.raw_dir, items[0]).unlink(missing_ok=True)
+        t0 = time.perf_counter()
+        steps, _ = solver.solve_item(items[0], target)
+        times.append((time.perf_counter() - t0) / steps)
+    path = lf.ensure_inputs(cfg, solver.manifest, items[0].case)
+    data = lf.read_inputs(path, 0, items[0].n_steps)
+    return min(times), {"net": solver.net, "data": data, "master": solver.net.master}
+
+
+def bench_floor(net, data, repeats: int) -> tuple[float, float]:
+    """(batch set + solve, solve alone) seconds per step, best of ``repeats``."""
+    p, pv = data["demand_kw"], data["pv_kw"]
+    floor, solve = [], []
+    for _ in range(repeats):
+        net.reset_solver_state()
+        t_solve = 0.0
+        t0 = time.perf_counter()
+        for t in range(p.shape[0]):
+            net.set_injections(p[t], None, pv[t])
+            t1 = time.perf_counter()
+            dss.Solution.Solve()
+            t_solve += time.perf_counter() - t1
+        floor.append((time.perf_counter() - t0) / p.shape[0])
+        solve.append(t_solve / p.shape[0])
+    return min(floor), min(solve)
+
+
+def bench_recompile(master: Path, data, n_steps: int) -> float:
+    """Seconds per step when compiling every step and using element-by-element calls."""
+    p = data["demand_kw"]
+    per = []
+    for t in range(n_steps):
+        t0 = time.perf_counter()
+        dss.Text.Command("Clear")
+        dss.Text.Command(f'Compile "{master}"')
+        names = dss.Loads.AllNames()
+        k = dss.Loads.First()
+        i = 0
+        while k > 0:
+            dss.Loads.kW(float(p[t, i % p.shape[1]]))
+            k, i = dss.Loads.Next(), i + 1
+        dss.Solution.Solve()
+        for bus in dss.Circuit.AllBusNames():
+            dss.Circuit.SetActiveBus(bus)
+            dss.Bus.puVmagAngle()
+        for line in dss.Lines.AllNames():
+            dss.Circuit.SetActiveElement(f"Line.{line}")
+            dss.CktElement.CurrentsMagAng()
+            dss.CktElement.Powers()
+        per.append(time.perf_counter() - t0)
+        assert names
+    return statistics.median(per)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--network", type=Path, default=DEFAULT_NET if DEFAULT_NET.is_dir() else None)
+    ap.add_argument("--steps", type=int, default=144)
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--recompile-steps", type=int, default=12)
+    args = ap.parse_args(argv)
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg = _config(Path(tmp), args.network, args.steps)
+        stage, ctx = bench_stage(cfg, args.repeats)
+        floor, solve = bench_floor(ctx["net"], ctx["data"], args.repeats)
+        recompile = bench_recompile(ctx["master"], ctx["data"], args.recompile_steps)
+    name = args.network or "embedded default"
+    print(f"network: {name}, {args.steps} steps, buses {ctx['net'].n_bus}, "
+          f"customers {len(ctx['net'].load_names)}")
+    print(f"{'method':34s} {'ms/step':>9s} {'x floor':>8s}")
+    for label, value in [("stage (set+solve+get+HDF5 write)", stage),
+                         ("floor (batch set + solve)", floor), ("solve only", solve),
+                         ("per-step recompile (original)", recompile)]:
+        print(f"{label:34s} {value * 1e3:9.3f} {value / floor:8.2f}")
+    print(f"stage / floor      = {stage / floor:.2f}   (target <= 1.3)")
+    print(f"recompile / stage  = {recompile / stage:.1f}   (target >= 25)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

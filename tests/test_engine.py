@@ -1,0 +1,85 @@
+"""The OpenDSS engine wrapper against hand-computed power flows and plain OpenDSS use."""
+
+import numpy as np
+import pytest
+
+from agileflex_hpc.errors import NetworkError
+from agileflex_hpc.network.engine import DssNetwork, pf_to_kvar_ratio
+
+pytestmark = pytest.mark.requires_opendss
+
+
+def _hand_voltage(p_kw: float, q_kvar: float) -> complex:
+    """Phase-1 voltage at bus 3 of the tiny network for one constant-PQ load, by fixed point.
+
+    Source: ideal 11 kV. Transformer 100 kVA, z = (0.5 % + 0.5 %) + j 2 % on its own base,
+    seen from the LV side as Z_t = z * 0.416^2 / 0.1 ohm per phase (Dyn: a single-phase
+    load loads one winding). Line 150 m of R1 = R0 = 0.5, X1 = X0 = 0.08 ohm/km: with
+    Z0 = Z1 there is no mutual coupling, so the loop is the phase conductor alone.
+    """
+    z_t = complex(0.01, 0.02) * 0.416**2 / 0.1
+    z_l = complex(0.5, 0.08) * 0.150
+    v0 = 416.0 / np.sqrt(3)  # no-load phase voltage [V], angle reference
+    s = complex(p_kw, q_kvar) * 1e3
+    v = complex(v0)
+    for _ in range(100):
+        v = v0 - (z_t + z_l) * np.conj(s / v)
+    return v
+
+
+def test_voltage_drop_matches_hand_calculation(tiny_master):
+    net = DssNetwork(tiny_master, tolerance=1e-12)
+    p = np.array([[6.0, 0.0]])
+    q = p * pf_to_kvar_ratio(0.95)
+    out = net.run(p, q, np.zeros_like(p))
+    assert out.converged.all()
+    bus3 = list(net.bus_names).index("3")
+    v_hand = abs(_hand_voltage(6.0, 6.0 * pf_to_kvar_ratio(0.95)))
+    v_base = 416.0 / np.sqrt(3)
+    assert out.v_pu[0, bus3, 0] == pytest.approx(v_hand / v_base, abs=2e-6)
+    # phase 2 carries no load here (C2 at 0 kW): only the neutral shift, which is nil
+    assert out.v_pu[0, bus3, 1] == pytest.approx(1.0, abs=1e-5)
+    i_hand = 6e3 / 0.95 / v_hand
+    line2 = list(net.line_names).index("l2")
+    assert out.i_a[0, line2, 0] == pytest.approx(i_hand, rel=1e-4)
+    # apparent power at the sending end of L2: the load plus the line's losses, positive
+    s_send = abs(v_hand * i_hand + 0j) / 1e3 + i_hand**2 * abs(complex(0.5, 0.08) * 0.05) / 1e3
+    assert out.s_kva[0, line2, 0] == pytest.approx(s_send, rel=1e-3)
+
+
+def test_pv_export_reverses_signs(tiny_master):
+    net = DssNetwork(tiny_master, tolerance=1e-12)
+    zero = np.zeros((1, 2))
+    out = net.run(zero, zero, np.array([[5.0, 0.0]]))
+    line1 = list(net.line_names).index("l1")
+    assert out.s_kva[0, line1, 0] < -4.9  # flowing back towards the busbar
+    assert out.s_tx_kva[0, 0] < -4.9  # exported to the 11 kV side
+    bus3 = list(net.bus_names).index("3")
+    assert out.v_pu[0, bus3, 0] > 1.0
+
+
+def test_blocks_restart_from_the_same_state(tiny_master):
+    net = DssNetwork(tiny_master)
+    rng = np.random.default_rng(3)
+    p = rng.uniform(0, 8, (6, 2))
+    first = net.run(p, 0.3 * p, np.zeros_like(p))
+    net.run(p[::-1] * 2, p, np.zeros_like(p))  # something else in between
+    again = net.run(p, 0.3 * p, np.zeros_like(p))
+    for name in ("v_pu", "i_a", "s_kva", "s_tx_kva", "iterations"):
+        np.testing.assert_array_equal(getattr(first, name), getattr(again, name))
+
+
+def test_missing_master_and_no_transformer(tmp_path):
+    with pytest.raises(NetworkError, match="not found"):
+        DssNetwork(tmp_path / "nope" / "Master.dss")
+    master = tmp_path / "Master.dss"
+    master.write_text("New Circuit.x BasekV=0.4\nNew Load.a Bus1=sourcebus.1 kV=0.23 kW=1\n")
+    with pytest.raises(NetworkError, match="no transformer"):
+        DssNetwork(master)
+
+
+def test_malformed_master_is_a_clear_error(tmp_path):
+    master = tmp_path / "Master.dss"
+    master.write_text("New Circuit.x BasekV=11\nNew Lion.l1 Bus1=a Bus2=b\n")
+    with pytest.raises(NetworkError, match="could not compile"):
+        DssNetwork(master)

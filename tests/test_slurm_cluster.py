@@ -1,0 +1,307 @@
+"""Tests against a real single-node SLURM started by ``scripts/slurm-local.sh``.
+
+    bash scripts/slurm-local.sh start
+    eval "$(bash scripts/slurm-local.sh env)"      # exports SLURM_CONF
+    python -m pytest tests/test_slurm_cluster.py -q
+
+Without a cluster these tests skip, unless the environment variable CI is set: then they fail.
+The pipeline tests do not need the real stage modules: ``AGILEFLEX_PYTHON`` points at a fake
+python (a shell script) that records which stage it was asked to run and fails on demand.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.slurm
+
+ROOT = Path(__file__).resolve().parents[1]
+SLURM_LOCAL = ROOT / "scripts" / "slurm-local.sh"
+PIPELINE = ROOT / "slurm" / "pipeline.sh"
+
+# order of slurm/pipeline.sh
+STAGES = ["loadflow", "gather", "headroom", "ev", "validate", "validate-gather", "report"]
+ARRAY_STAGES = {"loadflow", "ev", "validate"}
+FINISHED = {
+    "COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY",
+    "PREEMPTED", "BOOT_FAIL", "DEADLINE",
+}
+POLL_TIMEOUT = 240.0  # seconds; a healthy local cluster needs ~3 s per dependent stage
+
+# Fake python: called as  PY -m agileflex_hpc.STAGE CONFIG [args]   (stage scripts)
+#                     or  PY -m mpi4py -m agileflex_hpc.loadflow CONFIG   (MPI path, under srun)
+FAKE_PYTHON = r"""#!/bin/bash
+if [[ $1 == -m && $2 == mpi4py ]]; then
+    exec "$FAKE_REAL_PYTHON" -c '
+import os
+from mpi4py import MPI
+c = MPI.COMM_WORLD
+with open(os.environ["FAKE_LOG"], "a") as f:
+    f.write(f"mpi {c.rank} {c.size}\n")
+'
+fi
+mod=${2#agileflex_hpc.}
+shift 2
+stage=$mod
+[[ " $* " == *" --gather "* ]] && stage=$mod-gather
+echo "$stage ${SLURM_JOB_ID:-none} ${SLURM_ARRAY_TASK_ID:--} $*" >> "$FAKE_LOG"
+if [[ $stage == "${FAKE_FAIL:-}" ]] && [[ -z ${FAKE_FAIL_TASK:-} || ${SLURM_ARRAY_TASK_ID:-} == "$FAKE_FAIL_TASK" ]]; then
+    echo "fake failure of $stage" >&2
+    exit 1
+fi
+exit 0
+"""
+
+
+# --------------------------------------------------------------------------- fixtures
+def _unavailable(reason: str) -> None:
+    hint = "start it: bash scripts/slurm-local.sh start && eval \"$(bash scripts/slurm-local.sh env)\""
+    if os.environ.get("CI"):
+        pytest.fail(f"local SLURM cluster not usable ({reason}); {hint}", pytrace=False)
+    pytest.skip(f"local SLURM cluster not usable ({reason}); {hint}")
+
+
+def _local_conf() -> str | None:
+    """SLURM_CONF that ``slurm-local.sh env`` would export, if that file exists."""
+    try:
+        out = subprocess.run(
+            ["bash", str(SLURM_LOCAL), "env"], capture_output=True, text=True, timeout=30, check=True
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    for line in out.splitlines():
+        if line.startswith("export SLURM_CONF="):
+            conf = line.split("=", 1)[1].strip()
+            return conf if Path(conf).is_file() else None
+    return None
+
+
+@pytest.fixture(scope="session")
+def slurm_env() -> dict[str, str]:
+    """Environment for SLURM commands; skips (or fails under CI) when no cluster answers."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AGILEFLEX_", "FAKE_"))}
+    if not env.get("SLURM_CONF"):
+        conf = _local_conf()
+        if conf is None:
+            _unavailable("SLURM_CONF is not set")
+        env["SLURM_CONF"] = conf
+    for tool in ("sinfo", "sbatch", "srun", "scontrol", "scancel"):
+        if shutil.which(tool) is None:
+            _unavailable(f"{tool} not found")
+    try:
+        r = subprocess.run(
+            ["sinfo", "-h", "-o", "%T"], env=env, capture_output=True, text=True, timeout=30
+        )
+    except subprocess.TimeoutExpired:
+        _unavailable("sinfo timed out")
+    if r.returncode != 0:
+        _unavailable(f"sinfo failed: {r.stderr.strip()}")
+    states = set(r.stdout.split())
+    if not states & {"idle", "mixed", "allocated", "completing"}:
+        _unavailable(f"no usable node (sinfo states: {sorted(states) or 'none'})")
+    return env
+
+
+@pytest.fixture
+def jobs(slurm_env):
+    """List to put submitted job ids in; whatever is still queued at the end is cancelled."""
+    ids: list[str] = []
+    yield ids
+    if ids:
+        subprocess.run(["scancel", *ids], env=slurm_env, capture_output=True, timeout=30)
+
+
+def make_fake(tmp_path: Path, base_env: dict[str, str]):
+    """(env, log path, config path) for running the stage scripts with the fake python."""
+    py = tmp_path / "fake-python"
+    py.write_text(FAKE_PYTHON)
+    py.chmod(0o755)
+    log = tmp_path / "calls.log"
+    config = tmp_path / "job.toml"
+    config.write_text('run = "slurm-test"\n')
+    env = {k: v for k, v in base_env.items() if not k.startswith(("AGILEFLEX_", "FAKE_"))}
+    env.update(
+        AGILEFLEX_PYTHON=str(py),
+        AGILEFLEX_ROOT=str(ROOT),
+        FAKE_LOG=str(log),
+        FAKE_REAL_PYTHON=sys.executable,
+    )
+    return env, log, config.resolve()
+
+
+@pytest.fixture
+def fake(tmp_path, slurm_env):
+    return make_fake(tmp_path, slurm_env)
+
+
+# --------------------------------------------------------------------------- helpers
+def job_records(job_id: str, env: dict[str, str]) -> list[dict[str, str]]:
+    """``scontrol -o show job`` records of a job (one per array task or pending task group)."""
+    r = subprocess.run(
+        ["scontrol", "-o", "show", "job", job_id], env=env, capture_output=True, text=True, timeout=30
+    )
+    assert r.returncode == 0, f"scontrol show job {job_id}: {r.stderr}"
+    records = []
+    for line in r.stdout.splitlines():
+        rec = {}
+        for field in line.split():
+            key, sep, value = field.partition("=")
+            if sep:
+                rec.setdefault(key, value)
+        records.append(rec)
+    return records
+
+
+def settled(rec: dict[str, str]) -> bool:
+    """Finished, or pending for good."""
+    return rec.get("JobState") in FINISHED or rec.get("Reason") == "DependencyNeverSatisfied"
+
+
+def wait_settled(job_ids: list[str], env: dict[str, str], timeout: float = POLL_TIMEOUT):
+    """Poll until every job is settled; returns {job_id: [records]}."""
+    deadline = time.monotonic() + timeout
+    while True:
+        recs = {j: job_records(j, env) for j in job_ids}
+        if all(r and all(settled(x) for x in r) for r in recs.values()):
+            return recs
+        if time.monotonic() > deadline:
+            summary = {j: [(x.get("JobId"), x.get("JobState"), x.get("Reason")) for x in r] for j, r in recs.items()}
+            pytest.fail(f"jobs not settled after {timeout:.0f}s: {summary}")
+        time.sleep(0.5)
+
+
+def run_pipeline(env, config, cwd, *args) -> dict[str, str]:
+    r = subprocess.run(
+        ["bash", str(PIPELINE), str(config), *args],
+        env=env, cwd=cwd, capture_output=True, text=True, timeout=120,
+    )
+    assert r.returncode == 0, f"pipeline.sh failed ({r.returncode}):\n{r.stdout}\n{r.stderr}"
+    ids = dict(line.split("\t") for line in r.stdout.splitlines())
+    assert list(ids) == STAGES, r.stdout
+    assert all(j.isdigit() for j in ids.values()), r.stdout
+    return ids
+
+
+def read_calls(log: Path) -> list[list[str]]:
+    return [line.split() for line in log.read_text().splitlines()] if log.exists() else []
+
+
+def expected_calls(stages: list[str], workers: int) -> list[str]:
+    out: list[str] = []
+    for s in stages:
+        out += [s] * (workers if s in ARRAY_STAGES else 1)
+    return out
+
+
+# --------------------------------------------------------------------------- tests
+def test_srun_pmi2_gives_mpi_world(slurm_env):
+    """Pip MPICH under srun: --mpi=pmi2 gives one world of size 2 (not two worlds of size 1)."""
+    pytest.importorskip("mpi4py")
+    code = "from mpi4py import MPI; c = MPI.COMM_WORLD; print(c.rank, c.size, flush=True)"
+    r = subprocess.run(
+        ["srun", "-n", "2", "--mpi=pmi2", "--immediate=60", "--time=2", sys.executable, "-c", code],
+        env=slurm_env, capture_output=True, text=True, timeout=180,
+    )
+    assert r.returncode == 0, r.stderr
+    assert sorted(r.stdout.split("\n")[:-1]) == ["0 2", "1 2"], r.stdout + r.stderr
+
+
+def test_loadflow_mpi_inside_sbatch(fake, tmp_path, jobs):
+    """slurm/loadflow.sh with --ntasks=2 runs the stage under srun --mpi=pmi2 -m mpi4py."""
+    pytest.importorskip("mpi4py")
+    env, log, config = fake
+    (tmp_path / "slurm-logs").mkdir()
+    r = subprocess.run(
+        ["sbatch", "--parsable", "--ntasks=2", "--time=5", str(ROOT / "slurm" / "loadflow.sh"), str(config)],
+        env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60,
+    )
+    assert r.returncode == 0, r.stderr
+    job = r.stdout.strip().split(";")[0]
+    jobs.append(job)
+    (rec,) = wait_settled([job], env)[job]
+    out = "".join(p.read_text() for p in (tmp_path / "slurm-logs").iterdir())
+    assert rec["JobState"] == "COMPLETED", out
+    assert sorted(read_calls(log)) == [["mpi", "0", "2"], ["mpi", "1", "2"]], out
+
+
+def test_pipeline_runs_all_stages_in_order(fake, tmp_path, jobs):
+    env, log, config = fake
+    ids = run_pipeline(env, config, tmp_path, "--workers", "2")
+    jobs.extend(ids.values())
+    recs = wait_settled(list(ids.values()), env)
+
+    for stage, job in ids.items():
+        states = {x["JobState"] for x in recs[job]}
+        assert states == {"COMPLETED"}, (stage, recs[job])
+    calls = read_calls(log)
+    assert [c[0] for c in calls] == expected_calls(STAGES, 2)
+    assert all(c[3] == str(config) for c in calls)  # absolute config path passed on
+    for stage in ARRAY_STAGES:  # each array task ran once
+        tasks = sorted(c[2] for c in calls if c[0] == stage)
+        assert tasks == ["0", "1"], (stage, calls)
+    assert (tmp_path / "slurm-logs").is_dir()
+
+
+@pytest.mark.parametrize(
+    ("fail", "task"),
+    [("loadflow", "1"), ("headroom", None), ("validate-gather", None)],
+    ids=["loadflow-task1", "headroom", "validate-gather"],
+)
+def test_failing_stage_stops_later_stages(fake, tmp_path, jobs, fail, task):
+    env, log, config = fake
+    env["FAKE_FAIL"] = fail
+    if task is not None:
+        env["FAKE_FAIL_TASK"] = task
+    ids = run_pipeline(env, config, tmp_path, "--workers", "2")
+    jobs.extend(ids.values())
+    recs = wait_settled(list(ids.values()), env)
+
+    k = STAGES.index(fail)
+    before, after = STAGES[:k], STAGES[k + 1:]
+    # stages before it ran, in order, and the failing one ran
+    calls = [c[0] for c in read_calls(log)]
+    assert calls == expected_calls(before + [fail], 2), calls
+    for stage in before:
+        assert {x["JobState"] for x in recs[ids[stage]]} == {"COMPLETED"}, (stage, recs[ids[stage]])
+    failed = [x for x in recs[ids[fail]] if x["JobState"] == "FAILED"]
+    assert len(failed) == 1, recs[ids[fail]]
+    if task is not None:
+        assert failed[0]["ArrayTaskId"] == task
+    # the ones after it never ran: cancelled (--kill-on-invalid-dep) or stuck on their dependency
+    for stage in after:
+        for x in recs[ids[stage]]:
+            assert x["JobState"] == "CANCELLED" or x["Reason"] == "DependencyNeverSatisfied", (stage, x)
+            assert x.get("RunTime", "00:00:00") == "00:00:00", (stage, x)
+
+
+def test_pipeline_exits_nonzero_when_sbatch_fails(fake, tmp_path, slurm_env):
+    env, log, config = fake
+    r = subprocess.run(
+        ["bash", str(PIPELINE), str(config), "--workers", "2", "--", "--partition=no-such-partition"],
+        env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60,
+    )
+    assert r.returncode != 0
+    assert "sbatch failed for stage loadflow" in r.stderr
+    assert r.stdout == ""
+
+
+def test_stage_script_runs_outside_slurm(tmp_path):
+    """The stage scripts also run with plain bash (repo found from the script, config from env)."""
+    env, log, config = make_fake(tmp_path, dict(os.environ))
+    del env["AGILEFLEX_ROOT"]
+    env["AGILEFLEX_CONFIG"] = config.name  # relative to the working directory
+    for var in [v for v in env if v.startswith("SLURM_") and v != "SLURM_CONF"]:
+        del env[var]
+    r = subprocess.run(
+        ["bash", str(ROOT / "slurm" / "gather.sh")], env=env, cwd=tmp_path,
+        capture_output=True, text=True, timeout=60,
+    )
+    assert r.returncode == 0, r.stderr
+    assert read_calls(log) == [["gather", "none", "-", str(config)]]

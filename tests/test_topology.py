@@ -1,0 +1,79 @@
+"""Feeders and zones from the graph, on a hand-built network and on every shared network."""
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from agileflex_hpc.errors import NetworkError
+from agileflex_hpc.network.engine import DssNetwork
+from agileflex_hpc.network.topology import derive_topology
+from tests.conftest import TINY_MASTER
+
+pytestmark = pytest.mark.requires_opendss
+
+TWO_FEEDERS = TINY_MASTER.replace("Set voltagebases", """\
+New Line.spare Bus1=11 Bus2=9 phases=3 Linecode=lc Length=20 Units=m
+New Line.L3a Bus1=11 Bus2=4 phases=3 Linecode=lc Length=30 Units=m
+New Line.L3b Bus1=11 Bus2=4 phases=3 Linecode=lc Length=30 Units=m
+New Line.L4 Bus1=4 Bus2=5 phases=3 Linecode=lc Length=30 Units=m
+New Load.C3 Phases=1 Bus1=5.3 kV=0.23 kW=1 PF=0.95
+New Load.C4 Phases=3 Bus1=4 kV=0.4 kW=3 PF=0.95
+Set voltagebases""")
+
+
+def test_feeders_supply_cables_and_zones(tmp_path):
+    master = tmp_path / "Master.dss"
+    master.write_text(TWO_FEEDERS)
+    net = DssNetwork(master)
+    topo = derive_topology(net)
+    lines = list(net.line_names)
+    assert topo.busbar == "11"
+    assert topo.n_feeders == 2  # the spare cable to bus 9 supplies nobody
+    assert [sorted(lines[i] for i in s) for s in topo.supply_lines] == [["l1"], ["l3a", "l3b"]]
+    assert sorted(net.bus_names[topo.feeder_buses[1]]) == ["4", "5"]
+    assert topo.supply_rating_a.tolist() == [100.0, 200.0]  # parallel cables add up
+    assert topo.zone_ids == ["F1P1", "F1P2", "F1P3", "F2P1", "F2P2", "F2P3"]
+    # C1, C2 on feeder 1 phases 1, 2; C3 on feeder 2 phase 3; C4 three-phase counts thrice
+    assert topo.zone_customers.tolist() == [1, 1, 0, 1, 1, 2]
+
+
+def test_load_on_an_isolated_bus_is_an_error(tmp_path):
+    master = tmp_path / "Master.dss"
+    master.write_text(TINY_MASTER.replace("Set voltagebases",
+                                          "New Load.lost Phases=1 Bus1=77.1 kV=0.23 kW=1\n"
+                                          "Set voltagebases"))
+    with pytest.raises(NetworkError, match="lost on bus 77"):
+        derive_topology(DssNetwork(master))
+
+
+def _loads_by_feeder_from_files(folder: Path) -> int:
+    text = "".join(p.read_text() for p in folder.glob("Load*"))
+    return len(re.findall(r"(?im)^\s*New\s+Load\.", text))
+
+
+def test_enwl_networks_feeders_and_customers(shared_dir):
+    expected = {"network_1": (4, 200), "network_5": (8, 335)}  # shared/networks/README.md
+    for name, (feeders, customers) in expected.items():
+        net = DssNetwork(shared_dir / "networks" / "enwl" / name / "Master.dss")
+        topo = derive_topology(net)
+        assert topo.n_feeders == feeders, name
+        assert len(net.load_names) == customers
+        assert (topo.load_feeder >= 0).all()
+        assert topo.zone_customers.sum() == customers  # all single-phase
+
+
+def test_every_lvns_feeder_circuit(shared_dir):
+    folders = sorted((shared_dir / "networks" / "enwl-lvns").glob("network_*/Feeder_*"))
+    assert len(folders) >= 40
+    for folder in folders:
+        net = DssNetwork(folder / "Master.dss")
+        topo = derive_topology(net)
+        n_loads = _loads_by_feeder_from_files(folder)
+        assert len(net.load_names) == n_loads, folder
+        assert topo.n_feeders >= 1 and (topo.load_feeder >= 0).all(), folder
+        three = (topo.load_phase == 0).sum()
+        assert topo.zone_customers.sum() == n_loads + 2 * three, folder
+        # each circuit is one ENWL feeder, but a busbar may feed two cables
+        assert np.all(topo.supply_rating_a > 0)
