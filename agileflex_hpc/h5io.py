@@ -105,17 +105,23 @@ def write_coord(f: h5py.File, name: str, values: Any, *, units: str = "",
 
 
 def write_var(group: h5py.Group, name: str, data: Any, *, dims: list[str], units: str,
-              description: str, compress: bool = True) -> h5py.Dataset:
-    """Write a data variable with attrs and chunks along time; attach the root scales."""
+              description: str, compress: bool | str = True) -> h5py.Dataset:
+    """Write a data variable with attrs and chunks along time; attach the root scales.
+
+    ``compress``: True or "gzip" (level 4, shuffle), "lzf" (fast), False or "none" (chunked
+    along time but uncompressed: the fastest write, for the load-flow hot path).
+    """
     data = np.asarray(data)
     if data.dtype.kind in "OU":
         data = data.astype(h5py.string_dtype())
         compress = False
+    method = {True: "gzip", False: None, "none": None}.get(compress, compress)
     chunks = _chunks(data.shape, data.dtype.itemsize, dims) if compress and data.size else None
     ds = group.create_dataset(
         name, data=data, chunks=chunks,
-        compression="gzip" if chunks else None, compression_opts=4 if chunks else None,
-        shuffle=bool(chunks),
+        compression=method if chunks else None,
+        compression_opts=4 if chunks and method == "gzip" else None,
+        shuffle=bool(chunks and method),
     )
     _describe(ds, units, dims, description)
     attach_scales(ds, dims)
@@ -198,6 +204,7 @@ def provenance(cfg=None, **extra: Any) -> dict[str, Any]:
     return attrs
 
 
+@functools.lru_cache(maxsize=1)
 def _versions() -> dict[str, str]:
     import importlib.metadata as md
 

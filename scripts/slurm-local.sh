@@ -85,7 +85,9 @@ alive() {
     [[ ${stat%% *} != [ZX] ]]
 }
 
-ctld_answers() { timeout 15 sinfo -h -o %P >/dev/null 2>&1; }
+# something listens on the controller port (sinfo itself retries for ~10 s when nothing does)
+ctld_port_open() { timeout 2 bash -c "exec 3<>/dev/tcp/127.0.0.1/$CTLD_PORT" 2>/dev/null; }
+ctld_answers() { ctld_port_open && timeout 15 sinfo -h -o %P >/dev/null 2>&1; }
 
 node_name() {
     if [[ -r $DIR/nodename ]]; then cat "$DIR/nodename"; else slurmd -C | sed -n 's/^NodeName=\([^ ]*\).*/\1/p'; fi
@@ -250,8 +252,8 @@ cmd_start() {
         write_conf
     fi
     if [[ -z $ctld ]]; then
-        if ctld_answers; then
-            die "another slurmctld already answers on port $CTLD_PORT (not ours: no live pid in $DIR/slurmctld.pid); stop it or set SLURM_LOCAL_CTLD_PORT/SLURM_LOCAL_SLURMD_PORT"
+        if ctld_port_open; then
+            die "another slurmctld (or other program) already listens on port $CTLD_PORT (not ours: no live pid in $DIR/slurmctld.pid); stop it or set SLURM_LOCAL_CTLD_PORT/SLURM_LOCAL_SLURMD_PORT"
         fi
         "${SUDO[@]}" rm -f "$DIR/slurmctld.pid"
         "${SUDO[@]}" env SLURM_CONF="$CONF" slurmctld -f "$CONF" ||
@@ -261,7 +263,7 @@ cmd_start() {
             sleep 0.2
         done
         ctld=$(live_pid "$DIR/slurmctld.pid" slurmctld || true)
-        [[ -n $ctld ]] && ctld_answers || fail_start "slurmctld did not come up"
+        if [[ -z $ctld ]] || ! ctld_answers; then fail_start "slurmctld did not come up"; fi
         log "slurmctld: started (pid $ctld)"
     else
         log "slurmctld: already running (pid $ctld)"

@@ -1,4 +1,5 @@
 # shellcheck shell=bash
+# shellcheck disable=SC2034  # PY, CONFIG, EXTRA_ARGS, WORKER_ARGS are used by the stage script
 # Sourced by the slurm/*.sh stage scripts (not run on its own).
 #
 # In:  the stage script's arguments "$@" (config path first, or $AGILEFLEX_CONFIG), AGILEFLEX_ROOT

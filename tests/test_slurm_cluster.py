@@ -274,11 +274,11 @@ def test_failing_stage_stops_later_stages(fake, tmp_path, jobs, fail, task):
     assert len(failed) == 1, recs[ids[fail]]
     if task is not None:
         assert failed[0]["ArrayTaskId"] == task
-    # the ones after it never ran: cancelled (--kill-on-invalid-dep) or stuck on their dependency
+    # the ones after it never ran (the fake python's log above has no line for them) and were
+    # cancelled (--kill-on-invalid-dep) or are stuck on their dependency
     for stage in after:
         for x in recs[ids[stage]]:
             assert x["JobState"] == "CANCELLED" or x["Reason"] == "DependencyNeverSatisfied", (stage, x)
-            assert x.get("RunTime", "00:00:00") == "00:00:00", (stage, x)
 
 
 def test_pipeline_exits_nonzero_when_sbatch_fails(fake, tmp_path, slurm_env):

@@ -43,6 +43,7 @@ logger = logging.getLogger(__name__)
 _INF = highspy.kHighsInf
 _ABS_GAP = 1e-6  # HiGHS's default mip_abs_gap [p]
 _FIX_TOL = 1e-7  # power below this counts as off in the LP solution [kW]
+_RC_TOL = 1e-5  # reduced cost above this marks an LP cell as dearer than those used [p/kW]
 _TIE_BREAK = float(__import__("os").environ.get("TB", "1e-6"))
 _MS = highspy.HighsModelStatus
 _STATUS = {
@@ -423,6 +424,7 @@ class _Run(NamedTuple):
     objective: float
     gap: float
     seconds: float
+    reduced_cost: np.ndarray | None = None
 
 
 def _run_highs(lp: tuple[Any, ...], options: dict[str, float | int],
@@ -448,9 +450,12 @@ def _run_highs(lp: tuple[Any, ...], options: dict[str, float | int],
     has_solution = info.primal_solution_status == highspy.kSolutionStatusFeasible
     if model_status != _MS.kOptimal and not (integer and has_solution):
         return _Run(_STATUS[model_status], None, np.nan, np.nan, seconds)
-    x = np.asarray(h.getSolution().col_value, dtype=float)
+    solution = h.getSolution()
+    x = np.asarray(solution.col_value, dtype=float)
     gap = float(info.mip_gap) if integer else 0.0
-    return _Run(_STATUS[model_status], x, float(info.objective_function_value), gap, seconds)
+    reduced = None if integer else np.asarray(solution.col_dual, dtype=float)
+    return _Run(_STATUS[model_status], x, float(info.objective_function_value), gap, seconds,
+                reduced)
 
 
 def _solve_milp(relaxed: tuple[tuple[Any, ...], dict[str, int]],
@@ -470,7 +475,7 @@ def _solve_milp(relaxed: tuple[tuple[Any, ...], dict[str, int]],
     bound = _run_highs(relaxed[0], options)
     if bound.x is None:
         return bound
-    fixed = _run_highs(_fix_binaries(full, relaxed[1], bound.x, m=m, min_kw=min_kw),
+    fixed = _run_highs(_fix_binaries(full, relaxed[1], bound, m=m, min_kw=min_kw),
                        {**options, "time_limit": max(deadline - time.perf_counter(), 0.0)})
     spent = bound.seconds + fixed.seconds
     if fixed.x is not None:
@@ -498,16 +503,22 @@ def _with(lp: tuple[Any, ...], *, col_lower: np.ndarray | None = None,
 
 
 def _fix_binaries(full: tuple[tuple[Any, ...], dict[str, int]], relaxed_cols: dict[str, int],
-                  x: np.ndarray, *, m: int, min_kw: float) -> tuple[Any, ...]:
-    """The full model with each binary fixed off where the LP solution ``x`` has zero power
-    and on where it has at least ``min_kw``."""
+                  bound: _Run, *, m: int, min_kw: float) -> tuple[Any, ...]:
+    """The full model with binaries fixed from the LP relaxation's solution ``bound``.
+
+    A binary is fixed on where the LP power is at least ``min_kw`` and off where the LP power
+    is 0 with a positive reduced cost (so using that cell would cost more); cells at zero
+    power with zero reduced cost (as cheap as the cells in use) stay free.
+    """
     lp, cols = full
     lower, upper = lp[7].copy(), lp[8].copy()
+    assert bound.x is not None and bound.reduced_cost is not None
     for power, binary in (("c", "u"), ("d", "w")):
         if binary in cols:
-            value, free = x[relaxed_cols[power]:relaxed_cols[power] + m], slice(
-                cols[binary], cols[binary] + m)
-            upper[free][value <= _FIX_TOL] = 0.0
+            lp_cells = slice(relaxed_cols[power], relaxed_cols[power] + m)
+            value, reduced = bound.x[lp_cells], bound.reduced_cost[lp_cells]
+            free = slice(cols[binary], cols[binary] + m)
+            upper[free][(value <= _FIX_TOL) & (reduced > _RC_TOL)] = 0.0
             lower[free][value >= min_kw - _FIX_TOL] = 1.0
     return _with(lp, col_lower=lower, col_upper=upper)
 

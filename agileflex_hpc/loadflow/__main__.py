@@ -9,8 +9,11 @@ stitches afterwards).
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
+from dataclasses import asdict
+from pathlib import Path
 
 from agileflex_hpc.cli import Workers, run_stage
 from agileflex_hpc.loadflow.progress import ProgressReporter, format_summary
@@ -29,13 +32,16 @@ def main(argv: list[str] | None = None) -> int:
 def _extend(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-gather", action="store_true",
                    help="do not stitch the blocks afterwards (single process / MPI)")
+    p.add_argument("--summary-json", type=Path, default=None,
+                   help="write the per-worker summary (items, steps, wall time) as JSON")
 
 
 def body(cfg, workers: Workers, args: argparse.Namespace,
          target: LoadflowInputs | None = None) -> int:
     """Plan, solve this worker's items, then (single process or MPI root) stitch."""
     comm = workers.comm
-    items = plan(cfg) if workers.is_root or comm is None else None
+    cases = target.cases if target else None
+    items = plan(cfg, cases) if workers.is_root or comm is None else None
     if comm is not None:
         items = comm.bcast(items, root=0)
     label = target.label if target else "loadflow"
@@ -54,6 +60,8 @@ def body(cfg, workers: Workers, args: argparse.Namespace,
         comm.Barrier()
     if workers.is_root or comm is None:
         print(format_summary(summaries, label=label), file=sys.stderr)
+        if getattr(args, "summary_json", None):
+            args.summary_json.write_text(json.dumps([asdict(s) for s in summaries], indent=1))
     if comm is None and workers.source != "single":
         check_failures(cfg, [summary])
         return 0

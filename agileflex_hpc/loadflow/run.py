@@ -47,6 +47,7 @@ class LoadflowInputs:
     raw_dir: Path  # blocks in <raw_dir>/<network>/<case>/block_NNNNN.h5
     inputs_for: object  # callable(cfg, manifest, case) -> inputs file path
     label: str = "loadflow"
+    cases: tuple[str, ...] | None = None  # None: the job's cases
 
 
 @dataclass
@@ -90,18 +91,19 @@ def ensure_manifests(cfg) -> dict[str, Path]:
     return paths
 
 
-def plan(cfg) -> list[WorkItem]:
+def plan(cfg, cases: tuple[str, ...] | None = None) -> list[WorkItem]:
     """Every work item of the study in the fixed order, costed by buses x steps."""
     paths = ensure_manifests(cfg)
     nets = [(n.name, read_manifest(paths[n.name]).n_bus) for n in cfg.networks]
-    return list_items(nets, list(cfg.cases.names), cfg.time.n_steps, cfg.time.block_steps)
+    return list_items(nets, list(cases or cfg.cases.names), cfg.time.n_steps,
+                      cfg.time.block_steps)
 
 
 def run(cfg, *, worker: int = 0, n_workers: int = 1, items: list[WorkItem] | None = None,
         target: LoadflowInputs | None = None, progress=None) -> WorkerSummary:
     """Solve this worker's items; skip blocks already complete; return a summary."""
     target = target or LoadflowInputs(cfg.out_dir / "raw", ensure_inputs)
-    items = plan(cfg) if items is None else items
+    items = plan(cfg, target.cases) if items is None else items
     mine = items_for(worker, n_workers, items)
     summary = WorkerSummary(worker)
     t0 = time.perf_counter()
@@ -194,7 +196,8 @@ def _write_block(path: Path, cfg, item: WorkItem, net: DssNetwork, out, fp: str,
         for name, (dims, units, desc) in VARIABLES.items():
             data = getattr(out, name)
             data = data.astype(np.uint8) if data.dtype == bool else data
-            h5io.write_var(g, name, data, dims=dims, units=units, description=desc)
+            h5io.write_var(g, name, data, dims=dims, units=units, description=desc,
+                           compress=cfg.loadflow.compression)
 
 
 def _write_coords(f, times, net: DssNetwork) -> None:

@@ -277,16 +277,12 @@ class DssNetwork:
         out.converged[t] = dss.Solution.Converged()
         out.iterations[t] = dss.Solution.Iterations()
         v = self.node_voltages()
-        vflat = np.full(self.n_bus * 3, np.nan)
-        vflat[self._v_flat] = np.abs(v[self._v_take]) * self._v_scale
-        out.v_pu[t] = vflat.reshape(self.n_bus, 3)
+        # out's rows are NaN-filled and C-contiguous: write through flat views in place
+        out.v_pu[t].reshape(-1)[self._v_flat] = np.abs(v[self._v_take]) * self._v_scale
         cur = self._y_lines @ v
         s_va = v[self._line_node] * np.conj(cur)
-        flat = np.full((2, self.n_line * 3), np.nan)
-        flat[0, self._line_flat] = np.abs(cur)
-        flat[1, self._line_flat] = np.copysign(np.abs(s_va), s_va.real) * 1e-3
-        out.i_a[t] = flat[0].reshape(self.n_line, 3)
-        out.s_kva[t] = flat[1].reshape(self.n_line, 3)
+        out.i_a[t].reshape(-1)[self._line_flat] = np.abs(cur)
+        out.s_kva[t].reshape(-1)[self._line_flat] = np.copysign(np.abs(s_va), s_va.real) * 1e-3
         for k, (y_hv, ref) in enumerate(self._tx):
             s = (v[ref] * np.conj(y_hv @ v)).sum() * 1e-3
             out.s_tx_kva[t, k] = np.copysign(abs(s), s.real)
