@@ -461,13 +461,14 @@ def _run_highs(lp: tuple[Any, ...], options: dict[str, float | int],
 def _solve_milp(relaxed: tuple[tuple[Any, ...], dict[str, int]],
                 full: tuple[tuple[Any, ...], dict[str, int]], options: dict[str, float | int],
                 *, m: int, min_kw: float) -> _Run:
-    """LP bound, then a restricted MILP, then (only if its gap is too big) the full MILP.
+    """LP bound, then restricted MILPs, then (only if still not within the gap) the full MILP.
 
     1. The LP relaxation gives a lower bound; if it is infeasible so is the MILP.
-    2. Restricted MILP (RENS-like): binaries whose power is 0 in the LP are fixed off, those
-       at or above ``min_kw`` fixed on; only the cells between stay free. Its optimum is a
-       feasible schedule; if it is within ``mip_rel_gap`` of the LP bound it is returned.
-    3. Otherwise the full MILP runs, warm-started from step 2's schedule.
+    2. Restricted MILPs (RENS-like) fix binaries from the LP solution (`_fix_binaries`), first
+       every zero-power cell off ("tight"), then only those with a positive reduced cost
+       ("wide"). Their optima are feasible schedules; the first within ``mip_rel_gap`` of the
+       LP bound is returned.
+    3. Otherwise the full MILP runs, warm-started from the best restricted schedule.
 
     Parameters ``relaxed`` and ``full`` are (``passModel`` tuple, column layout) pairs.
     """
@@ -475,19 +476,24 @@ def _solve_milp(relaxed: tuple[tuple[Any, ...], dict[str, int]],
     bound = _run_highs(relaxed[0], options)
     if bound.x is None:
         return bound
-    fixed = _run_highs(_fix_binaries(full, relaxed[1], bound, m=m, min_kw=min_kw),
-                       {**options, "time_limit": max(deadline - time.perf_counter(), 0.0)})
-    spent = bound.seconds + fixed.seconds
-    if fixed.x is not None:
-        gap = max(fixed.objective - bound.objective, 0.0) / max(abs(fixed.objective), 1e-9)
-        close = fixed.objective - bound.objective <= max(
-            float(options["mip_rel_gap"]) * abs(fixed.objective), _ABS_GAP)
-        if close or time.perf_counter() >= deadline:
-            return _Run("optimal" if close else "time_limit", fixed.x, fixed.objective, gap,
-                        spent)
-    logger.debug("restricted MILP %s, not within the gap: solving the full MILP", fixed.status)
+    spent, best = bound.seconds, None
+    for wide in (False, True):
+        remaining = {**options, "time_limit": max(deadline - time.perf_counter(), 0.0)}
+        run = _run_highs(_fix_binaries(full, relaxed[1], bound, m=m, min_kw=min_kw, wide=wide),
+                         remaining, start=None if best is None else best.x)
+        spent += run.seconds
+        if run.x is not None and (best is None or run.objective < best.objective):
+            best = run
+        if best is not None:
+            gap = max(best.objective - bound.objective, 0.0) / max(abs(best.objective), 1e-9)
+            close = best.objective - bound.objective <= max(
+                float(options["mip_rel_gap"]) * abs(best.objective), _ABS_GAP)
+            if close or time.perf_counter() >= deadline:
+                return _Run("optimal" if close else "time_limit", best.x, best.objective, gap,
+                            spent)
+    logger.debug("restricted MILPs not within the gap: solving the full MILP")
     run = _run_highs(full[0], {**options, "time_limit": max(deadline - time.perf_counter(), 0.0)},
-                     start=fixed.x)
+                     start=None if best is None else best.x)
     return run._replace(seconds=spent + run.seconds)
 
 
@@ -503,12 +509,12 @@ def _with(lp: tuple[Any, ...], *, col_lower: np.ndarray | None = None,
 
 
 def _fix_binaries(full: tuple[tuple[Any, ...], dict[str, int]], relaxed_cols: dict[str, int],
-                  bound: _Run, *, m: int, min_kw: float) -> tuple[Any, ...]:
+                  bound: _Run, *, m: int, min_kw: float, wide: bool) -> tuple[Any, ...]:
     """The full model with binaries fixed from the LP relaxation's solution ``bound``.
 
     A binary is fixed on where the LP power is at least ``min_kw`` and off where the LP power
-    is 0 with a positive reduced cost (so using that cell would cost more); cells at zero
-    power with zero reduced cost (as cheap as the cells in use) stay free.
+    is 0; with ``wide``, only zero-power cells with a positive reduced cost (dearer than the
+    cells in use) are fixed off, and those as cheap as the cells in use stay free.
     """
     lp, cols = full
     lower, upper = lp[7].copy(), lp[8].copy()
@@ -518,7 +524,7 @@ def _fix_binaries(full: tuple[tuple[Any, ...], dict[str, int]], relaxed_cols: di
             lp_cells = slice(relaxed_cols[power], relaxed_cols[power] + m)
             value, reduced = bound.x[lp_cells], bound.reduced_cost[lp_cells]
             free = slice(cols[binary], cols[binary] + m)
-            upper[free][(value <= _FIX_TOL) & (reduced > _RC_TOL)] = 0.0
+            upper[free][(value <= _FIX_TOL) & ((reduced > _RC_TOL) | (not wide))] = 0.0
             lower[free][value >= min_kw - _FIX_TOL] = 1.0
     return _with(lp, col_lower=lower, col_upper=upper)
 

@@ -114,6 +114,9 @@ def run(cfg, *, worker: int = 0, n_workers: int = 1, items: list[WorkItem] | Non
         summary.skipped += steps == 0
         summary.steps += steps
         summary.nonconverged += bad
+        if bad:
+            summary.failed_items.append(f"{item.network}/{item.case}/block_{item.block:05d} "
+                                        f"({bad} of {item.n_steps} steps)")
         if progress is not None:
             progress(item, steps)
     summary.wall_s = time.perf_counter() - t0
@@ -239,7 +242,9 @@ def check_failures(cfg, summaries: list[WorkerSummary]) -> None:
     steps = sum(s.steps for s in summaries)
     bad = sum(s.nonconverged for s in summaries)
     if steps and bad / steps > cfg.run.max_failure_fraction:
+        where = [f for s in summaries for f in s.failed_items]
         raise ConvergenceError(
             f"{bad} of {steps} power flows did not converge ({100 * bad / steps:.2f} %, limit "
-            f"run.max_failure_fraction = {100 * cfg.run.max_failure_fraction:.2f} %); results "
-            "are written with converged = 0 at those steps")
+            f"run.max_failure_fraction = {100 * cfg.run.max_failure_fraction:.2f} %) in "
+            f"{', '.join(where[:5])}{' ...' if len(where) > 5 else ''}; results are written "
+            "with converged = 0 at those steps (see loadflow.tolerance, max_iterations)")

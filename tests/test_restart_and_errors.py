@@ -1,0 +1,88 @@
+"""Restart safety and clear errors: half-written files, missing blocks, non-convergence."""
+
+import h5py
+import numpy as np
+import pytest
+
+from agileflex_hpc.config import load_config
+from agileflex_hpc.errors import ConvergenceError, ResultsError
+from agileflex_hpc.loadflow.__main__ import main as loadflow_main
+from agileflex_hpc.loadflow.gather import gather_all
+from agileflex_hpc.loadflow.run import block_path, plan
+from agileflex_hpc.status import main as status_main
+from tests.conftest import write_job
+
+pytestmark = pytest.mark.requires_opendss
+
+JOB = """
+[run]
+name = "r"
+root = "out"
+[time]
+start = "2014-01-06"
+days = 1
+step_minutes = 60
+block_steps = 6
+[[network]]
+name = "small"
+[cases]
+names = ["00PV25HP"]
+{extra}
+"""
+
+
+@pytest.fixture
+def job(tmp_path):
+    return write_job(tmp_path, JOB.format(extra=""))
+
+
+def test_half_written_block_is_recomputed(job, capsys):
+    assert loadflow_main([str(job), "--log-level", "WARNING"]) == 0
+    cfg = load_config(job)
+    items = plan(cfg)
+    victim = block_path(cfg.out_dir / "raw", items[1])
+    good = victim.read_bytes()
+    victim.write_bytes(good[: len(good) // 3])  # a truncated copy, as after a crash
+    (victim.parent / "block_00002.h5.123.tmp").write_bytes(b"junk")  # a dead writer's temp
+    assert loadflow_main([str(job), "--log-level", "WARNING"]) == 0
+    with h5py.File(victim) as f:
+        assert f.attrs["complete"] == 1 and f["loadflow/v_pu"].shape[0] == 6
+    summary = capsys.readouterr().err
+    assert " total      4       3       6" in summary  # 4 items, 3 skipped, 6 steps re-solved
+
+
+def test_gather_names_the_missing_block(job):
+    assert loadflow_main([str(job), "--log-level", "WARNING"]) == 0
+    cfg = load_config(job)
+    items = plan(cfg)
+    block_path(cfg.out_dir / "raw", items[2]).unlink()
+    with pytest.raises(ResultsError, match="small/00PV25HP/block_00002"):
+        gather_all(cfg, items)
+
+
+def test_status_lists_missing_items(job, capsys):
+    assert status_main([str(job)]) == 0
+    out = capsys.readouterr().out
+    assert "loadflow blocks            0         4  MISSING" in out
+    assert loadflow_main([str(job), "--log-level", "WARNING"]) == 0
+    capsys.readouterr()
+    assert status_main([str(job)]) == 0
+    out = capsys.readouterr().out
+    assert "loadflow blocks            4         4  ok" in out
+    assert "stitched                   1         1  ok" in out
+
+
+def test_non_convergence_is_flagged_and_fails_the_stage(tmp_path, capfd):
+    job = write_job(tmp_path, JOB.format(extra="[loadflow]\ntolerance = 1e-12\n"
+                                              "max_iterations = 1"))
+    assert loadflow_main([str(job)]) == 1
+    err = capfd.readouterr().err
+    assert "24 of 24 power flows did not converge" in err
+    assert "small/00PV25HP/block_00000 (6 of 6 steps)" in err
+    cfg = load_config(job)
+    with h5py.File(block_path(cfg.out_dir / "raw", plan(cfg)[0])) as f:
+        assert not f["loadflow/converged"][()].any()  # written, flagged, not hidden
+        assert np.isfinite(f["loadflow/v_pu"][()]).any()
+    with pytest.raises(ConvergenceError):
+        from agileflex_hpc.loadflow.run import check_failures, WorkerSummary
+        check_failures(cfg, [WorkerSummary(0, steps=10, nonconverged=1)])
