@@ -5,7 +5,7 @@
 # In:  the stage script's arguments "$@" (config path first, or $AGILEFLEX_CONFIG), AGILEFLEX_ROOT
 #      (set by the stage script's bootstrap), AGILEFLEX_PYTHON (optional).
 # Out: PY (python to run), CONFIG (absolute path), EXTRA_ARGS (arguments after the config),
-#      WORKER_ARGS (explicit --worker/--workers, only for array jobs whose indices are not 0..N-1),
+#      WORKER_ARGS (kept empty: the stage CLIs read the array variables and AGILEFLEX_WORKERS),
 #      the working directory is the repo root and the repo is on PYTHONPATH.
 #
 # Under sbatch the batch script is copied to the slurmd spool dir, so "dirname $0" is useless
@@ -51,17 +51,10 @@ else
 fi
 command -v -- "$PY" >/dev/null 2>&1 || af_die "python not found: $PY (set AGILEFLEX_PYTHON)"
 
-# ---- array share: the stage CLIs read SLURM_ARRAY_TASK_ID/SLURM_ARRAY_TASK_COUNT themselves;
-# pass --worker/--workers explicitly only when the indices are not 0..N-1 (e.g. --array=1-4).
+# ---- array share: the stage CLIs take worker = SLURM_ARRAY_TASK_ID and the number of workers
+# from AGILEFLEX_WORKERS, else from a full 0..N-1 array (SLURM_ARRAY_TASK_COUNT). To rerun
+# failed tasks of an N-task split: AGILEFLEX_WORKERS=N sbatch --array=<failed ids> slurm/x.sh
 WORKER_ARGS=()
-if [[ -n ${SLURM_ARRAY_TASK_ID:-} && -n ${SLURM_ARRAY_TASK_COUNT:-} ]]; then
-    _min=${SLURM_ARRAY_TASK_MIN:-0}
-    _step=${SLURM_ARRAY_TASK_STEP:-1}
-    if [[ $_min != 0 || $_step != 1 ]]; then
-        WORKER_ARGS=(--worker "$(((SLURM_ARRAY_TASK_ID - _min) / _step))" --workers "$SLURM_ARRAY_TASK_COUNT")
-    fi
-    unset _min _step
-fi
 
 cd -- "$AGILEFLEX_ROOT"
 export PYTHONPATH=$AGILEFLEX_ROOT${PYTHONPATH:+:$PYTHONPATH}

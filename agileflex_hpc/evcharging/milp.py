@@ -44,7 +44,7 @@ _INF = highspy.kHighsInf
 _ABS_GAP = 1e-6  # HiGHS's default mip_abs_gap [p]
 _FIX_TOL = 1e-7  # power below this counts as off in the LP solution [kW]
 _RC_TOL = 1e-5  # reduced cost above this marks an LP cell as dearer than those used [p/kW]
-_TIE_BREAK = float(__import__("os").environ.get("TB", "1e-6"))
+_TIE_BREAK = 1e-6
 _MS = highspy.HighsModelStatus
 _STATUS = {
     _MS.kOptimal: "optimal",

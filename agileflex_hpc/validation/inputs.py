@@ -1,0 +1,363 @@
+"""Stage 8 inputs: the final HP/PV assignment plus EV demand, one inputs file per (network, kind).
+
+``<out>/validation/inputs/<network>/<kind>.h5`` (kind ``smart`` or ``dumb``) has the layout of a
+stage-1 inputs file (``/inputs/customers``, ``/inputs/demand_kw``, ``/inputs/pv_kw``, (time,
+customer)) plus ``/inputs/ev_kw`` (time, customer), which the stage-2 machinery loads at
+``loadflow.ev_pf``, and ``/inputs/v2g_discharge_kw`` (time, zone), the V2G discharge the
+schedule asked for.
+
+* Demand and PV of each customer come from the inputs file of its zone's assigned case
+  (``hosting/<network>.h5:/hosting/customers_final``).
+* EV demand per EV on the noon-to-noon horizon (step 0 = 12:00): ``smart`` is the optimised
+  schedule, charge - discharge (V2G discharge is negative demand); ``dumb`` is uncontrolled
+  charging of the same fleet (full charger power from arrival until the needed energy is in).
+* Each zone's EVs go onto distinct customers of that zone, drawn by a random permutation seeded
+  with ``SeedSequence([run.seed, network index, zone index], spawn_key=(8,))``; the spawn key
+  keeps the stream apart from the EV stage's attempt streams ``[seed, network, zone, k]``
+  (a trailing 0 in the entropy list does not change a SeedSequence). EV ``i`` takes the
+  ``i``-th customer of the permutation, so the mapping does not depend on the fleet size or on
+  how the work was split. Three-phase customers of the feeder are candidates in all its zones.
+* The daily schedule is tiled over the study: a step at time of day ``tod`` takes horizon
+  step ``((tod - 12:00) mod 24 h) // step``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import h5py
+import numpy as np
+import pandas as pd
+
+from agileflex_hpc import h5io
+from agileflex_hpc.errors import InputDataError, ResultsError
+from agileflex_hpc.evcharging.dumb import dumb_charging_kw
+from agileflex_hpc.evcharging.fleet import EvFleet
+from agileflex_hpc.evcharging.stage import read_zone, zone_path
+from agileflex_hpc.headroom.stage import hosting_path
+from agileflex_hpc.inputs.stage import ensure_inputs, study_times
+
+__all__ = ["KINDS", "Kind", "ValidationInputs", "validation_inputs_path", "horizon_index",
+           "tile_daily", "map_evs_to_customers", "zone_candidates", "fleet_from_table",
+           "zone_ev_kw", "build_validation_inputs", "ensure_validation_inputs"]
+
+logger = logging.getLogger(__name__)
+
+Kind = Literal["smart", "dumb"]
+KINDS: tuple[str, ...] = ("smart", "dumb")
+HORIZON_START_MIN = 720  # the EV horizon starts at 12:00
+_SPAWN_KEY = (8,)  # stage 8: keeps the mapping stream apart from the EV attempt streams
+
+
+@dataclass(frozen=True)
+class ValidationInputs:
+    """Everything one validation inputs file holds; arrays are float32.
+
+    Attributes
+    ----------
+    customers : DataFrame
+        Final customers table (manifest order) with ``ev`` (EV name or "") and ``ev_zone``.
+    demand_kw, pv_kw, ev_kw : ndarray, shape (time, customer)
+        Demand incl. HP, PV output and EV demand (negative: V2G export). [kW]
+    v2g_discharge_kw : ndarray, shape (time, zone)
+        V2G discharge the schedule asks for, summed over the zone's EVs. [kW]
+    fingerprint : str
+        Hash of everything the file depends on.
+    """
+
+    customers: pd.DataFrame
+    demand_kw: np.ndarray
+    pv_kw: np.ndarray
+    ev_kw: np.ndarray
+    v2g_discharge_kw: np.ndarray
+    fingerprint: str
+
+
+def validation_inputs_path(out_dir: Path, network: str, kind: str) -> Path:
+    return Path(out_dir) / "validation" / "inputs" / network / f"{kind}.h5"
+
+
+def horizon_index(times: pd.DatetimeIndex, *, step_minutes: int,
+                  start_minute: int = HORIZON_START_MIN) -> np.ndarray:
+    """Horizon step of every study step.
+
+    Parameters
+    ----------
+    times : DatetimeIndex, shape (time,)
+        Start of every study step (study-local clock).
+    step_minutes : int
+        Step length. [min]
+    start_minute : int
+        Time of day at which the horizon starts (720: 12:00). [min]
+
+    Returns
+    -------
+    ndarray of int64, shape (time,)
+        ``((tod - start) mod 1440) // step_minutes`` with ``tod`` the minute of the day.
+    """
+    tod = np.asarray(times.hour * 60 + times.minute, dtype=np.int64)
+    return ((tod - start_minute) % 1440) // step_minutes
+
+
+def tile_daily(profile: np.ndarray, times: pd.DatetimeIndex, *, step_minutes: int) -> np.ndarray:
+    """Repeat daily horizon profiles over the study's time axis.
+
+    Parameters
+    ----------
+    profile : ndarray, shape (n, steps_per_day)
+        One noon-to-noon profile per row (EV, zone, ...); step 0 is 12:00. [any unit]
+    times : DatetimeIndex, shape (time,)
+        Study steps.
+    step_minutes : int
+        Step length. [min]
+
+    Returns
+    -------
+    ndarray, shape (time, n)
+        ``profile[:, horizon_index(times)].T``.
+    """
+    profile = np.asarray(profile)
+    if profile.shape[1] * step_minutes != 1440:
+        raise InputDataError(f"a daily profile needs {1440 // step_minutes} steps of "
+                             f"{step_minutes} min, got {profile.shape[1]}")
+    return profile[:, horizon_index(times, step_minutes=step_minutes)].T
+
+
+def map_evs_to_customers(n_evs: int, candidates: np.ndarray, *, seed: list[int]) -> np.ndarray:
+    """Distinct customers for a zone's EVs, by a seeded permutation of the candidates.
+
+    Parameters
+    ----------
+    n_evs : int
+        EVs of the zone.
+    candidates : ndarray of int, shape (candidate,)
+        Customer indices (into the customers table) that may take an EV.
+    seed : list of int
+        ``[run.seed, network index, zone index]``.
+
+    Returns
+    -------
+    ndarray of int64, shape (n_evs,)
+        Customer of each EV; EV ``i`` gets the ``i``-th of the permutation, so a smaller fleet
+        maps onto a prefix of a larger one's customers.
+    """
+    candidates = np.asarray(candidates, dtype=np.int64)
+    if n_evs > len(candidates):
+        raise InputDataError(f"zone seed {seed}: {n_evs} EVs but only {len(candidates)} "
+                             "customers to place them on")
+    rng = np.random.default_rng(np.random.SeedSequence(list(seed), spawn_key=_SPAWN_KEY))
+    return candidates[rng.permutation(len(candidates))[:n_evs]]
+
+
+def zone_candidates(customers: pd.DataFrame, zone: str, feeder: int) -> np.ndarray:
+    """Customers that may host the zone's EVs: its own, plus the feeder's three-phase ones.
+
+    Parameters
+    ----------
+    customers : DataFrame
+        Customers table with ``zone``, ``feeder`` (1-based) and ``phase`` (0: three-phase).
+    zone : str
+        Zone id.
+    feeder : int
+        1-based feeder of the zone.
+    """
+    own = customers["zone"].to_numpy() == zone
+    three = (customers["phase"].to_numpy() == 0) & (customers["feeder"].to_numpy() == feeder)
+    return np.flatnonzero(own | three)
+
+
+def fleet_from_table(fleet: pd.DataFrame) -> EvFleet:
+    """An :class:`EvFleet` from the ``fleet`` table of an EV zone file."""
+    cols = ("name", "t_in", "t_out", "e_start_kwh", "e_end_kwh", "battery_kwh", "charger_kw")
+    return EvFleet(**{c: fleet[c].to_numpy() for c in cols})
+
+
+def zone_ev_kw(zone: dict, kind: str, *, steps: int, step_minutes: int,
+               efficiency: float) -> tuple[np.ndarray, np.ndarray]:
+    """EV demand of one zone's fleet on the horizon.
+
+    Parameters
+    ----------
+    zone : dict
+        :func:`~agileflex_hpc.evcharging.stage.read_zone` output.
+    kind : {'smart', 'dumb'}
+        Optimised schedule or uncontrolled charging.
+    steps, step_minutes : int
+        Horizon length [step] and step [min].
+    efficiency : float
+        Charging efficiency (dumb charging's grid energy = needed energy / efficiency). [-]
+
+    Returns
+    -------
+    net_kw, discharge_kw : ndarray, shape (ev, steps)
+        Net grid demand (charge - discharge) and the V2G discharge of every EV. [kW]
+    """
+    if "fleet" not in zone:
+        empty = np.zeros((0, steps))
+        return empty, empty
+    if kind == "smart":
+        charge = np.asarray(zone["charge_kw"], dtype=np.float64)
+        discharge = np.asarray(zone["discharge_kw"], dtype=np.float64)
+        return charge - discharge, discharge
+    if kind != "dumb":
+        raise InputDataError(f"validation kind {kind!r} is not one of {KINDS}")
+    dumb = dumb_charging_kw(fleet_from_table(zone["fleet"]), steps=steps,
+                            step_minutes=step_minutes, efficiency=efficiency)
+    return dumb, np.zeros_like(dumb)
+
+
+# ------------------------------------------------------------------------ file assembly
+def _read_hosting(cfg, network: str) -> tuple[pd.DataFrame, np.ndarray]:
+    """Final customers table and customers per zone from ``hosting/<network>.h5``."""
+    path = hosting_path(cfg.out_dir, network)
+    if not h5io.is_complete(path):
+        raise ResultsError(f"{path} is missing or incomplete: run the headroom stage first")
+    with h5py.File(path, "r") as f:
+        final = h5io.read_table(f["hosting"], "customers_final")
+        zone_customers = f["hosting/customers"][()]
+    return final, zone_customers
+
+
+def _read_zones(cfg, manifest, zone_customers: np.ndarray) -> dict[int, dict]:
+    """EV zone files of every zone with customers, by zone index."""
+    zones, missing = {}, []
+    for z, zid in enumerate(manifest.zone_ids):
+        if zone_customers[z] <= 0:
+            continue
+        path = zone_path(cfg.out_dir, manifest.name, zid)
+        if not h5io.is_complete(path):
+            missing.append(str(path))
+            continue
+        zones[z] = read_zone(path)
+    if missing:
+        raise ResultsError(f"{len(missing)} EV zone files missing or incomplete (first: "
+                           f"{', '.join(missing[:5])}); run the ev stage first")
+    return zones
+
+
+def _assigned_series(cfg, manifest, final: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, dict]:
+    """demand_kw, pv_kw (time, customer) from each customer's assigned case; case fingerprints."""
+    if list(final["load"]) != list(manifest.customers["load"]):
+        raise InputDataError(f"{manifest.name}: the final customers table does not list the "
+                             "network's loads in manifest order; rerun the headroom stage")
+    demand = pv = None
+    fps = {}
+    for case in sorted(set(final["assigned_case"])):
+        path = ensure_inputs(cfg, manifest, case)
+        cols = np.flatnonzero(final["assigned_case"].to_numpy() == case)
+        with h5py.File(path, "r") as f:
+            fps[case] = str(f.attrs["fingerprint"])
+            d, p = f["inputs/demand_kw"][()], f["inputs/pv_kw"][()]
+        if demand is None:
+            demand, pv = np.zeros_like(d), np.zeros_like(p)
+        demand[:, cols], pv[:, cols] = d[:, cols], p[:, cols]
+    return demand, pv, fps
+
+
+def _ev_demand(cfg, manifest, kind: str, final: pd.DataFrame, zones: dict[int, dict],
+               times: pd.DatetimeIndex) -> tuple[np.ndarray, np.ndarray, pd.DataFrame]:
+    """ev_kw (time, customer), v2g discharge (time, zone) and the table with ``ev`` columns."""
+    t = cfg.time
+    net_index = [n.name for n in cfg.networks].index(manifest.name)
+    ev_kw = np.zeros((len(times), len(final)))
+    v2g = np.zeros((len(times), len(manifest.zone_ids)))
+    ev_name = np.full(len(final), "", dtype=object)
+    ev_zone = np.full(len(final), "", dtype=object)
+    for z, zone in zones.items():
+        net_kw, dis_kw = zone_ev_kw(zone, kind, steps=t.steps_per_day,
+                                    step_minutes=t.step_minutes, efficiency=cfg.ev.efficiency)
+        if not len(net_kw):
+            continue
+        zid = manifest.zone_ids[z]
+        cand = zone_candidates(final, zid, int(manifest.topology.zone_feeder[z]) + 1)
+        cust = map_evs_to_customers(len(net_kw), cand, seed=[cfg.run.seed, net_index, z])
+        np.add.at(ev_kw.T, cust, tile_daily(net_kw, times, step_minutes=t.step_minutes).T)
+        v2g[:, z] = tile_daily(dis_kw.sum(axis=0, keepdims=True), times,
+                               step_minutes=t.step_minutes)[:, 0]
+        ev_name[cust] = [str(n) for n in zone["fleet"]["name"]]
+        ev_zone[cust] = zid
+    table = final.assign(ev=ev_name.astype(str), ev_zone=ev_zone.astype(str))
+    return ev_kw, v2g, table
+
+
+def _fingerprint(cfg, manifest, kind: str, final: pd.DataFrame, case_fps: dict,
+                 zones: dict[int, dict]) -> str:
+    """Hash of the kind, seed, time axis, assigned cases' inputs and the EV zone files."""
+    t = cfg.time
+    key = dict(kind=kind, seed=cfg.run.seed, start=str(t.start), days=t.days,
+               step=t.step_minutes, efficiency=cfg.ev.efficiency, network=manifest.name,
+               networks=[n.name for n in cfg.networks], cases=case_fps,
+               assigned=[str(c) for c in final["assigned_case"]], loads=list(final["load"]))
+    h = hashlib.sha256(json.dumps(key, sort_keys=True).encode())
+    for z in sorted(zones):
+        zone = zones[z]
+        h.update(f"|{z}|{int(zone['attrs']['n_evs'])}".encode())
+        if "fleet" in zone:
+            h.update(pd.util.hash_pandas_object(zone["fleet"], index=False).to_numpy().tobytes())
+            for k in ("charge_kw", "discharge_kw"):
+                h.update(np.ascontiguousarray(zone[k], dtype=np.float64).tobytes())
+    return h.hexdigest()
+
+
+def build_validation_inputs(cfg, manifest, kind: str) -> ValidationInputs:
+    """Assemble the validation inputs of one (network, kind) (no file is written).
+
+    Raises
+    ------
+    ResultsError
+        The hosting file or an EV zone file is missing: run the earlier stages.
+    InputDataError
+        Unknown kind, a zone with more EVs than customers, or a customers table out of order.
+    """
+    if kind not in KINDS:
+        raise InputDataError(f"validation kind {kind!r} is not one of {KINDS}")
+    final, zone_customers = _read_hosting(cfg, manifest.name)
+    zones = _read_zones(cfg, manifest, zone_customers)
+    demand, pv, case_fps = _assigned_series(cfg, manifest, final)
+    times = study_times(cfg)
+    ev_kw, v2g, table = _ev_demand(cfg, manifest, kind, final, zones, times)
+    fp = _fingerprint(cfg, manifest, kind, final, case_fps, zones)
+    return ValidationInputs(table, demand.astype(np.float32), pv.astype(np.float32),
+                            ev_kw.astype(np.float32), v2g.astype(np.float32), fp)
+
+
+def ensure_validation_inputs(cfg, manifest, kind: str) -> Path:
+    """Write ``validation/inputs/<network>/<kind>.h5`` unless a complete, matching one exists.
+
+    The signature is stage 2's ``inputs_for(cfg, manifest, case)`` with the kind as the case.
+    """
+    path = validation_inputs_path(cfg.out_dir, manifest.name, kind)
+    vi = build_validation_inputs(cfg, manifest, kind)
+    if h5io.is_complete(path, expect={"fingerprint": vi.fingerprint}):
+        return path
+    _write(path, cfg, manifest, kind, vi)
+    logger.info("validation inputs written: %s (%d EVs)", path, int((vi.customers["ev"] != "")
+                                                                     .sum()))
+    return path
+
+
+def _write(path: Path, cfg, manifest, kind: str, vi: ValidationInputs) -> None:
+    attrs = h5io.provenance(cfg, network=manifest.name, case=kind, kind=kind,
+                            fingerprint=vi.fingerprint, stage="validate-inputs")
+    tc = ["time", "customer"]
+    with h5io.atomic_h5(path, attrs=attrs) as f:
+        h5io.write_coord(f, "time", h5io.time_to_epoch(study_times(cfg)),
+                         units="seconds since 1970-01-01 00:00:00")
+        h5io.write_coord(f, "customer", vi.customers["load"].to_numpy())
+        h5io.write_coord(f, "zone", np.array(manifest.zone_ids))
+        g = f.create_group("inputs")
+        h5io.write_table(g, "customers", vi.customers)
+        for name, data, dims, desc in [
+            ("demand_kw", vi.demand_kw, tc, "demand incl. heat pump of the assigned case, PF "
+             "load_pf"),
+            ("pv_kw", vi.pv_kw, tc, "PV output of the assigned case, PF 1"),
+            ("ev_kw", vi.ev_kw, tc, f"{kind} EV demand (negative: V2G export), PF ev_pf"),
+            ("v2g_discharge_kw", vi.v2g_discharge_kw, ["time", "zone"],
+             "V2G discharge asked for by the schedule, summed over the zone's EVs"),
+        ]:
+            h5io.write_var(g, name, data, dims=dims, units="kW", description=desc)

@@ -1,0 +1,46 @@
+"""The real stages under the local SLURM: a 2-task load-flow array submitted with the repo's
+own slurm/loadflow.sh (then slurm/gather.sh, afterok) gives the same bytes as one process."""
+
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import REPO, write_job
+from tests.test_mpi_loadflow import JOB, _datasets, _env
+from tests.test_slurm_cluster import jobs, slurm_env, wait_settled  # noqa: F401 (fixtures)
+
+pytestmark = [pytest.mark.slurm, pytest.mark.slow, pytest.mark.requires_opendss]
+
+
+def _sbatch(env, cwd, *args) -> str:
+    res = subprocess.run(["sbatch", "--parsable", *args], env=env, cwd=cwd, capture_output=True,
+                         text=True, timeout=60)
+    assert res.returncode == 0, res.stderr
+    return res.stdout.strip().split(";")[0]
+
+
+def test_loadflow_array_then_gather_match_single_process(tmp_path, slurm_env, jobs):  # noqa: F811
+    ref_dir, run_dir = tmp_path / "ref", tmp_path / "slurm"
+    ref_dir.mkdir()
+    run_dir.mkdir()
+    job_ref = write_job(ref_dir, JOB.format(name="x"))
+    subprocess.run([sys.executable, "-m", "agileflex_hpc.loadflow", str(job_ref)], cwd=ref_dir,
+                   env=_env(), check=True, capture_output=True, timeout=300)
+    job = write_job(run_dir, JOB.format(name="x"))
+    env = dict(slurm_env, AGILEFLEX_PYTHON=sys.executable, AGILEFLEX_ROOT=str(REPO))
+    (run_dir / "slurm-logs").mkdir()
+    array = _sbatch(env, run_dir, "--array=0-1", "--time=10", str(REPO / "slurm" / "loadflow.sh"),
+                    str(job))
+    gather = _sbatch(env, run_dir, f"--dependency=afterok:{array}", "--kill-on-invalid-dep=yes",
+                     "--time=10", str(REPO / "slurm" / "gather.sh"), str(job))
+    jobs += [array, gather]
+    recs = wait_settled([array, gather], env)
+    logs = "".join(p.read_text() for p in (run_dir / "slurm-logs").iterdir())
+    states = [r["JobState"] for rs in recs.values() for r in rs]
+    assert states == ["COMPLETED"] * 3, logs
+    assert "task 0/2" in logs and "task 1/2" in logs  # two array tasks, each its share
+    ref = _datasets(ref_dir / "out" / "x")
+    got = _datasets(run_dir / "out" / "x")
+    assert got.keys() == ref.keys()
+    assert [k for k in ref if got[k] != ref[k]] == []
