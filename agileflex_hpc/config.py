@@ -218,7 +218,7 @@ class EvConfig:
     successes_needed: int = 10
     validation_successes: int = 2
     max_evs: int = 0  # cap on EVs per zone (0: the hosting stage's count)
-    v2g: bool = False
+    v2g: Literal["auto", "always", "never"] = "auto"  # auto: where hosting relies on V2G
     min_kw: float = 1.38  # 6 A at 230 V
     efficiency: float = 0.95
     footroom_factor: float = 0.7

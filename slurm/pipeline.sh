@@ -7,9 +7,11 @@
 # so a failing stage cancels everything after it instead of leaving it pending forever.
 #
 # Usage: slurm/pipeline.sh CONFIG [options] [-- extra sbatch options for every job]
-#   --workers N           tasks of each array stage (loadflow, ev, validate)          [4]
+#   --workers N           tasks of each array stage (loadflow, ev, validate)
+#                         [the config's slurm.workers, else 4]
 #   --loadflow-workers N / --ev-workers N / --validate-workers N   per-stage override
 #   --max-parallel M      at most M tasks of an array run at once (--array=0-{N-1}%M)
+#                         [the config's slurm.max_parallel]
 #   --from STAGE          start at STAGE (loadflow gather headroom ev validate validate-gather
 #                         report); the earlier stages' outputs must already exist
 #   --dry-run             print the sbatch commands instead of submitting
@@ -32,7 +34,7 @@ ROOT=$(dirname -- "$HERE")
 STAGES=(loadflow gather headroom ev validate validate-gather report)
 
 CONFIG=""
-WORKERS=4
+WORKERS=""
 LF_WORKERS="" EV_WORKERS="" VAL_WORKERS=""
 MAX_PAR=""
 FROM=loadflow
@@ -67,6 +69,23 @@ CONFIG=${CONFIG:-${AGILEFLEX_CONFIG:-}}
 [[ -n $CONFIG ]] || { usage >&2; die "no job config given"; }
 [[ -f $CONFIG ]] || die "job config not found: $CONFIG"
 CONFIG=$(cd -- "$(dirname -- "$CONFIG")" && pwd -P)/$(basename -- "$CONFIG")
+# the config is checked before anything is submitted, and gives the defaults
+PYCHECK=${AGILEFLEX_PYTHON:-}
+[[ -z $PYCHECK && -x $ROOT/.venv/bin/python ]] && PYCHECK=$ROOT/.venv/bin/python
+PYCHECK=${PYCHECK:-python3}
+if ! defaults=$(cd -- "$ROOT" && "$PYCHECK" -c 'import sys
+from agileflex_hpc.config import load_config
+from agileflex_hpc.errors import ConfigError
+try:
+    c = load_config(sys.argv[1])
+except ConfigError as exc:
+    sys.exit(str(exc))
+print(c.slurm.workers, c.slurm.max_parallel)' "$CONFIG"); then
+    die "bad job config $CONFIG (see above)"
+fi
+read -r CFG_WORKERS CFG_MAXPAR <<<"${defaults:-4 0}"
+WORKERS=${WORKERS:-${CFG_WORKERS:-4}}
+[[ -z $MAX_PAR && ${CFG_MAXPAR:-0} != 0 ]] && MAX_PAR=$CFG_MAXPAR
 LF_WORKERS=${LF_WORKERS:-$WORKERS}
 EV_WORKERS=${EV_WORKERS:-$WORKERS}
 VAL_WORKERS=${VAL_WORKERS:-$WORKERS}

@@ -35,9 +35,12 @@ FINISHED = {
 }
 POLL_TIMEOUT = 240.0  # seconds; a healthy local cluster needs ~3 s per dependent stage
 
-# Fake python: called as  PY -m agileflex_hpc.STAGE CONFIG [args]   (stage scripts)
+# Fake python: called as  PY -c CODE CONFIG                           (pipeline.sh config check)
+#                     or  PY -m agileflex_hpc.STAGE CONFIG [args]   (stage scripts)
 #                     or  PY -m mpi4py -m agileflex_hpc.loadflow CONFIG   (MPI path, under srun)
 FAKE_PYTHON = r"""#!/bin/bash
+# pipeline.sh's config check (python -c ...): print nothing, so the defaults apply
+[[ $1 == -c ]] && exit 0
 if [[ $1 == -m && $2 == mpi4py ]]; then
     exec "$FAKE_REAL_PYTHON" -c '
 import os

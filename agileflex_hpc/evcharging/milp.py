@@ -15,10 +15,17 @@ outside it, so nothing needs fixing to zero):
 - objective: minimise ``sum step_h*price[t]*(c - d)`` [p], with ``price`` the tariff plus
   ``v2g_premium`` where headroom < 0.
 
-Tie-break: the tariff is flat over hours, so many schedules cost the same; a cost of
-``1e-6*t/steps`` p/kWh per kW (earlier is cheaper) is added to every power variable to pick
-one of them. It changes the objective by at most ``1e-6`` p per kWh moved and is left out of
-the reported ``objective_p``, which is the cost at the tariff computed from the returned arrays.
+Tie-break: the tariff is flat over hours, so many schedules cost the same; ``1e-6*t/steps``
+p/kWh (earlier is cheaper) is added to the price of every power variable to pick one of them.
+It changes the cost by at most ``1e-6`` p per kWh and is left out of the reported
+``objective_p``, which is the cost at the effective price computed from the returned arrays.
+
+Solving (``model="milp"``): HiGHS's own MIP search spends most of its time in root cuts before
+its heuristics find a schedule, although the LP bound is nearly tight. So `_solve_milp` first
+solves the LP relaxation (the bound), then small MILPs with most binaries fixed from the LP
+solution; a schedule within ``mip_gap`` of the LP bound is returned at once, with the gap
+against that bound. Only otherwise does the full MILP run, warm-started. ``model="lp"`` solves
+the LP relaxation projected onto the power and energy columns (see `_build_lp`).
 """
 
 from __future__ import annotations

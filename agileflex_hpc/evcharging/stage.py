@@ -66,6 +66,14 @@ def tasks_for(worker: int, n_workers: int, tasks: list[ZoneTask]) -> list[ZoneTa
     return tasks[bounds[worker]:bounds[worker + 1]]
 
 
+def zone_uses_v2g(cfg, network: str, zone_index: int) -> bool:
+    """V2G on for this zone: ``ev.v2g`` always, never, or auto (the hosting stage's flag)."""
+    if cfg.ev.v2g != "auto":
+        return cfg.ev.v2g == "always"
+    with h5py.File(hosting_path(cfg.out_dir, network), "r") as f:
+        return bool(f["hosting/v2g"][zone_index])
+
+
 def zone_profiles(cfg, network: str, zone_index: int) -> tuple[np.ndarray, np.ndarray]:
     """(headroom, footroom) [kW] of the zone's assigned case on the noon-to-noon horizon.
 
@@ -97,7 +105,8 @@ def solve_zone(cfg, task: ZoneTask, *, successes: int | None = None) -> Attempts
         task.n_start, head, foot, _price(cfg),
         seed=[cfg.run.seed, task.network_index, task.zone_index],
         successes_needed=successes or ev.successes_needed,
-        step_minutes=cfg.time.step_minutes, model=ev.model, v2g=ev.v2g, min_kw=ev.min_kw,
+        step_minutes=cfg.time.step_minutes, model=ev.model,
+        v2g=zone_uses_v2g(cfg, task.network, task.zone_index), min_kw=ev.min_kw,
         efficiency=ev.efficiency, footroom_factor=ev.footroom_factor,
         v2g_premium=ev.v2g_premium, mip_gap=ev.mip_gap, time_limit_s=ev.time_limit_s,
         threads=ev.threads,

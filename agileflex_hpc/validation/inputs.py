@@ -40,7 +40,7 @@ from agileflex_hpc.evcharging.dumb import dumb_charging_kw
 from agileflex_hpc.evcharging.fleet import EvFleet
 from agileflex_hpc.evcharging.stage import read_zone, zone_path
 from agileflex_hpc.headroom.stage import hosting_path
-from agileflex_hpc.inputs.stage import ensure_inputs, study_times
+from agileflex_hpc.inputs.stage import ensure_inputs, inputs_path, study_times
 
 __all__ = ["KINDS", "Kind", "ValidationInputs", "validation_inputs_path", "horizon_index",
            "tile_daily", "map_evs_to_customers", "zone_candidates", "fleet_from_table",
@@ -240,23 +240,29 @@ def _read_zones(cfg, manifest, zone_customers: np.ndarray) -> dict[int, dict]:
     return zones
 
 
-def _assigned_series(cfg, manifest, final: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, dict]:
-    """demand_kw, pv_kw (time, customer) from each customer's assigned case; case fingerprints."""
+def _case_fingerprints(cfg, manifest, final: pd.DataFrame) -> dict[str, str]:
+    """Stage-1 inputs fingerprint of every assigned case (writing missing inputs files)."""
     if list(final["load"]) != list(manifest.customers["load"]):
         raise InputDataError(f"{manifest.name}: the final customers table does not list the "
                              "network's loads in manifest order; rerun the headroom stage")
-    demand = pv = None
     fps = {}
     for case in sorted(set(final["assigned_case"])):
-        path = ensure_inputs(cfg, manifest, case)
-        cols = np.flatnonzero(final["assigned_case"].to_numpy() == case)
-        with h5py.File(path, "r") as f:
+        with h5py.File(ensure_inputs(cfg, manifest, case), "r") as f:
             fps[case] = str(f.attrs["fingerprint"])
+    return fps
+
+
+def _assigned_series(cfg, manifest, final: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """demand_kw, pv_kw (time, customer), each customer's columns from its assigned case."""
+    demand = pv = None
+    for case in sorted(set(final["assigned_case"])):
+        cols = np.flatnonzero(final["assigned_case"].to_numpy() == case)
+        with h5py.File(inputs_path(cfg.out_dir, manifest.name, case), "r") as f:
             d, p = f["inputs/demand_kw"][()], f["inputs/pv_kw"][()]
         if demand is None:
             demand, pv = np.zeros_like(d), np.zeros_like(p)
         demand[:, cols], pv[:, cols] = d[:, cols], p[:, cols]
-    return demand, pv, fps
+    return demand, pv
 
 
 def _ev_demand(cfg, manifest, kind: str, final: pd.DataFrame, zones: dict[int, dict],
@@ -304,6 +310,16 @@ def _fingerprint(cfg, manifest, kind: str, final: pd.DataFrame, case_fps: dict,
     return h.hexdigest()
 
 
+def _sources(cfg, manifest, kind: str) -> tuple[pd.DataFrame, dict[int, dict], str]:
+    """Final customers table, EV zone files and the fingerprint of one (network, kind)."""
+    if kind not in KINDS:
+        raise InputDataError(f"validation kind {kind!r} is not one of {KINDS}")
+    final, zone_customers = _read_hosting(cfg, manifest.name)
+    zones = _read_zones(cfg, manifest, zone_customers)
+    case_fps = _case_fingerprints(cfg, manifest, final)
+    return final, zones, _fingerprint(cfg, manifest, kind, final, case_fps, zones)
+
+
 def build_validation_inputs(cfg, manifest, kind: str) -> ValidationInputs:
     """Assemble the validation inputs of one (network, kind) (no file is written).
 
@@ -314,14 +330,9 @@ def build_validation_inputs(cfg, manifest, kind: str) -> ValidationInputs:
     InputDataError
         Unknown kind, a zone with more EVs than customers, or a customers table out of order.
     """
-    if kind not in KINDS:
-        raise InputDataError(f"validation kind {kind!r} is not one of {KINDS}")
-    final, zone_customers = _read_hosting(cfg, manifest.name)
-    zones = _read_zones(cfg, manifest, zone_customers)
-    demand, pv, case_fps = _assigned_series(cfg, manifest, final)
-    times = study_times(cfg)
-    ev_kw, v2g, table = _ev_demand(cfg, manifest, kind, final, zones, times)
-    fp = _fingerprint(cfg, manifest, kind, final, case_fps, zones)
+    final, zones, fp = _sources(cfg, manifest, kind)
+    demand, pv = _assigned_series(cfg, manifest, final)
+    ev_kw, v2g, table = _ev_demand(cfg, manifest, kind, final, zones, study_times(cfg))
     return ValidationInputs(table, demand.astype(np.float32), pv.astype(np.float32),
                             ev_kw.astype(np.float32), v2g.astype(np.float32), fp)
 
@@ -329,15 +340,18 @@ def build_validation_inputs(cfg, manifest, kind: str) -> ValidationInputs:
 def ensure_validation_inputs(cfg, manifest, kind: str) -> Path:
     """Write ``validation/inputs/<network>/<kind>.h5`` unless a complete, matching one exists.
 
-    The signature is stage 2's ``inputs_for(cfg, manifest, case)`` with the kind as the case.
+    The signature is stage 2's ``inputs_for(cfg, manifest, case)`` with the kind as the case;
+    it is called once per block, so a complete file costs only the fingerprint (file
+    attributes, the hosting table and the EV schedules), never the series.
     """
     path = validation_inputs_path(cfg.out_dir, manifest.name, kind)
-    vi = build_validation_inputs(cfg, manifest, kind)
-    if h5io.is_complete(path, expect={"fingerprint": vi.fingerprint}):
+    _, _, fp = _sources(cfg, manifest, kind)
+    if h5io.is_complete(path, expect={"fingerprint": fp}):
         return path
+    vi = build_validation_inputs(cfg, manifest, kind)
     _write(path, cfg, manifest, kind, vi)
-    logger.info("validation inputs written: %s (%d EVs)", path, int((vi.customers["ev"] != "")
-                                                                     .sum()))
+    n_evs = int((vi.customers["ev"] != "").sum())
+    logger.info("validation inputs written: %s (%d EVs)", path, n_evs)
     return path
 
 

@@ -1,0 +1,66 @@
+"""CLI: ``python -m agileflex_hpc.validate CONFIG [--worker I --workers N] [--gather]`` (stage 8).
+
+Validation load flows of every network with the final HP assignment plus (a) the optimised EV
+schedules (``smart``) and (b) uncontrolled charging of the same EVs (``dumb``). The flows are
+stage 2's, with the same partition, MPI/SLURM split, block files and restart:
+
+* single process: all blocks, stitching, stages 3 and 5 on the results, the metrics and the
+  report table;
+* under ``mpirun``/``srun``: every rank solves its share, rank 0 stitches and analyses;
+* as a SLURM array task: this task's share only; afterwards one ``--gather`` job stitches the
+  blocks, runs stages 3 and 5 and writes the report (``slurm/validate.sh ... --gather``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from agileflex_hpc.cli import Workers, run_stage
+
+logger = logging.getLogger("agileflex_hpc.validate")
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_stage(argv, "python -m agileflex_hpc.validate",
+                     "Stage 8: validation load flows (smart and dumb EV charging) and report.",
+                     body, extend=_extend)
+
+
+def _extend(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--gather", action="store_true",
+                   help="stitch the validation blocks of an array run, then analyse (one job)")
+    p.add_argument("--no-gather", action="store_true",
+                   help="solve only: do not stitch or analyse afterwards (single process / MPI)")
+
+
+def body(cfg, workers: Workers, args: argparse.Namespace) -> int:
+    """Solve this worker's validation blocks; the root (or a single process) analyses."""
+    from agileflex_hpc.loadflow.__main__ import body as loadflow_body
+    from agileflex_hpc.validation.stage import analyse, format_report, gather, validation_target
+
+    if getattr(args, "gather", False):
+        if not workers.is_root:
+            return 0
+        if args.dry_run:
+            print("validate --gather: stitch the validation blocks, then stages 3, 5 and report")
+            return 0
+        _print(gather(cfg), format_report)
+        return 0
+    rc = loadflow_body(cfg, workers, args, target=validation_target(cfg))
+    array_task = workers.comm is None and workers.source != "single"
+    if rc or args.dry_run or array_task or not workers.is_root:
+        return rc
+    if getattr(args, "no_gather", False):
+        return 0
+    _print(analyse(cfg), format_report)
+    return 0
+
+
+def _print(table, fmt) -> None:
+    print(f"\n== validation report ==\n{fmt(table)}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,217 @@
+"""Stage 8 metrics: violations, V2G fulfilment and headroom statistics (pure numpy, no I/O).
+
+Definitions (per network and EV kind; a "step" is one study timestep):
+
+* **thermal violation** at a step: any line's current on any phase exceeds its normal rating
+  (strictly; a NaN current, i.e. a phase the line lacks, never counts).
+* **undervoltage** at a step: any customer's voltage is below ``v_min_pu``; a customer's
+  voltage is its bus's voltage on its phase (a three-phase customer: the lowest of its phases).
+* **transformer overload** at a step: any transformer's ``|s_tx|`` exceeds ``factor x rating``.
+* percentages count converged steps only (non-converged ones are reported separately).
+* **V2G request**: a (zone, step) at which the optimised schedule discharges (the zone's
+  summed V2G discharge > ``tol_kw``). It is **fulfilled** when, in the validation load flow,
+  (a) the zone's net EV power is an export (< ``-tol_kw``: the discharge is not cancelled by
+  other EVs charging at the same time) and (b) the zone's recomputed headroom is >= 0 (the
+  export kept the zone within its rate, which is what V2G was asked for). Non-converged steps
+  are neither requests nor fulfilled. No requests: NaN.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+
+__all__ = ["line_loading", "customer_voltage_pu", "transformer_loading", "violation_flags",
+           "percent_of_steps", "zone_weights", "v2g_fulfilment", "headroom_stats"]
+
+logger = logging.getLogger(__name__)
+
+
+def line_loading(i_a: np.ndarray, rating_a: np.ndarray) -> np.ndarray:
+    """Worst phase's current over the line's rating.
+
+    Parameters
+    ----------
+    i_a : ndarray, shape (time, line, phase)
+        Line current per phase; NaN where the line has no such phase. [A]
+    rating_a : ndarray, shape (line,)
+        Normal rating. [A]
+
+    Returns
+    -------
+    ndarray, shape (time, line)
+        ``max over phases of i / rating``; NaN where every phase is NaN. [-]
+    """
+    ratio = np.asarray(i_a, dtype=np.float64) / np.asarray(rating_a, dtype=np.float64)[None, :, None]
+    return np.fmax.reduce(ratio, axis=2)
+
+
+def customer_voltage_pu(v_pu: np.ndarray, bus_index: np.ndarray, phase: np.ndarray) -> np.ndarray:
+    """Voltage at every customer's connection.
+
+    Parameters
+    ----------
+    v_pu : ndarray, shape (time, bus, phase)
+        Bus voltages per phase. [p.u.]
+    bus_index : ndarray of int, shape (customer,)
+        Bus of each customer (index into the bus axis).
+    phase : ndarray of int, shape (customer,)
+        Phase 1..3 of each customer; 0 for a three-phase customer (lowest phase taken).
+
+    Returns
+    -------
+    ndarray, shape (time, customer)
+        Voltage on the customer's phase. [p.u.]
+    """
+    v = np.asarray(v_pu, dtype=np.float64)[:, np.asarray(bus_index), :]
+    phase = np.asarray(phase)
+    single = np.take_along_axis(v, np.maximum(phase - 1, 0)[None, :, None], axis=2)[:, :, 0]
+    return np.where(phase[None, :] > 0, single, np.fmin.reduce(v, axis=2))
+
+
+def transformer_loading(s_tx_kva: np.ndarray, rating_kva: np.ndarray) -> np.ndarray:
+    """``|s_tx| / rating`` per transformer.
+
+    Parameters
+    ----------
+    s_tx_kva : ndarray, shape (time, transformer)
+        Signed transformer apparent power. [kVA]
+    rating_kva : ndarray, shape (transformer,)
+        Rating. [kVA]
+
+    Returns
+    -------
+    ndarray, shape (time, transformer)
+        Loading. [-]
+    """
+    return np.abs(np.asarray(s_tx_kva, dtype=np.float64)) / np.asarray(rating_kva, dtype=float)
+
+
+def violation_flags(loading: np.ndarray, v_customer_pu: np.ndarray, tx_loading: np.ndarray, *,
+                    v_min_pu: float = 0.9, tx_factor: float = 1.0) -> dict[str, np.ndarray]:
+    """Steps with any thermal, undervoltage or transformer violation.
+
+    Parameters
+    ----------
+    loading : ndarray, shape (time, line)
+        Line loading from :func:`line_loading`. [-]
+    v_customer_pu : ndarray, shape (time, customer)
+        Customer voltages from :func:`customer_voltage_pu`. [p.u.]
+    tx_loading : ndarray, shape (time, transformer)
+        Transformer loading from :func:`transformer_loading`. [-]
+    v_min_pu : float
+        Statutory minimum voltage. [p.u.]
+    tx_factor : float
+        Overload threshold as a multiple of the rating. [-]
+
+    Returns
+    -------
+    dict of str -> ndarray of bool, shape (time,)
+        ``thermal``, ``undervoltage``, ``transformer`` and ``any``. NaN never counts.
+    """
+    flags = {"thermal": (np.asarray(loading) > 1.0).any(axis=1),
+             "undervoltage": (np.asarray(v_customer_pu) < v_min_pu).any(axis=1),
+             "transformer": (np.asarray(tx_loading) > tx_factor).any(axis=1)}
+    flags["any"] = flags["thermal"] | flags["undervoltage"] | flags["transformer"]
+    return flags
+
+
+def percent_of_steps(flag: np.ndarray, valid: np.ndarray | None = None) -> float:
+    """Share of the valid steps that are flagged.
+
+    Parameters
+    ----------
+    flag : ndarray of bool, shape (time,)
+        Steps with a violation.
+    valid : ndarray of bool, shape (time,), optional
+        Steps to count (e.g. converged); default all.
+
+    Returns
+    -------
+    float
+        ``100 * flagged valid steps / valid steps``; NaN without valid steps. [%]
+    """
+    flag = np.asarray(flag, dtype=bool)
+    valid = np.ones_like(flag) if valid is None else np.asarray(valid, dtype=bool)
+    n = int(valid.sum())
+    return 100.0 * int((flag & valid).sum()) / n if n else float("nan")
+
+
+def zone_weights(load_zone: np.ndarray, load_phase: np.ndarray, n_zones: int) -> np.ndarray:
+    """How each customer's power splits over the zones (a three-phase one: 1/3 to each phase).
+
+    Parameters
+    ----------
+    load_zone : ndarray of int, shape (customer,)
+        Zone index of each customer (a three-phase one: its feeder's phase-1 zone).
+    load_phase : ndarray of int, shape (customer,)
+        Phase 1..3, 0 for three-phase.
+    n_zones : int
+        Number of zones.
+
+    Returns
+    -------
+    ndarray, shape (customer, zone)
+        Weights; ``p_customer @ W`` gives per-zone sums. [-]
+    """
+    load_zone, load_phase = np.asarray(load_zone), np.asarray(load_phase)
+    w = np.zeros((len(load_zone), n_zones))
+    single = load_phase > 0
+    w[np.flatnonzero(single), load_zone[single]] = 1.0
+    for k in range(3):
+        w[np.flatnonzero(~single), load_zone[~single] + k] = 1.0 / 3.0
+    return w
+
+
+def v2g_fulfilment(discharge_kw: np.ndarray, net_ev_kw: np.ndarray, headroom_kva: np.ndarray,
+                   converged: np.ndarray, *, tol_kw: float = 0.01) -> tuple[np.ndarray, np.ndarray]:
+    """V2G requests and which of them were fulfilled (see the module docstring).
+
+    Parameters
+    ----------
+    discharge_kw : ndarray, shape (time, zone)
+        V2G discharge the schedule asks for, summed over the zone's EVs. [kW]
+    net_ev_kw : ndarray, shape (time, zone)
+        Zone's net EV power in the validation load flow (+ charging). [kW]
+    headroom_kva : ndarray, shape (time, zone)
+        Zone headroom recomputed from the validation load flow (NaN: not converged). [kVA]
+    converged : ndarray of bool, shape (time,)
+        Converged validation steps.
+    tol_kw : float
+        Power below which nothing is asked for or delivered. [kW]
+
+    Returns
+    -------
+    requested, fulfilled : ndarray of bool, shape (time, zone)
+    """
+    requested = (np.asarray(discharge_kw) > tol_kw) & np.asarray(converged, bool)[:, None]
+    delivered = np.asarray(net_ev_kw) < -tol_kw
+    within = np.nan_to_num(np.asarray(headroom_kva, dtype=float), nan=-np.inf) >= 0.0
+    return requested, requested & delivered & within
+
+
+def headroom_stats(headroom_kva: np.ndarray, zones: np.ndarray | None = None) -> dict[str, float]:
+    """Minimum, mean and share of negative values of a headroom array.
+
+    Parameters
+    ----------
+    headroom_kva : ndarray, shape (time, zone)
+        Headroom; NaN (non-converged steps) is left out. [kVA]
+    zones : ndarray of bool, shape (zone,), optional
+        Zones to include (e.g. those with customers); default all.
+
+    Returns
+    -------
+    dict
+        ``min_kva``, ``mean_kva`` [kVA] and ``negative_pct`` (zone-steps < 0) [%]; NaN if
+        no finite value.
+    """
+    h = np.asarray(headroom_kva, dtype=np.float64)
+    if zones is not None:
+        h = h[:, np.asarray(zones, dtype=bool)]
+    h = h[np.isfinite(h)]
+    if not h.size:
+        return {"min_kva": float("nan"), "mean_kva": float("nan"), "negative_pct": float("nan")}
+    return {"min_kva": float(h.min()), "mean_kva": float(h.mean()),
+            "negative_pct": 100.0 * float((h < 0).mean())}

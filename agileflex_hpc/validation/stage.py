@@ -1,0 +1,374 @@
+"""Stage 8 runner: validation load flows (via stage 2), stages 3 and 5 on them, and the report.
+
+Files, under ``<out>/validation/``:
+
+* ``inputs/<network>/<kind>.h5``   validation inputs (see :mod:`.inputs`)
+* ``raw/<network>/<kind>/block_NNNNN.h5`` and ``raw/<network>/<kind>.h5``   stage-2 blocks and
+  the stitched file, exactly as stage 2 writes them
+* ``<network>/<kind>.h5``   stage 3 (``/zones``) and stage 5 (``/headroom``, with the stage-4
+  limits of ``headroom/<network>/limits.h5``, not refitted), the zones' EV power (``/ev``),
+  per-step violation flags (``/flags``) and per-bus/line worst values for maps (``/map``)
+* ``<network>/report.h5``  ``/report/summary`` (one row per kind) and ``/report/zones``
+* ``report.csv``  the summary rows of every network
+
+``kind`` is ``smart`` (optimised EV schedules) or ``dumb`` (uncontrolled charging). Metric
+definitions are in :mod:`.metrics`.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pandas as pd
+
+from agileflex_hpc import h5io
+from agileflex_hpc.errors import ResultsError
+from agileflex_hpc.headroom.stage import ZoneData, _headroom, compute_zones, hosting_path
+from agileflex_hpc.inputs.stage import study_times
+from agileflex_hpc.loadflow.gather import gather_all, stitched_path
+from agileflex_hpc.loadflow.run import LoadflowInputs, plan
+from agileflex_hpc.network.manifest import NetworkManifest, manifest_path, read_manifest
+from agileflex_hpc.validation import metrics
+from agileflex_hpc.validation.inputs import (
+    KINDS, ensure_validation_inputs, validation_inputs_path,
+)
+
+__all__ = ["FlowScan", "validation_dir", "validation_target", "kind_path", "report_h5_path",
+           "report_csv_path", "scan_flows", "headroom_before", "analyse_network", "analyse",
+           "gather", "format_report", "REPORT_COLUMNS"]
+
+logger = logging.getLogger(__name__)
+
+_TIME_CHUNK = 1440  # steps read at once from the stitched files (bounds memory)
+_T = "seconds since 1970-01-01 00:00:00"
+REPORT_COLUMNS = ["network", "kind", "evs", "pct_thermal", "pct_undervoltage",
+                  "pct_tx_overload", "pct_any", "v_min_customer_pu", "max_line_loading_pct",
+                  "v2g_requests", "v2g_fulfilled_pct", "headroom_before_min_kva",
+                  "headroom_after_min_kva", "headroom_before_mean_kva", "headroom_after_mean_kva",
+                  "negative_headroom_before_pct", "negative_headroom_after_pct",
+                  "ev_energy_kwh", "ev_peak_kw", "steps", "nonconverged"]
+
+
+@dataclass
+class FlowScan:
+    """Per-step flags and per-element worst values of one validation load-flow file.
+
+    Attributes
+    ----------
+    flags : dict of str -> ndarray of bool, shape (time,)
+        ``thermal``, ``undervoltage``, ``transformer``, ``any`` (see :mod:`.metrics`).
+    converged : ndarray of bool, shape (time,)
+    vmin_customer_pu, vmin_bus_pu : ndarray, shape (time,)
+        Lowest customer / bus voltage at each step. [p.u.]
+    line_loading_max_t : ndarray, shape (time,)
+        Highest line loading at each step. [-]
+    tx_loading_max_t : ndarray, shape (time,)
+        Highest transformer loading at each step. [-]
+    bus_vmin_pu : ndarray, shape (bus,)
+        Lowest voltage of each bus over phases and converged steps. [p.u.]
+    line_loading_max : ndarray, shape (line,)
+        Highest loading of each line over converged steps. [-]
+    line_over_steps : ndarray of int, shape (line,)
+        Converged steps with the line over its rating.
+    """
+
+    flags: dict
+    converged: np.ndarray
+    vmin_customer_pu: np.ndarray
+    vmin_bus_pu: np.ndarray
+    line_loading_max_t: np.ndarray
+    tx_loading_max_t: np.ndarray
+    bus_vmin_pu: np.ndarray
+    line_loading_max: np.ndarray
+    line_over_steps: np.ndarray
+
+
+def validation_dir(out_dir: Path) -> Path:
+    return Path(out_dir) / "validation"
+
+
+def validation_target(cfg) -> LoadflowInputs:
+    """Stage 2's target for the validation flows: own raw folder, inputs, label and cases."""
+    return LoadflowInputs(raw_dir=validation_dir(cfg.out_dir) / "raw",
+                          inputs_for=ensure_validation_inputs, label="validate", cases=KINDS)
+
+
+def kind_path(out_dir: Path, network: str, kind: str) -> Path:
+    return validation_dir(out_dir) / network / f"{kind}.h5"
+
+
+def report_h5_path(out_dir: Path, network: str) -> Path:
+    return validation_dir(out_dir) / network / "report.h5"
+
+
+def report_csv_path(out_dir: Path) -> Path:
+    return validation_dir(out_dir) / "report.csv"
+
+
+# ------------------------------------------------------------------------ load-flow scan
+def scan_flows(stitched: Path, m: NetworkManifest, *, v_min_pu: float,
+               tx_factor: float) -> FlowScan:
+    """Violation flags and worst values of a stitched validation file, in time chunks."""
+    bus_pos = {b: i for i, b in enumerate(m.bus_names)}
+    cust_bus = np.array([bus_pos[str(b)] for b in m.customers["bus"]], dtype=np.int64)
+    cust_phase = m.customers["phase"].to_numpy()
+    parts = []
+    with h5py.File(stitched, "r") as f:
+        g = f["loadflow"]
+        n_time = g["v_pu"].shape[0]
+        for t0 in range(0, n_time, _TIME_CHUNK):
+            sl = slice(t0, min(t0 + _TIME_CHUNK, n_time))
+            parts.append(_scan_chunk(g, sl, m, cust_bus, cust_phase, v_min_pu, tx_factor))
+    return _combine(parts)
+
+
+def _scan_chunk(g, sl: slice, m: NetworkManifest, cust_bus: np.ndarray, cust_phase: np.ndarray,
+                v_min_pu: float, tx_factor: float) -> dict:
+    v = g["v_pu"][sl].astype(np.float64)
+    ok = g["converged"][sl].astype(bool)
+    loading = metrics.line_loading(g["i_a"][sl], m.line_rating_a)
+    v_cust = metrics.customer_voltage_pu(v, cust_bus, cust_phase)
+    tx = metrics.transformer_loading(g["s_tx_kva"][sl], m.transformer_kva)
+    flags = metrics.violation_flags(loading, v_cust, tx, v_min_pu=v_min_pu, tx_factor=tx_factor)
+    v_bus = np.fmin.reduce(v, axis=2)  # (time, bus)
+    masked_v = np.where(ok[:, None], v_bus, np.nan)
+    masked_l = np.where(ok[:, None], loading, np.nan)
+    return dict(
+        flags=flags, converged=ok, vmin_customer_pu=np.fmin.reduce(v_cust, axis=1),
+        vmin_bus_pu=np.fmin.reduce(v_bus, axis=1), line_loading_max_t=np.fmax.reduce(loading, 1),
+        tx_loading_max_t=np.fmax.reduce(tx, axis=1), bus_vmin_pu=np.fmin.reduce(masked_v, 0),
+        line_loading_max=np.fmax.reduce(masked_l, axis=0),
+        line_over_steps=(masked_l > 1.0).sum(axis=0),
+    )
+
+
+def _combine(parts: list[dict]) -> FlowScan:
+    flags = {k: np.concatenate([p["flags"][k] for p in parts]) for k in parts[0]["flags"]}
+    cat = {k: np.concatenate([p[k] for p in parts]) for k in
+           ("converged", "vmin_customer_pu", "vmin_bus_pu", "line_loading_max_t",
+            "tx_loading_max_t")}
+    return FlowScan(
+        flags=flags, **cat,
+        bus_vmin_pu=np.fmin.reduce(np.stack([p["bus_vmin_pu"] for p in parts]), axis=0),
+        line_loading_max=np.fmax.reduce(np.stack([p["line_loading_max"] for p in parts]), 0),
+        line_over_steps=np.sum([p["line_over_steps"] for p in parts], axis=0),
+    )
+
+
+# ------------------------------------------------------------------------ inputs of the analysis
+def read_limit_kva(cfg, network: str) -> np.ndarray:
+    """Stage-4 voltage limit per zone from ``headroom/<network>/limits.h5`` (not refitted)."""
+    path = Path(cfg.out_dir) / "headroom" / network / "limits.h5"
+    if not h5io.is_complete(path):
+        raise ResultsError(f"{path} is missing or incomplete: run the headroom stage first")
+    with h5py.File(path, "r") as f:
+        return f["limits/limit_kva"][()]
+
+
+def headroom_before(cfg, m: NetworkManifest) -> np.ndarray:
+    """Stage-5 headroom (time, zone) [kVA] of each zone's assigned case (NaN: not converged)."""
+    with h5py.File(hosting_path(cfg.out_dir, m.name), "r") as f:
+        cases = [c.decode() if isinstance(c, bytes) else str(c) for c in f["case"][()]]
+        case_index = f["hosting/case_index"][()]
+    out = np.full((cfg.time.n_steps, len(m.zone_ids)), np.nan)
+    for k in sorted(set(case_index.tolist())):
+        path = Path(cfg.out_dir) / "headroom" / m.name / f"{cases[k]}.h5"
+        cols = np.flatnonzero(case_index == k)
+        with h5py.File(path, "r") as f:
+            out[:, cols] = f["headroom/headroom_kva"][()][:, cols]
+    return out
+
+
+def zone_ev_series(cfg, m: NetworkManifest, kind: str) -> tuple[np.ndarray, np.ndarray, int]:
+    """Net EV power and V2G discharge per zone (time, zone) [kW], and the number of EVs."""
+    path = validation_inputs_path(cfg.out_dir, m.name, kind)
+    with h5py.File(path, "r") as f:
+        ev_kw = f["inputs/ev_kw"][()].astype(np.float64)
+        v2g = f["inputs/v2g_discharge_kw"][()].astype(np.float64)
+        n_evs = int((h5io.read_table(f["inputs"], "customers")["ev"] != "").sum())
+    w = metrics.zone_weights(m.topology.load_zone, m.topology.load_phase, len(m.zone_ids))
+    return ev_kw @ w, v2g, n_evs
+
+
+# ------------------------------------------------------------------------ metrics
+def _summary_row(cfg, m, kind, scan: FlowScan, hd, before, net_kw, v2g, n_evs) -> dict:
+    """One report row (network, kind); see :data:`REPORT_COLUMNS`."""
+    ok, has = scan.converged, m.topology.zone_customers > 0
+    req, done = metrics.v2g_fulfilment(v2g, net_kw, hd.headroom_kva, ok)
+    hb, ha = metrics.headroom_stats(before, has), metrics.headroom_stats(hd.headroom_kva, has)
+    total = net_kw.sum(axis=1)
+    pct = {k: metrics.percent_of_steps(scan.flags[k], ok) for k in scan.flags}
+    vmin = scan.vmin_customer_pu[ok]
+    return dict(
+        network=m.name, kind=kind, evs=n_evs, pct_thermal=pct["thermal"],
+        pct_undervoltage=pct["undervoltage"], pct_tx_overload=pct["transformer"],
+        pct_any=pct["any"], v_min_customer_pu=float(np.nanmin(vmin)) if
+        np.isfinite(vmin).any() else np.nan,
+        max_line_loading_pct=100 * float(np.nanmax(scan.line_loading_max)) if
+        np.isfinite(scan.line_loading_max).any() else np.nan,
+        v2g_requests=int(req.sum()),
+        v2g_fulfilled_pct=100.0 * done.sum() / req.sum() if req.any() else np.nan,
+        headroom_before_min_kva=hb["min_kva"], headroom_after_min_kva=ha["min_kva"],
+        headroom_before_mean_kva=hb["mean_kva"], headroom_after_mean_kva=ha["mean_kva"],
+        negative_headroom_before_pct=hb["negative_pct"],
+        negative_headroom_after_pct=ha["negative_pct"],
+        ev_energy_kwh=float(total.sum() * cfg.time.step_hours),
+        ev_peak_kw=float(total.max()) if total.size else 0.0,
+        steps=int(len(ok)), nonconverged=int((~ok).sum()),
+    )
+
+
+def _zone_rows(cfg, m, kind, zd: ZoneData, hd, before, net_kw, v2g) -> list[dict]:
+    """Per-zone detail rows of one kind (zones with customers)."""
+    req, done = metrics.v2g_fulfilment(v2g, net_kw, hd.headroom_kva, zd.converged)
+    rows = []
+    for z, zid in enumerate(m.zone_ids):
+        if m.topology.zone_customers[z] <= 0:
+            continue
+        hb = metrics.headroom_stats(before[:, [z]])
+        ha = metrics.headroom_stats(hd.headroom_kva[:, [z]])
+        rows.append(dict(
+            zone=zid, kind=kind, customers=int(m.topology.zone_customers[z]),
+            ev_energy_kwh_per_day=float(net_kw[:, z].sum() * cfg.time.step_hours
+                                        / cfg.time.days),
+            headroom_before_min_kva=hb["min_kva"], headroom_after_min_kva=ha["min_kva"],
+            negative_headroom_after_pct=ha["negative_pct"],
+            overloaded_steps=int((zd.n_overloaded[:, z] > 0).sum()),
+            v2g_requests=int(req[:, z].sum()),
+            v2g_fulfilled_pct=100.0 * done[:, z].sum() / req[:, z].sum() if req[:, z].any()
+            else np.nan,
+        ))
+    return rows
+
+
+def analyse_network(cfg, network: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Stages 3 and 5 and the metrics of one network's validation flows; writes its files.
+
+    Returns
+    -------
+    summary : DataFrame
+        One row per kind, columns :data:`REPORT_COLUMNS`.
+    zones : DataFrame
+        One row per (kind, zone with customers).
+    """
+    m = read_manifest(manifest_path(cfg.out_dir, network))
+    limit_kva = read_limit_kva(cfg, network)
+    before = headroom_before(cfg, m)
+    raw = validation_target(cfg).raw_dir
+    rows, zone_rows = [], []
+    for kind in KINDS:
+        stitched = stitched_path(raw, network, kind)
+        zd = compute_zones(stitched, m)
+        hd = _headroom(cfg, m, zd, limit_kva)
+        scan = scan_flows(stitched, m, v_min_pu=cfg.validate.v_min_pu,
+                          tx_factor=cfg.validate.tx_overload_factor)
+        net_kw, v2g, n_evs = zone_ev_series(cfg, m, kind)
+        _write_kind(cfg, m, kind, zd, hd, scan, net_kw, v2g)
+        rows.append(_summary_row(cfg, m, kind, scan, hd, before, net_kw, v2g, n_evs))
+        zone_rows += _zone_rows(cfg, m, kind, zd, hd, before, net_kw, v2g)
+    summary = pd.DataFrame(rows, columns=REPORT_COLUMNS)
+    zones = pd.DataFrame(zone_rows)
+    _write_report(cfg, m, summary, zones)
+    return summary, zones
+
+
+def analyse(cfg) -> pd.DataFrame:
+    """Analyse every network; write ``validation/report.csv``; return the summary rows."""
+    tables = [analyse_network(cfg, net.name)[0] for net in cfg.networks]
+    table = pd.concat(tables, ignore_index=True)
+    path = report_csv_path(cfg.out_dir)
+    tmp = path.with_name(f"{path.name}.tmp")
+    table.to_csv(tmp, index=False)
+    tmp.replace(path)
+    logger.info("validation report: %s", path)
+    return table
+
+
+def gather(cfg) -> pd.DataFrame:
+    """After the array tasks: stitch the validation blocks, then :func:`analyse`."""
+    target = validation_target(cfg)
+    items = plan(cfg, target.cases)
+    for path in gather_all(cfg, items, target.raw_dir, label=target.label):
+        logger.info("wrote %s", path)
+    return analyse(cfg)
+
+
+def format_report(table: pd.DataFrame) -> str:
+    """The main columns of the validation summary as a fixed-width text table."""
+    cols = ["network", "kind", "evs", "pct_thermal", "pct_undervoltage", "pct_tx_overload",
+            "v_min_customer_pu", "v2g_requests", "v2g_fulfilled_pct",
+            "headroom_before_min_kva", "headroom_after_min_kva", "headroom_before_mean_kva",
+            "headroom_after_mean_kva"]
+    short = {"pct_thermal": "thermal%", "pct_undervoltage": "undervolt%",
+             "pct_tx_overload": "tx_over%", "v_min_customer_pu": "vmin_pu",
+             "v2g_requests": "v2g_req", "v2g_fulfilled_pct": "v2g_ok%",
+             "headroom_before_min_kva": "hr_min_before", "headroom_after_min_kva": "hr_min_after",
+             "headroom_before_mean_kva": "hr_mean_before",
+             "headroom_after_mean_kva": "hr_mean_after"}
+    return table[cols].rename(columns=short).to_string(index=False, float_format="%.3f")
+
+
+# ------------------------------------------------------------------------ writers
+def _write_kind(cfg, m, kind, zd: ZoneData, hd, scan: FlowScan, net_kw, v2g) -> None:
+    path = kind_path(cfg.out_dir, m.name, kind)
+    with h5io.atomic_h5(path, attrs=h5io.provenance(cfg, network=m.name, case=kind,
+                                                   stage="validate")) as f:
+        h5io.write_coord(f, "time", h5io.time_to_epoch(study_times(cfg)), units=_T)
+        h5io.write_coord(f, "zone", np.array(m.zone_ids))
+        h5io.write_coord(f, "phase", np.array([1, 2, 3], dtype=np.int8))
+        h5io.write_coord(f, "bus", m.bus_names)
+        h5io.write_coord(f, "line", m.line_names)
+        for group, items in _kind_variables(zd, hd, scan, net_kw, v2g).items():
+            g = f.create_group(group)
+            for name, data, dims, units, desc in items:
+                data = np.asarray(data)
+                data = data.astype(np.uint8) if data.dtype == bool else data
+                data = data.astype(np.float32) if data.dtype == np.float64 else data
+                h5io.write_var(g, name, data, dims=dims, units=units, description=desc)
+
+
+def _kind_variables(zd: ZoneData, hd, scan: FlowScan, net_kw, v2g) -> dict[str, list]:
+    tz, t = ["time", "zone"], ["time"]
+    return {
+        "zones": [
+            ("vmin_pu", zd.vmin_pu, tz, "1", "minimum voltage over the feeder's buses on the phase"),
+            ("pflow_kva", zd.pflow_kva, tz, "kVA", "supply-cable flow on the phase, + import"),
+            ("n_overloaded", zd.n_overloaded, tz, "1", "feeder lines over their rating"),
+            ("busbar_v_pu", zd.busbar_v_pu, ["time", "phase"], "1", "LV busbar voltage"),
+            ("s_tx_kva", zd.s_tx_kva, t, "kVA", "transformer flow, + import"),
+            ("converged", zd.converged, t, "1", "power flow converged")],
+        "headroom": [
+            ("rate_kva", hd.rate_kva, tz, "kVA", "min(thermal rate, stage-4 voltage limit)"),
+            ("headroom_kva", hd.headroom_kva, tz, "kVA", "rate - Pflow, transformer share"),
+            ("footroom_kva", hd.footroom_kva, tz, "kVA", "rate + Pflow"),
+            ("binding", hd.binding, tz, "", "binding constraint: c cable, v voltage, t transformer"),
+            ("tx_headroom_kva", hd.tx_headroom_kva, t, "kVA", "transformer rating - import")],
+        "ev": [
+            ("net_kw", net_kw, tz, "kW", "zone's net EV power (+ charging, - V2G export)"),
+            ("v2g_discharge_kw", v2g, tz, "kW", "V2G discharge asked for by the schedule")],
+        "flags": [
+            *[(f"{k}", v, t, "1", f"any {k} violation at the step") for k, v in scan.flags.items()],
+            ("vmin_customer_pu", scan.vmin_customer_pu, t, "1", "lowest customer voltage"),
+            ("vmin_bus_pu", scan.vmin_bus_pu, t, "1", "lowest bus voltage"),
+            ("line_loading_max", scan.line_loading_max_t, t, "1", "highest line I/rating"),
+            ("tx_loading_max", scan.tx_loading_max_t, t, "1", "highest transformer |S|/rating")],
+        "map": [
+            ("bus_vmin_pu", scan.bus_vmin_pu, ["bus"], "1", "lowest voltage over phases, time"),
+            ("line_loading_max", scan.line_loading_max, ["line"], "1", "highest I/rating"),
+            ("line_over_steps", scan.line_over_steps, ["line"], "1", "steps over the rating")],
+    }
+
+
+def _write_report(cfg, m, summary: pd.DataFrame, zones: pd.DataFrame) -> None:
+    path = report_h5_path(cfg.out_dir, m.name)
+    attrs = h5io.provenance(cfg, network=m.name, v_min_pu=cfg.validate.v_min_pu,
+                            tx_overload_factor=cfg.validate.tx_overload_factor,
+                            stage="validate")
+    with h5io.atomic_h5(path, attrs=attrs) as f:
+        g = f.create_group("report")
+        h5io.write_table(g, "summary", summary)
+        h5io.write_table(g, "zones", zones)
