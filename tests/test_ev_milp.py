@@ -169,12 +169,12 @@ def test_lp_bounds_milp_and_schedules_respect_constraints(seed, v2g):
     fleet = draw_fleet(12, 100 + seed)
     price = tariff_p_per_kwh()
     milp = solve_schedule(fleet, head, foot, price, v2g=v2g, min_kw=MIN_KW, efficiency=EFF,
-                          time_limit_s=20)
+                          mip_gap=1e-2, time_limit_s=5)
     lp = solve_schedule(fleet, head, foot, price, v2g=v2g, min_kw=MIN_KW, efficiency=EFF,
                         model="lp")
     assert milp.feasible and lp.feasible, (milp.status, lp.status)
     assert lp.objective_p <= milp.objective_p + 1e-4
-    assert 0 <= milp.mip_gap <= 1e-3 + 1e-12 or milp.status == "time_limit"
+    assert 0 <= milp.mip_gap <= 1e-2 or milp.status == "time_limit"
     _check_schedule(fleet, milp, head, foot, price, step_h=1 / 6, min_kw=MIN_KW, v2g=v2g)
     if v2g:
         assert (milp.discharge_kw > 0).any() and (head < 0).any()
@@ -188,6 +188,18 @@ def test_milp_within_gap_of_exact_optimum():
     exact = solve_schedule(fleet, head, foot, price, mip_gap=1e-7)
     assert exact.objective_p <= fast.objective_p + 1e-4
     assert fast.objective_p <= exact.objective_p * (1 + 1e-3) + 1e-4
+
+
+def test_time_limit_with_incumbent_is_feasible():
+    """A V2G zone whose MILP needs seconds of branching to reach a 1e-6 gap: stopped after
+    0.3 s, the best schedule so far is returned, feasible, with its (larger) gap."""
+    head, foot = _zone(1, scale=0.6)
+    head = head / 0.6 - 10.0
+    fleet, price = draw_fleet(12, 101), tariff_p_per_kwh()
+    res = solve_schedule(fleet, head, foot, price, v2g=True, min_kw=MIN_KW, mip_gap=1e-6,
+                         time_limit_s=0.3)
+    assert res.status == "time_limit" and res.feasible and res.mip_gap > 1e-6
+    _check_schedule(fleet, res, head, foot, price, step_h=1 / 6, min_kw=MIN_KW, v2g=True)
 
 
 def test_negative_headroom_without_v2g_is_infeasible_only_with_an_ev_present():
@@ -210,8 +222,9 @@ def test_empty_fleet_and_input_errors():
         solve_schedule(fleet, head[:100], foot, price)
     with pytest.raises(InputDataError, match="footroom_kw"):
         solve_schedule(fleet, head, np.full(144, np.nan), price)
+    late = _fleet([100], [130], [0.0], [3.0], [40.0], [7.0])
     with pytest.raises(InputDataError, match="t_out"):
-        solve_schedule(fleet, head[:120], foot[:120], price[:120])
+        solve_schedule(late, head[:120], foot[:120], price[:120])
     with pytest.raises(ValueError, match="model"):
         solve_schedule(fleet, head, foot, price, model="qp")  # type: ignore[arg-type]
 

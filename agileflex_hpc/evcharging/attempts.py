@@ -151,7 +151,7 @@ def run_attempts(
     if head.size == 0 or np.max(head) <= 0:
         logger.debug("zone has no positive headroom: 0 EVs, no attempts")
         return AttemptsResult(0, "no_headroom", None, None, [])
-    entropy = [int(seed)] if np.ndim(seed) == 0 else [int(s) for s in seed]  # type: ignore[arg-type]
+    entropy = [int(s) for s in np.atleast_1d(seed)]
 
     def solve(n: int, rng: np.random.Generator) -> tuple[EvFleet, ScheduleResult]:
         fleet = fleet_factory(n, rng)

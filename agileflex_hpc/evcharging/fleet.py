@@ -58,7 +58,8 @@ class EvFleet:
     def __post_init__(self) -> None:
         object.__setattr__(self, "name", np.asarray(self.name, dtype=str).reshape(-1))
         for key in ("t_in", "t_out"):
-            object.__setattr__(self, key, np.asarray(getattr(self, key), dtype=np.int64).reshape(-1))
+            value = np.asarray(getattr(self, key), dtype=np.int64).reshape(-1)
+            object.__setattr__(self, key, value)
         for key in _FLOAT_FIELDS:
             object.__setattr__(self, key, np.asarray(getattr(self, key), dtype=float).reshape(-1))
         sizes = {f.name: getattr(self, f.name).size for f in fields(self)}
@@ -256,7 +257,8 @@ def _check_sessions(
         problems += _cell_problems(path, column, bad, f"must be an integer step in [0, {steps}]")
         table[column] = np.where(bad, 0, v).astype(np.int64)
         ok_time &= ~bad
-    problems += _cell_problems(path, "t_out", ok_time & (table["t_out"] <= table["t_in"]).to_numpy(),
+    backwards = ok_time & (table["t_out"] <= table["t_in"]).to_numpy()
+    problems += _cell_problems(path, "t_out", backwards,
                                "departure must be after arrival (t_out > t_in)")
     known = table["name"].isin(vehicles.index).to_numpy()
     problems += _cell_problems(path, "name", ~known, "unknown vehicle (not in the vehicles table)")

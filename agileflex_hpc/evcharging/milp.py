@@ -82,16 +82,19 @@ class ScheduleResult:
     objective_p : float
         Cost of the schedule at the effective price; NaN when not feasible. [p]
     mip_gap : float
-        Relative MIP gap reported by HiGHS; 0 for the LP, NaN when not feasible. [-]
+        Relative MIP gap ``(cost - bound) / |cost|`` of the model objective: against the LP
+        bound when a restricted MILP closed it, else HiGHS's; 0 for the LP, NaN when not
+        feasible. [-]
     solve_time_s : float
-        Wall time of the HiGHS run. [s]
+        Wall time of all HiGHS runs (LP bound, restricted and full MILPs). [s]
     charge_kw : ndarray, shape (ev, steps)
         Grid-side charging power; zeros when not feasible. [kW]
     discharge_kw : ndarray, shape (ev, steps)
         Grid-side V2G discharge power; zeros without V2G or when not feasible. [kW]
     energy_kwh : ndarray, shape (ev, steps + 1)
         Energy in the battery at the start of each step (the last column is the end of the
-        horizon); ``e_start`` before arrival, the departure energy after it. [kWh]
+        horizon); ``e_start`` before arrival, the departure energy after it; zeros when not
+        feasible. [kWh]
     model : str
         ``"milp"`` or ``"lp"``.
     build_time_s : float
@@ -485,22 +488,25 @@ def _solve_milp(relaxed: tuple[tuple[Any, ...], dict[str, int]],
         return bound
     spent, best = bound.seconds, None
     for wide in (False, True):
-        remaining = {**options, "time_limit": max(deadline - time.perf_counter(), 0.0)}
+        remaining = {**options, "time_limit": max(deadline - time.perf_counter(), 0.0),
+                     "mip_rel_gap": 0.1 * float(options["mip_rel_gap"])}  # vs the LP bound
         run = _run_highs(_fix_binaries(full, relaxed[1], bound, m=m, min_kw=min_kw, wide=wide),
                          remaining, start=None if best is None else best.x)
         spent += run.seconds
         if run.x is not None and (best is None or run.objective < best.objective):
             best = run
         if best is not None:
-            gap = max(best.objective - bound.objective, 0.0) / max(abs(best.objective), 1e-9)
+            best = best._replace(gap=max(best.objective - bound.objective, 0.0)
+                                 / max(abs(best.objective), 1e-9), seconds=spent)
             close = best.objective - bound.objective <= max(
                 float(options["mip_rel_gap"]) * abs(best.objective), _ABS_GAP)
             if close or time.perf_counter() >= deadline:
-                return _Run("optimal" if close else "time_limit", best.x, best.objective, gap,
-                            spent)
+                return best._replace(status="optimal" if close else "time_limit")
     logger.debug("restricted MILPs not within the gap: solving the full MILP")
     run = _run_highs(full[0], {**options, "time_limit": max(deadline - time.perf_counter(), 0.0)},
                      start=None if best is None else best.x)
+    if run.x is None and best is not None:  # stopped before taking up the start
+        return best._replace(status="time_limit", seconds=spent + run.seconds)
     return run._replace(seconds=spent + run.seconds)
 
 

@@ -138,7 +138,7 @@ def _write_zone(path: Path, cfg, task: ZoneTask, res: AttemptsResult) -> None:
     with h5io.atomic_h5(path, attrs=attrs) as f:
         h5io.write_coord(f, "step", (np.arange(steps) * cfg.time.step_minutes + 720) % 1440,
                          units="minutes since midnight (horizon starts at 12:00)")
-        g = f.create_group("ev")
+        g = f.create_group("evcharging")
         h5io.write_table(g, "attempts", res.attempts_frame())
         fleet = res.fleet
         if fleet is not None and fleet.n:
@@ -160,9 +160,9 @@ def read_zone(path: Path) -> dict:
     """A zone file as a dict: attrs, attempts, and fleet/charge/discharge where EVs exist."""
     with h5py.File(path, "r") as f:
         out = {"attrs": {k: f.attrs[k] for k in ("network", "zone", "n_evs", "stop_reason")},
-               "attempts": h5io.read_table(f["ev"], "attempts")}
-        if "fleet" in f["ev"]:
-            out["fleet"] = h5io.read_table(f["ev"], "fleet")
-            out["charge_kw"] = f["ev/charge_kw"][()]
-            out["discharge_kw"] = f["ev/discharge_kw"][()]
+               "attempts": h5io.read_table(f["evcharging"], "attempts")}
+        if "fleet" in f["evcharging"]:
+            out["fleet"] = h5io.read_table(f["evcharging"], "fleet")
+            out["charge_kw"] = f["evcharging/charge_kw"][()]
+            out["discharge_kw"] = f["evcharging/discharge_kw"][()]
     return out

@@ -1,4 +1,4 @@
-"""Charging prices over the noon-to-noon horizon: DUoS time bands plus energy, and the V2G premium."""
+"""Charging prices on the noon-to-noon horizon: DUoS time bands plus energy, and the V2G premium."""
 
 from __future__ import annotations
 

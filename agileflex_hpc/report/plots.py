@@ -50,14 +50,26 @@ class Plot:
 # ------------------------------------------------------------------------ helpers
 def _zone_grid(n_feeders: int, title: str) -> tuple[Figure, np.ndarray]:
     """Figure with axes (phase, feeder): rows phases 1-3, columns feeders."""
-    fig = Figure(figsize=(max(3.0 * n_feeders, 6.0), 7.5), dpi=_DPI)
+    fig = Figure(figsize=(max(3.0 * n_feeders, 6.0), 7.5), dpi=_DPI, layout="constrained")
     axes = fig.subplots(3, n_feeders, squeeze=False, sharex=True)
     fig.suptitle(title)
-    for f in range(n_feeders):
-        axes[0, f].set_title(f"feeder {f + 1}", fontsize=9)
     for p in range(3):
         axes[p, 0].set_ylabel(f"phase {p + 1}", fontsize=9)
     return fig, axes
+
+
+def _zone_title(ax, text: str) -> None:
+    ax.set_title(text, fontsize=8)
+
+
+def _grid_legend(fig: Figure, axes: np.ndarray) -> None:
+    """One legend below the grid, from the first axes that has labelled artists."""
+    for ax in axes.flat:
+        handles, labels = ax.get_legend_handles_labels()
+        if handles:
+            fig.legend(handles, labels, loc="outside lower center", ncols=min(len(labels), 8),
+                       fontsize=8, markerscale=4)
+            return
 
 
 def _zone_axes(axes: np.ndarray, z: int):
@@ -113,16 +125,16 @@ def plot_quantile_profiles(path: Path, *, zone_ids: list[str], cases: list[str],
         if customers[z] <= 0:
             _no_customers(ax)
             continue
-        for k, case in enumerate(cases):
+        for k in range(len(cases)):
             bold = k == assigned[z]
             kw = dict(lw=1.6, alpha=1.0) if bold else dict(lw=0.7, alpha=0.35)
             ax.plot(hours, head_q_kva[k, :, z], color="tab:green", **kw,
                     label="headroom" if bold else None)
             ax.plot(hours, -foot_q_kva[k, :, z], color="tab:purple", **kw,
                     label="-footroom" if bold else None)
-        ax.set_title(f"{zone_ids[z]}: {cases[assigned[z]]}", fontsize=8, loc="right")
+        _zone_title(ax, f"{zone_ids[z]}: {cases[assigned[z]]}")
         _hour_ticks(ax)
-    axes[0, 0].legend(fontsize=7, loc="lower left")
+    _grid_legend(fig, axes)
     return _save(fig, path)
 
 
@@ -146,7 +158,7 @@ def plot_vmin_flow(path: Path, *, zone_ids: list[str], points: dict[str, tuple],
             _no_customers(ax)
             continue
         lo, hi = np.inf, -np.inf
-        for (case, (p, v)), c in zip(points.items(), colors):
+        for (case, (p, v)), c in zip(points.items(), colors, strict=True):
             stride = max(1, len(p) // _MAX_POINTS)
             ax.scatter(p[::stride, z], v[::stride, z], s=2, color=c, alpha=0.3, label=case,
                        rasterized=True)
@@ -154,8 +166,8 @@ def plot_vmin_flow(path: Path, *, zone_ids: list[str], points: dict[str, tuple],
             if finite.size:
                 lo, hi = min(lo, finite.min()), max(hi, finite.max())
         _fit_lines(ax, lo, hi, slope[z], intercept[z], limit_kva[z], v_lim_pu)
-        ax.set_title(zone_ids[z], fontsize=8, loc="right")
-    axes[0, 0].legend(fontsize=6, markerscale=4, loc="lower left")
+        _zone_title(ax, zone_ids[z])
+    _grid_legend(fig, axes)
     axes[-1, 0].set_xlabel("Pflow [kVA]")
     return _save(fig, path)
 
@@ -199,9 +211,9 @@ def plot_ev_headroom(path: Path, *, zone_ids: list[str], head_kw: np.ndarray,
         for kind, arr in ev_kw.items():
             ax.step(hours, arr[:, z], where="post", color=KIND_COLORS.get(kind, "grey"),
                     lw=1.1, label=f"{kind} EVs")
-        ax.set_title(zone_ids[z], fontsize=8, loc="right")
+        _zone_title(ax, zone_ids[z])
         _hour_ticks(ax, start_hour=12)
-    axes[0, 0].legend(fontsize=7, loc="lower left")
+    _grid_legend(fig, axes)
     return _save(fig, path)
 
 
@@ -214,7 +226,7 @@ def plot_min_voltage(path: Path, *, vmin_pu: dict[str, np.ndarray], steps_per_da
     vmin_pu : dict of kind -> ndarray, shape (time,)
         Lowest bus voltage at each study step (study starts at 00:00). [p.u.]
     """
-    fig = Figure(figsize=(9, 4.5), dpi=_DPI)
+    fig = Figure(figsize=(9, 4.5), dpi=_DPI, layout="constrained")
     ax = fig.subplots()
     half = steps_per_day // 2
     hours = _hours(steps_per_day, step_minutes, start_minute=720)
@@ -260,31 +272,33 @@ def plot_network_map(path: Path, *, bus_names: np.ndarray, bus_xy: np.ndarray,
     i2 = np.array([pos[str(b)] for b in line_bus2])
     drawn = known[i1] & known[i2]
     values = np.concatenate([v[known] for v in bus_vmin_pu.values()])
-    lo = min(v_min_pu - 0.02, float(np.nanmin(values))) if np.isfinite(values).any() else 0.85
-    fig = Figure(figsize=(6.5 * len(bus_vmin_pu), 6.0), dpi=_DPI)
+    finite = values[np.isfinite(values)]
+    lo = min(v_min_pu - 0.02, float(finite.min())) if finite.size else v_min_pu - 0.02
+    hi = max(1.0, float(finite.max())) if finite.size else 1.05
+    fig = Figure(figsize=(6.0 * len(bus_vmin_pu) + 1.0, 6.0), dpi=_DPI, layout="constrained")
     axes = fig.subplots(1, len(bus_vmin_pu), squeeze=False)[0]
-    for ax, kind in zip(axes, bus_vmin_pu):
+    for ax, kind in zip(axes, bus_vmin_pu, strict=True):
         mappable = _map_panel(ax, xy, i1[drawn], i2[drawn], bus_vmin_pu[kind], known,
-                              line_over[kind][drawn], lo)
+                              line_over[kind][drawn], (lo, hi))
         ax.set_title(f"{kind}: worst voltage, {int(line_over[kind].sum())} lines overloaded",
                      fontsize=10)
     fig.colorbar(mappable, ax=list(axes), label="lowest voltage [pu]", shrink=0.8)
     return _save(fig, path)
 
 
-def _map_panel(ax, xy, i1, i2, vbus, known, over, lo: float):
+def _map_panel(ax, xy, i1, i2, vbus, known, over, clim: tuple[float, float]):
     """Lines coloured by their lower end's worst voltage, overloads black and thick."""
     segs = np.stack([xy[i1], xy[i2]], axis=1)
     vline = np.fmin(vbus[i1], vbus[i2])
     lc = LineCollection(segs, array=vline, cmap="RdYlGn", linewidths=1.6)
-    lc.set_clim(lo, 1.05)
+    lc.set_clim(*clim)
     ax.add_collection(lc)
     if over.any():
         ax.add_collection(LineCollection(segs[over], colors="black", linewidths=3.5,
                                          label="overloaded"))
         ax.legend(fontsize=8, loc="best")
-    ax.scatter(xy[known, 0], xy[known, 1], c=vbus[known], cmap="RdYlGn", vmin=lo, vmax=1.05,
-               s=8, zorder=3)
+    ax.scatter(xy[known, 0], xy[known, 1], c=vbus[known], cmap="RdYlGn", vmin=clim[0],
+               vmax=clim[1], s=8, zorder=3)
     ax.autoscale()
     ax.set_aspect("equal", adjustable="datalim")
     ax.set_xticks([])
@@ -294,17 +308,22 @@ def _map_panel(ax, xy, i1, i2, vbus, known, over, lo: float):
 
 # ------------------------------------------------------------------------ a run's figures
 def network_plots(cfg, network: str, out_dir: Path) -> list[Plot]:
-    """Every figure of one network that the run's files allow; missing inputs give notes."""
-    from agileflex_hpc.report import loaders
+    """Every figure of one network that the run's files allow; missing inputs give notes.
 
-    out_dir = Path(out_dir)
-    m = loaders.manifest(cfg, network)
-    plots = [_try(loaders.hosting_plot, cfg, m, out_dir),
-             _try(loaders.vmin_flow_plot, cfg, m, out_dir),
-             _try(loaders.ev_headroom_plot, cfg, m, out_dir),
-             _try(loaders.min_voltage_plot, cfg, m, out_dir),
-             _try(loaders.map_plot, cfg, m, out_dir)]
-    return plots
+    Parameters
+    ----------
+    cfg : Config
+        The job.
+    network : str
+        Network name.
+    out_dir : Path
+        Folder of the network's figures, ``<out>/report/<network>``.
+    """
+    from agileflex_hpc.network.manifest import manifest_path, read_manifest
+
+    m = read_manifest(manifest_path(cfg.out_dir, network))
+    builders = [hosting_plot, vmin_flow_plot, ev_headroom_plot, min_voltage_plot, map_plot]
+    return [_try(fn, cfg, m, Path(out_dir)) for fn in builders]
 
 
 def _try(fn, cfg, m, out_dir: Path) -> Plot:
@@ -317,8 +336,116 @@ def _try(fn, cfg, m, out_dir: Path) -> Plot:
         return Plot(key, key.replace("_", " "), None, f"not drawn: {exc}")
 
 
-def read_complete(path: Path) -> h5py.File:
-    """Open a complete result file for reading, else raise FileNotFoundError naming it."""
+def _require(path: Path) -> Path:
+    """``path`` if it is a complete result file, else raise FileNotFoundError naming it."""
     if not h5io.is_complete(path):
         raise FileNotFoundError(f"{path} is missing or incomplete")
-    return h5py.File(path, "r")
+    return Path(path)
+
+
+def _open(path: Path) -> h5py.File:
+    return h5py.File(_require(path), "r")
+
+
+def _strs(values) -> list[str]:
+    return [v.decode() if isinstance(v, bytes) else str(v) for v in values]
+
+
+def hosting_plot(cfg, m, out_dir: Path) -> Plot:
+    """Quantile headroom/footroom profiles from ``hosting/<network>.h5``."""
+    from agileflex_hpc.headroom.stage import hosting_path
+
+    with _open(hosting_path(cfg.out_dir, m.name)) as f:
+        cases = _strs(f["case"][()])
+        g = f["hosting"]
+        head, foot = g["headroom_q_kva"][()], g["footroom_q_kva"][()]
+        assigned, customers = g["case_index"][()], g["customers"][()]
+    path = plot_quantile_profiles(out_dir / "quantile_profiles.png", zone_ids=m.zone_ids,
+                                  cases=cases, head_q_kva=head, foot_q_kva=foot,
+                                  assigned=assigned, customers=customers,
+                                  step_minutes=cfg.time.step_minutes,
+                                  quantile=cfg.headroom.quantile)
+    return Plot("quantile_profiles", "Quantile headroom / footroom per zone (stage 6)", path)
+
+
+def vmin_flow_plot(cfg, m, out_dir: Path) -> Plot:
+    """Vmin vs flow from ``zones/<network>/<case>.h5`` (all cases) and ``limits.h5``."""
+    points = {}
+    for case in cfg.cases.names:
+        with _open(Path(cfg.out_dir) / "zones" / m.name / f"{case}.h5") as f:
+            ok = f["zones/converged"][()].astype(bool)[:, None]
+            points[case] = (np.where(ok, f["zones/pflow_kva"][()], np.nan),
+                            np.where(ok, f["zones/vmin_pu"][()], np.nan))
+    with _open(Path(cfg.out_dir) / "headroom" / m.name / "limits.h5") as f:
+        g = f["limits"]
+        fit = {k: g[k][()] for k in ("slope_pu_per_kva", "intercept_pu", "limit_kva")}
+        v_lim = float(f.attrs.get("v_lim_pu", cfg.headroom.v_lim_pu))
+    path = plot_vmin_flow(out_dir / "vmin_vs_flow.png", zone_ids=m.zone_ids, points=points,
+                          slope=fit["slope_pu_per_kva"], intercept=fit["intercept_pu"],
+                          limit_kva=fit["limit_kva"], v_lim_pu=v_lim,
+                          customers=m.topology.zone_customers)
+    return Plot("vmin_vs_flow", "Vmin vs supply-cable flow, fitted line and limit (stage 4)",
+                path)
+
+
+def ev_headroom_plot(cfg, m, out_dir: Path) -> Plot:
+    """EV-stage headroom/footroom against smart and dumb net EV power, from the zone files."""
+    from agileflex_hpc.evcharging.stage import read_zone, zone_path, zone_profiles
+    from agileflex_hpc.validation.inputs import KINDS, zone_ev_kw
+
+    t, n_zone = cfg.time, len(m.zone_ids)
+    head = np.full((t.steps_per_day, n_zone), np.nan)
+    foot = np.full_like(head, np.nan)
+    ev = {kind: np.zeros_like(head) for kind in KINDS}
+    for z, zid in enumerate(m.zone_ids):
+        if m.topology.zone_customers[z] <= 0:
+            continue
+        head[:, z], foot[:, z] = zone_profiles(cfg, m.name, z)
+        zone = read_zone(_require(zone_path(cfg.out_dir, m.name, zid)))
+        for kind in KINDS:
+            net_kw, _ = zone_ev_kw(zone, kind, steps=t.steps_per_day,
+                                   step_minutes=t.step_minutes, efficiency=cfg.ev.efficiency)
+            ev[kind][:, z] = net_kw.sum(axis=0)
+    path = plot_ev_headroom(out_dir / "ev_headroom.png", zone_ids=m.zone_ids, head_kw=head,
+                            foot_kw=foot, ev_kw=ev, customers=m.topology.zone_customers,
+                            step_minutes=t.step_minutes,
+                            footroom_factor=cfg.ev.footroom_factor)
+    return Plot("ev_headroom", "Headroom / footroom vs net EV power, smart and dumb (stage 7)",
+                path)
+
+
+def _kind_arrays(cfg, m, names: list[str]) -> dict[str, dict[str, np.ndarray]]:
+    """Datasets ``names`` of every validation kind file, by kind."""
+    from agileflex_hpc.validation.inputs import KINDS
+    from agileflex_hpc.validation.stage import kind_path
+
+    out = {}
+    for kind in KINDS:
+        with _open(kind_path(cfg.out_dir, m.name, kind)) as f:
+            out[kind] = {n: f[n][()] for n in names}
+    return out
+
+
+def min_voltage_plot(cfg, m, out_dir: Path) -> Plot:
+    """Lowest bus voltage per time of day, smart vs dumb, from ``validation/<network>/``."""
+    data = _kind_arrays(cfg, m, ["flags/vmin_bus_pu", "zones/converged"])
+    vmin = {k: np.where(d["zones/converged"].astype(bool), d["flags/vmin_bus_pu"], np.nan)
+            for k, d in data.items()}
+    path = plot_min_voltage(out_dir / "min_voltage.png", vmin_pu=vmin,
+                            steps_per_day=cfg.time.steps_per_day,
+                            step_minutes=cfg.time.step_minutes, v_min_pu=cfg.validate.v_min_pu)
+    return Plot("min_voltage", "Minimum voltage over the day, smart vs dumb (stage 8)", path)
+
+
+def map_plot(cfg, m, out_dir: Path) -> Plot:
+    """Network map coloured by worst voltage, overloaded lines marked (stage 8)."""
+    data = _kind_arrays(cfg, m, ["map/bus_vmin_pu", "map/line_over_steps"])
+    path = plot_network_map(out_dir / "network_map.png", bus_names=m.bus_names,
+                            bus_xy=m.bus_xy, line_bus1=m.line_bus1, line_bus2=m.line_bus2,
+                            bus_vmin_pu={k: d["map/bus_vmin_pu"] for k, d in data.items()},
+                            line_over={k: d["map/line_over_steps"] > 0 for k, d in data.items()},
+                            v_min_pu=cfg.validate.v_min_pu)
+    title = "Network map: worst voltage and overloaded lines, smart vs dumb (stage 8)"
+    if path is None:
+        return Plot("network_map", title, None, "no bus coordinates in the network: map skipped")
+    return Plot("network_map", title, path)

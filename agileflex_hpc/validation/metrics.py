@@ -43,8 +43,8 @@ def line_loading(i_a: np.ndarray, rating_a: np.ndarray) -> np.ndarray:
     ndarray, shape (time, line)
         ``max over phases of i / rating``; NaN where every phase is NaN. [-]
     """
-    ratio = np.asarray(i_a, dtype=np.float64) / np.asarray(rating_a, dtype=np.float64)[None, :, None]
-    return np.fmax.reduce(ratio, axis=2)
+    rating = np.asarray(rating_a, dtype=np.float64)[None, :, None]
+    return np.fmax.reduce(np.asarray(i_a, dtype=np.float64) / rating, axis=2)
 
 
 def customer_voltage_pu(v_pu: np.ndarray, bus_index: np.ndarray, phase: np.ndarray) -> np.ndarray:

@@ -335,7 +335,7 @@ def _kind_variables(zd: ZoneData, hd, scan: FlowScan, net_kw, v2g) -> dict[str, 
     tz, t = ["time", "zone"], ["time"]
     return {
         "zones": [
-            ("vmin_pu", zd.vmin_pu, tz, "1", "minimum voltage over the feeder's buses on the phase"),
+            ("vmin_pu", zd.vmin_pu, tz, "1", "minimum voltage of the feeder's buses, phase"),
             ("pflow_kva", zd.pflow_kva, tz, "kVA", "supply-cable flow on the phase, + import"),
             ("n_overloaded", zd.n_overloaded, tz, "1", "feeder lines over their rating"),
             ("busbar_v_pu", zd.busbar_v_pu, ["time", "phase"], "1", "LV busbar voltage"),
@@ -345,7 +345,7 @@ def _kind_variables(zd: ZoneData, hd, scan: FlowScan, net_kw, v2g) -> dict[str, 
             ("rate_kva", hd.rate_kva, tz, "kVA", "min(thermal rate, stage-4 voltage limit)"),
             ("headroom_kva", hd.headroom_kva, tz, "kVA", "rate - Pflow, transformer share"),
             ("footroom_kva", hd.footroom_kva, tz, "kVA", "rate + Pflow"),
-            ("binding", hd.binding, tz, "", "binding constraint: c cable, v voltage, t transformer"),
+            ("binding", hd.binding, tz, "", "binding: c cable, v voltage, t transformer"),
             ("tx_headroom_kva", hd.tx_headroom_kva, t, "kVA", "transformer rating - import")],
         "ev": [
             ("net_kw", net_kw, tz, "kW", "zone's net EV power (+ charging, - V2G export)"),

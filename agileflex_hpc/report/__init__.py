@@ -1,0 +1,82 @@
+"""Report of a run: PNG figures per network and one HTML page (``<out>/report/index.html``).
+
+``python -m agileflex_hpc.report CONFIG`` (or the pipeline's last stage) draws what the run's
+files allow: stage 4/6 figures after the headroom stage, stage 7/8 figures after the EV and
+validation stages; anything missing is noted on the page instead of failing the report.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import h5py
+import pandas as pd
+
+from agileflex_hpc import h5io
+from agileflex_hpc.report.html import NetworkSection, write_index
+from agileflex_hpc.report.plots import network_plots
+
+__all__ = ["report_dir", "build_report", "body"]
+
+logger = logging.getLogger(__name__)
+
+DEFINITIONS = (
+    "Percentages are shares of converged timesteps with: any line current above its normal "
+    "rating (thermal), any customer voltage (its bus, its phase) below validate.v_min_pu "
+    "(undervoltage), any transformer |S| above tx_overload_factor x rating (tx). A V2G request "
+    "is a (zone, step) where the smart schedule discharges; it is fulfilled when the zone's "
+    "net EV power in the validation flow is an export and the zone's recomputed headroom is "
+    "&ge; 0. Headroom before: stage-5 headroom of each zone's assigned case (no EVs); after: "
+    "the same computation (stage-4 limits, not refitted) on the validation flows; min/mean over "
+    "zones with customers and converged steps [kVA].")
+
+
+def report_dir(out_dir: Path) -> Path:
+    return Path(out_dir) / "report"
+
+
+def _table(path: Path, group: str, name: str) -> pd.DataFrame | None:
+    """A table from a complete result file, or None."""
+    if not h5io.is_complete(path):
+        return None
+    with h5py.File(path, "r") as f:
+        return h5io.read_table(f[group], name) if name in f.get(group, {}) else None
+
+
+def _section(cfg, network: str) -> NetworkSection:
+    from agileflex_hpc.headroom.stage import hosting_path
+    from agileflex_hpc.validation.stage import report_h5_path
+
+    rep = report_h5_path(cfg.out_dir, network)
+    sec = NetworkSection(network, tables={
+        "Hosting summary (stage 6)": _table(hosting_path(cfg.out_dir, network), "hosting",
+                                            "summary"),
+        "Validation per zone (stage 8)": _table(rep, "report", "zones"),
+    })
+    sec.plots = network_plots(cfg, network, report_dir(cfg.out_dir) / network)
+    sec.notes = [p.note for p in sec.plots if p.path is None and p.note]
+    return sec
+
+
+def build_report(cfg) -> Path:
+    """Draw every figure and write ``<out>/report/index.html``; return its path."""
+    from agileflex_hpc.validation.stage import report_csv_path
+
+    csv = report_csv_path(cfg.out_dir)
+    overview = pd.read_csv(csv) if csv.is_file() else None
+    sections = [_section(cfg, net.name) for net in cfg.networks]
+    return write_index(report_dir(cfg.out_dir) / "index.html", run=cfg.run.name,
+                       overview=overview, sections=sections, definitions=DEFINITIONS)
+
+
+def body(cfg, workers, args) -> int:
+    """CLI body: the root (or a single process) writes the report and prints where it is."""
+    if not workers.is_root:
+        return 0
+    if getattr(args, "dry_run", False):
+        print(f"report: figures and index.html under {report_dir(cfg.out_dir)}")
+        return 0
+    path = build_report(cfg)
+    print(f"report: {path.resolve()}")
+    return 0

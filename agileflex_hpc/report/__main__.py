@@ -1,0 +1,17 @@
+"""CLI: ``python -m agileflex_hpc.report CONFIG``: figures and ``<out>/report/index.html``."""
+
+from __future__ import annotations
+
+import sys
+
+from agileflex_hpc.cli import run_stage
+from agileflex_hpc.report import body
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_stage(argv, "python -m agileflex_hpc.report",
+                     "Report: PNG figures per network and one HTML page of the run.", body)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,79 @@
+"""End to end: ``python -m agileflex_hpc run JOB`` on a short copy of the demo, every stage."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from agileflex_hpc import h5io
+from tests.conftest import REPO, write_job
+
+DEMO = REPO / "jobs" / "demo.toml"
+
+# the demo job, shortened: 2 days of 30-min steps, one block per day, 2 confirming EV attempts
+SHORT_DEMO = """
+[run]
+name = "demo_short"
+root = "Data"
+seed = 1
+
+[time]
+start = "2013-12-02"
+days = 2
+step_minutes = 30
+block_steps = 48
+
+[[network]]
+name = "default"
+
+[cases]
+names = ["00PV00HP", "00PV25HP", "25PV50HP", "25PV75HP", "50PV100HP"]
+
+[ev]
+successes_needed = 2
+"""
+
+
+def test_short_demo_matches_the_demo_job():
+    """The short job differs from jobs/demo.toml only where it says so."""
+    from agileflex_hpc.config import load_config, parse_config
+
+    demo = load_config(DEMO)
+    short = parse_config(SHORT_DEMO, base_dir=DEMO.parent)
+    assert short.cases == demo.cases and short.networks == demo.networks
+    assert short.time.start == demo.time.start and short.run.seed == demo.run.seed
+
+
+@pytest.mark.slow
+def test_pipeline_runs_every_stage(tmp_path):
+    job = write_job(tmp_path, SHORT_DEMO)
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}"
+           f"{os.environ.get('PATH', '')}"}
+    res = subprocess.run([sys.executable, "-m", "agileflex_hpc", "run", str(job)],
+                         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-4000:]
+    out = tmp_path / "Data" / "demo_short"
+    cases = ["00PV00HP", "00PV25HP", "25PV50HP", "25PV75HP", "50PV100HP"]
+    expected = [out / "networks" / "default" / "network.h5", out / "hosting" / "default.h5",
+                out / "headroom" / "default" / "limits.h5",
+                out / "validation" / "default" / "report.h5"]
+    expected += [out / d / "default" / f"{c}.h5" for d in ("inputs", "zones", "headroom")
+                 for c in cases]
+    expected += [out / "raw" / "default" / f"{c}.h5" for c in cases]
+    expected += [out / "validation" / sub / "default" / f"{k}.h5" for k in ("smart", "dumb")
+                 for sub in ("inputs", "raw")]
+    missing = [str(p) for p in expected if not h5io.is_complete(p)]
+    assert not missing, missing
+    assert list((out / "ev" / "default").glob("*.h5")), "no EV zone files"
+    assert "== hosting summary: default ==" in res.stdout
+    assert "== validation report ==" in res.stdout
+    table = pd.read_csv(out / "validation" / "report.csv")
+    assert set(table["kind"]) == {"smart", "dumb"} and (table["nonconverged"] == 0).all()
+    index = out / "report" / "index.html"
+    assert index.is_file() and f"report: {index.resolve()}" in res.stdout
+    assert len(list((out / "report" / "default").glob("*.png"))) == 5

@@ -1,0 +1,298 @@
+"""Stage 8 (validation): EV profiles on the study axis, EV-to-customer mapping, metrics, and the
+validation flows of a short demo run (smart vs dumb, headroom respected)."""
+
+from __future__ import annotations
+
+import argparse
+import types
+
+import h5py
+import numpy as np
+import pandas as pd
+import pytest
+
+from agileflex_hpc import h5io
+from agileflex_hpc.cli import Workers
+from agileflex_hpc.config import load_config
+from agileflex_hpc.errors import InputDataError
+from agileflex_hpc.evcharging.stage import read_zone, zone_path, zone_profiles
+from agileflex_hpc.headroom.stage import hosting_path
+from agileflex_hpc.inputs.stage import inputs_path, study_times
+from agileflex_hpc.network.manifest import manifest_path, read_manifest
+from agileflex_hpc.validation import metrics
+from agileflex_hpc.validation.inputs import (
+    horizon_index, map_evs_to_customers, tile_daily, validation_inputs_path, zone_ev_kw,
+)
+from agileflex_hpc.validation.stage import kind_path, report_csv_path, report_h5_path, scan_flows
+from tests.conftest import write_job
+
+# ------------------------------------------------------------------------ EV profiles
+
+
+def _zone(t_in, t_out, e_start, e_end, charger_kw, charge=None, discharge=None):
+    fleet = pd.DataFrame({"name": [f"ev{i}" for i in range(len(t_in))], "t_in": t_in,
+                          "t_out": t_out, "e_start_kwh": e_start, "e_end_kwh": e_end,
+                          "battery_kwh": [60.0] * len(t_in), "charger_kw": charger_kw})
+    z = {"attrs": {"n_evs": len(t_in)}, "fleet": fleet}
+    z["charge_kw"] = charge if charge is not None else np.zeros((len(t_in), 144))
+    z["discharge_kw"] = discharge if discharge is not None else np.zeros((len(t_in), 144))
+    return z
+
+
+def test_dumb_charging_hand_example_on_the_study_axis():
+    # EV arriving 18:00 (horizon step 36 at 10 min), 7 kW, needs 10 kWh at 95 % efficiency:
+    # 10 / 0.95 = 10.526 kWh from the grid = 9 full steps of 7/6 kWh + 0.026316 kWh.
+    zone = _zone([36], [108], [20.0], [30.0], [7.0])
+    net, dis = zone_ev_kw(zone, "dumb", steps=144, step_minutes=10, efficiency=0.95)
+    expected = np.zeros(144)
+    expected[36:45] = 7.0
+    expected[45] = (10 / 0.95 - 9 * 7 / 6) * 6  # 0.15789 kW in the last, partial step
+    np.testing.assert_allclose(net[0], expected, atol=1e-9)
+    assert not dis.any()
+    times = pd.date_range("2013-12-02", periods=2 * 144, freq="10min")
+    tiled = tile_daily(net, times, step_minutes=10)[:, 0]
+    for day in range(2):
+        at_18 = day * 144 + 108  # 18:00 of each study day
+        np.testing.assert_allclose(tiled[at_18:at_18 + 9], 7.0)
+        assert tiled[at_18 + 9] == pytest.approx(0.157894737, rel=1e-6)
+        assert not tiled[day * 144:at_18].any() and not tiled[at_18 + 10:(day + 1) * 144].any()
+    assert tiled.sum() / 6 == pytest.approx(2 * 10 / 0.95)  # two days' grid energy [kWh]
+
+
+def test_tiling_wraps_an_overnight_session_into_the_first_morning():
+    # 23:00 arrival (step 66), 7.2 kW, 12 kWh at efficiency 1: 23:00-00:40 at 30 min steps
+    zone = _zone([22], [40], [10.0], [22.0], [7.2])
+    zone["charge_kw"] = np.zeros((1, 48))
+    zone["discharge_kw"] = np.zeros((1, 48))
+    net, _ = zone_ev_kw(zone, "dumb", steps=48, step_minutes=30, efficiency=1.0)
+    times = pd.date_range("2013-12-02", periods=3 * 48, freq="30min")
+    tiled = tile_daily(net, times, step_minutes=30)[:, 0]
+    # horizon step 22 = 23:00; 12 kWh = 3 steps of 3.6 kWh + 1.2 kWh (2.4 kW)
+    for day in range(3):
+        base = day * 48
+        np.testing.assert_allclose(tiled[base + 46:base + 48], 7.2)  # 23:00, 23:30
+        np.testing.assert_allclose(tiled[base:base + 2], [7.2, 2.4])  # 00:00, 00:30
+        assert not tiled[base + 2:base + 46].any()
+
+
+def test_horizon_index_starts_at_noon():
+    times = pd.DatetimeIndex(["2013-12-02 00:00", "2013-12-02 11:30", "2013-12-02 12:00",
+                              "2013-12-03 23:30"])
+    np.testing.assert_array_equal(horizon_index(times, step_minutes=30), [24, 47, 0, 23])
+    with pytest.raises(InputDataError, match="48 steps"):
+        tile_daily(np.zeros((1, 47)), times, step_minutes=30)
+
+
+def test_smart_profile_is_charge_minus_discharge():
+    charge = np.zeros((2, 144))
+    discharge = np.zeros((2, 144))
+    charge[0, 80:84] = 3.7
+    discharge[1, 40:42] = 7.0
+    zone = _zone([30, 35], [120, 130], [10.0, 40.0], [20.0, 45.0], [3.7, 7.4], charge, discharge)
+    net, dis = zone_ev_kw(zone, "smart", steps=144, step_minutes=10, efficiency=0.95)
+    np.testing.assert_array_equal(net, charge - discharge)
+    np.testing.assert_array_equal(dis, discharge)
+    empty, _ = zone_ev_kw({"attrs": {"n_evs": 0}}, "smart", steps=144, step_minutes=10,
+                          efficiency=0.95)
+    assert empty.shape == (0, 144)
+
+
+def test_ev_mapping_is_distinct_seeded_and_prefix_stable():
+    cand = np.arange(100, 112)
+    a = map_evs_to_customers(8, cand, seed=[1, 0, 3])
+    assert len(set(a)) == 8 and set(a) <= set(cand)
+    np.testing.assert_array_equal(a, map_evs_to_customers(8, cand, seed=[1, 0, 3]))
+    np.testing.assert_array_equal(a[:5], map_evs_to_customers(5, cand, seed=[1, 0, 3]))
+    assert not np.array_equal(a, map_evs_to_customers(8, cand, seed=[1, 0, 4]))
+    with pytest.raises(InputDataError, match="13 EVs but only 12"):
+        map_evs_to_customers(13, cand, seed=[1, 0, 3])
+
+
+# ------------------------------------------------------------------------ metrics
+
+
+def _flows():
+    """4 steps, 3 buses, 2 lines (line 1 single-phase), 1 transformer, 3 customers."""
+    v = np.ones((4, 3, 3))
+    v[1, 2, 1] = 0.89  # bus 2 phase 2: customer 1 -> undervoltage at step 1
+    v[2, 1, 2] = 0.85  # bus 1 phase 3: only the three-phase customer 2 sees it
+    v[3, 0, 0] = 0.80  # bus 0 has no customer: no undervoltage at step 3
+    i = np.full((4, 2, 3), 50.0)
+    i[:, 1, 1:] = np.nan
+    i[0, 1, 0] = 101.0  # over 100 A at step 0
+    i[3, 0, 2] = 200.0  # over 200 A? no: rating 200, not strictly above
+    s_tx = np.array([[100.0], [-120.0], [50.0], [99.0]])  # 100 kVA: step 1 overloaded
+    return v, i, s_tx
+
+
+def test_violation_percentages_hand_example():
+    v, i, s_tx = _flows()
+    loading = metrics.line_loading(i, np.array([200.0, 100.0]))
+    np.testing.assert_allclose(loading[0], [0.25, 1.01])
+    v_cust = metrics.customer_voltage_pu(v, np.array([2, 2, 1]), np.array([1, 2, 0]))
+    np.testing.assert_allclose(v_cust[:, 1], [1, 0.89, 1, 1])
+    np.testing.assert_allclose(v_cust[:, 2], [1, 1, 0.85, 1])
+    tx = metrics.transformer_loading(s_tx, np.array([100.0]))
+    flags = metrics.violation_flags(loading, v_cust, tx, v_min_pu=0.9, tx_factor=1.0)
+    np.testing.assert_array_equal(flags["thermal"], [1, 0, 0, 0])
+    np.testing.assert_array_equal(flags["undervoltage"], [0, 1, 1, 0])
+    np.testing.assert_array_equal(flags["transformer"], [0, 1, 0, 0])
+    np.testing.assert_array_equal(flags["any"], [1, 1, 1, 0])
+    assert metrics.percent_of_steps(flags["any"]) == 75.0
+    conv = np.array([True, True, False, True])
+    assert metrics.percent_of_steps(flags["undervoltage"], conv) == pytest.approx(100 / 3)
+    assert np.isnan(metrics.percent_of_steps(flags["any"], np.zeros(4, bool)))
+    assert not metrics.violation_flags(loading, v_cust, tx, tx_factor=1.25)["transformer"].any()
+
+
+def test_scan_of_a_hand_built_result_file(tmp_path):
+    v, i, s_tx = _flows()
+    path = tmp_path / "smart.h5"
+    with h5py.File(path, "w") as f:
+        g = f.create_group("loadflow")
+        g["v_pu"], g["i_a"], g["s_tx_kva"] = v.astype(np.float32), i.astype(np.float32), s_tx
+        g["converged"] = np.array([1, 1, 1, 0], dtype=np.uint8)
+    m = types.SimpleNamespace(bus_names=np.array(["a", "b", "c"]), line_rating_a=np.array(
+        [200.0, 100.0]), transformer_kva=np.array([100.0]), customers=pd.DataFrame(
+        {"bus": ["c", "c", "b"], "phase": [1, 2, 0]}))
+    scan = scan_flows(path, m, v_min_pu=0.9, tx_factor=1.0)
+    np.testing.assert_array_equal(scan.flags["any"], [1, 1, 1, 0])
+    assert metrics.percent_of_steps(scan.flags["thermal"], scan.converged) == pytest.approx(
+        100 / 3)
+    np.testing.assert_allclose(scan.vmin_customer_pu, [1, 0.89, 0.85, 1], rtol=1e-6)
+    np.testing.assert_allclose(scan.bus_vmin_pu, [1.0, 0.85, 0.89], rtol=1e-6)  # step 3 masked
+    np.testing.assert_array_equal(scan.line_over_steps, [0, 1])
+
+
+def test_v2g_fulfilment_and_headroom_stats():
+    dis = np.array([[0.0, 5.0], [3.0, 5.0], [3.0, 0.0]])
+    net = np.array([[2.0, -5.0], [1.0, -4.0], [-3.0, 0.0]])  # step 1 zone 0 cancelled
+    head = np.array([[1.0, 2.0], [1.0, -0.5], [np.nan, 3.0]])  # step 2 not converged
+    conv = np.array([True, True, False])
+    req, ok = metrics.v2g_fulfilment(dis, net, head, conv)
+    np.testing.assert_array_equal(req, [[0, 1], [1, 1], [0, 0]])
+    np.testing.assert_array_equal(ok, [[0, 1], [0, 0], [0, 0]])
+    st = metrics.headroom_stats(head, np.array([True, False]))
+    assert st == {"min_kva": 1.0, "mean_kva": 1.0, "negative_pct": 0.0}
+    st = metrics.headroom_stats(head)
+    assert st["min_kva"] == -0.5 and st["negative_pct"] == pytest.approx(20.0)
+    assert np.isnan(metrics.headroom_stats(np.full((2, 2), np.nan))["min_kva"])
+    w = metrics.zone_weights(np.array([0, 4, 3]), np.array([1, 2, 0]), 6)
+    np.testing.assert_allclose(w.sum(axis=1), 1.0)
+    np.testing.assert_allclose(w[2, 3:6], 1 / 3)
+
+
+# ------------------------------------------------------------------------ short demo run
+
+SHORT = """
+[run]
+name = "short"
+root = "{root}"
+seed = 1
+[time]
+start = "2013-12-02"
+days = 2
+step_minutes = 30
+block_steps = 48
+[[network]]
+name = "default"
+[cases]
+names = ["00PV00HP", "00PV25HP", "25PV50HP", "25PV75HP", "50PV100HP"]
+[ev]
+successes_needed = 2
+"""
+
+
+@pytest.fixture(scope="module")
+def short_run(tmp_path_factory):
+    """The demo on 2 days of 30-min steps, every stage up to validation, in this process."""
+    from agileflex_hpc.__main__ import run_pipeline
+
+    tmp = tmp_path_factory.mktemp("short")
+    cfg = load_config(write_job(tmp, SHORT.format(root=tmp / "Data")))
+    run_pipeline(cfg, stages=("loadflow", "headroom", "ev", "validate"))
+    return cfg
+
+
+@pytest.mark.slow
+def test_validation_files_and_report(short_run):
+    cfg = short_run
+    for kind in ("smart", "dumb"):
+        assert h5io.is_complete(validation_inputs_path(cfg.out_dir, "default", kind))
+        assert h5io.is_complete(kind_path(cfg.out_dir, "default", kind))
+    assert h5io.is_complete(report_h5_path(cfg.out_dir, "default"))
+    table = pd.read_csv(report_csv_path(cfg.out_dir))
+    assert list(table["kind"]) == ["smart", "dumb"]
+    assert (table["steps"] == cfg.time.n_steps).all()
+    assert (table["evs"] == table["evs"].iloc[0]).all()  # the same EVs, smart or dumb
+
+
+@pytest.mark.slow
+def test_smart_violations_not_worse_than_dumb(short_run):
+    table = pd.read_csv(report_csv_path(short_run.out_dir)).set_index("kind")
+    for col in ("pct_thermal", "pct_undervoltage", "pct_tx_overload", "pct_any"):
+        assert table.loc["smart", col] <= table.loc["dumb", col], col
+    assert table.loc["smart", "v_min_customer_pu"] >= table.loc["dumb", "v_min_customer_pu"]
+    assert table.loc["smart", "headroom_after_min_kva"] >= table.loc["dumb",
+                                                                     "headroom_after_min_kva"]
+
+
+@pytest.mark.slow
+def test_smart_charging_stays_within_the_headroom_it_was_given(short_run):
+    cfg = short_run
+    m = read_manifest(manifest_path(cfg.out_dir, "default"))
+    with h5py.File(kind_path(cfg.out_dir, "default", "smart"), "r") as f:
+        zone_net = f["ev/net_kw"][()]
+    times = study_times(cfg)
+    n_checked = 0
+    for z, zid in enumerate(m.zone_ids):
+        if m.topology.zone_customers[z] <= 0:
+            continue
+        zone = read_zone(zone_path(cfg.out_dir, "default", zid))
+        net, _ = zone_ev_kw(zone, "smart", steps=48, step_minutes=30, efficiency=0.95)
+        head, _ = zone_profiles(cfg, "default", z)
+        total = net.sum(axis=0)
+        if len(net):
+            f = zone["fleet"]
+            plugged = ((np.arange(48)[None, :] >= f["t_in"].to_numpy()[:, None])
+                       & (np.arange(48)[None, :] < f["t_out"].to_numpy()[:, None])).any(0)
+            assert (total[plugged] <= np.nan_to_num(head[plugged]) + 1e-3).all(), zid
+            assert not total[~plugged].any()
+            n_checked += 1
+        # the validation flows carry exactly the tiled schedule (float32 files)
+        np.testing.assert_allclose(zone_net[:, z], tile_daily(total[None], times,
+                                                              step_minutes=30)[:, 0], atol=1e-3)
+    assert n_checked > 0
+
+
+@pytest.mark.slow
+def test_validation_inputs_take_the_assigned_case_and_distinct_customers(short_run):
+    cfg = short_run
+    with h5py.File(hosting_path(cfg.out_dir, "default"), "r") as f:
+        final = h5io.read_table(f["hosting"], "customers_final")
+    with h5py.File(validation_inputs_path(cfg.out_dir, "default", "dumb"), "r") as f:
+        demand, customers = f["inputs/demand_kw"][()], h5io.read_table(f["inputs"], "customers")
+        ev_kw = f["inputs/ev_kw"][()]
+    for case in set(final["assigned_case"]):
+        cols = np.flatnonzero(final["assigned_case"].to_numpy() == case)
+        with h5py.File(inputs_path(cfg.out_dir, "default", case), "r") as f:
+            np.testing.assert_array_equal(demand[:, cols], f["inputs/demand_kw"][()][:, cols])
+    has_ev = customers["ev"].to_numpy() != ""
+    assert (customers.loc[has_ev, "ev_zone"] == customers.loc[has_ev, "zone"]).all()
+    assert not ev_kw[:, ~has_ev].any()
+    assert (ev_kw >= 0).all()  # dumb charging never exports
+
+
+@pytest.mark.slow
+def test_rerun_skips_blocks_and_keeps_the_report(short_run, capsys):
+    from agileflex_hpc.validate import body
+
+    cfg = short_run
+    before = pd.read_csv(report_csv_path(cfg.out_dir))
+    args = argparse.Namespace(dry_run=False, no_gather=False, gather=False)
+    assert body(cfg, Workers(0, 1, None, "single"), args) == 0
+    err = capsys.readouterr()
+    assert "== validation report ==" in err.out
+    total = [line for line in err.err.splitlines() if line.strip().startswith("total")]
+    assert total and total[-1].split()[2] == total[-1].split()[1]  # all items skipped
+    pd.testing.assert_frame_equal(before, pd.read_csv(report_csv_path(cfg.out_dir)))
