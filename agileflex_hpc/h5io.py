@@ -54,7 +54,8 @@ def atomic_h5(path: Path, *, attrs: dict[str, Any] | None = None) -> Iterator[h5
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    _remove_dead_writers_tmp(path)
+    tmp = path.with_name(f"{path.name}.{_HOST}.{os.getpid()}.tmp")
     try:
         with h5py.File(tmp, "w", track_order=True) as f:
             for key, value in (attrs or {}).items():
@@ -65,6 +66,31 @@ def atomic_h5(path: Path, *, attrs: dict[str, Any] | None = None) -> Iterator[h5
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+_HOST = platform.node().split(".")[0].replace(".", "_") or "host"
+
+
+def _remove_dead_writers_tmp(path: Path) -> None:
+    """Delete ``<path>.<this host>.<pid>.tmp`` files left by killed writers on this host.
+
+    Temporary files of live processes (another rank writing the same shared file) and of
+    other hosts are left alone.
+    """
+    for tmp in path.parent.glob(f"{path.name}.{_HOST}.*.tmp"):
+        pid = tmp.name[len(path.name) + len(_HOST) + 2:-4]
+        if pid.isdigit() and not _alive(int(pid)):
+            tmp.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def is_complete(path: Path, *, expect: dict[str, Any] | None = None) -> bool:

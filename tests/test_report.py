@@ -9,10 +9,8 @@ from pathlib import Path
 
 import h5py
 import numpy as np
-import pandas as pd
 import pytest
 
-from agileflex_hpc import h5io
 from agileflex_hpc.cli import Workers
 from agileflex_hpc.config import load_config
 from agileflex_hpc.evcharging.dumb import dumb_charging_kw
@@ -45,26 +43,27 @@ names = ["00PV00HP", "25PV50HP"]
 """
 
 
-def write_zone_file(path: Path, cfg, network: str, zone: str, n: int, seed: list[int]) -> None:
-    """An EV zone file in ``read_zone``'s format: dumb charging as the 'optimised' schedule,
-    with a little V2G discharge on the first EV at the first step it is plugged in."""
+def write_zone_file(cfg, network: str, zone: str, zone_index: int, n: int) -> None:
+    """An EV zone file written by the EV stage's own writer from a hand-made result: dumb
+    charging as the 'optimised' schedule, plus 2 kW of V2G on the first EV's first step."""
+    from agileflex_hpc.evcharging.attempts import AttemptsResult
+    from agileflex_hpc.evcharging.milp import ScheduleResult
+    from agileflex_hpc.evcharging.stage import ZoneTask, _write_zone
+
     steps = cfg.time.steps_per_day
-    fleet = draw_fleet(n, seed, steps=steps, step_minutes=cfg.time.step_minutes)
+    fleet = draw_fleet(n, [3, zone_index], steps=steps, step_minutes=cfg.time.step_minutes)
     charge = dumb_charging_kw(fleet, steps=steps, step_minutes=cfg.time.step_minutes)
     discharge = np.zeros_like(charge)
     if n:
         t0 = int(fleet.t_in[0])
         charge[0, t0], discharge[0, t0] = 0.0, 2.0
-    attrs = dict(network=network, zone=zone, n_evs=n, stop_reason="successes")
-    with h5io.atomic_h5(path, attrs=attrs) as f:
-        g = f.create_group("ev")
-        h5io.write_table(g, "attempts", pd.DataFrame({"attempt": [0], "n": [n]}))
-        if n:
-            h5io.write_table(g, "fleet", pd.DataFrame({
-                "name": fleet.name, "t_in": fleet.t_in, "t_out": fleet.t_out,
-                "e_start_kwh": fleet.e_start_kwh, "e_end_kwh": fleet.e_end_kwh,
-                "battery_kwh": fleet.battery_kwh, "charger_kw": fleet.charger_kw}))
-            g["charge_kw"], g["discharge_kw"] = charge, discharge
+    sched = ScheduleResult(status="optimal", feasible=True, objective_p=0.0, mip_gap=0.0,
+                           solve_time_s=0.0, charge_kw=charge, discharge_kw=discharge,
+                           energy_kwh=np.zeros_like(charge))
+    res = AttemptsResult(n=n, stop_reason="successes", fleet=fleet if n else None,
+                         schedule=sched if n else None)
+    task = ZoneTask(0, network, 0, zone, zone_index, n, n)
+    _write_zone(zone_path(cfg.out_dir, network, zone), cfg, task, res)
 
 
 @pytest.fixture(scope="module")
@@ -82,8 +81,7 @@ def report_run(tmp_path_factory):
         evs, customers = f["hosting/evs_hosted"][()], f["hosting/customers"][()]
     for z, zone in enumerate(zones):
         if customers[z] > 0:
-            write_zone_file(zone_path(cfg.out_dir, "default", zone), cfg, "default", zone,
-                            int(min(evs[z], 4)), [3, z])
+            write_zone_file(cfg, "default", zone, z, int(min(evs[z], 4)))
     args = argparse.Namespace(dry_run=False, no_gather=False, gather=False)
     validate_body(cfg, Workers(0, 1, None, "single"), args)
     return job, cfg, build_report(cfg)

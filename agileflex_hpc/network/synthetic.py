@@ -226,6 +226,7 @@ def _render(net: _Net, *, kva: float, name: str) -> dict[str, str]:
     """File name -> text of every file of the network."""
     r_pct, x_pct = _transformer_pct(kva)
     master = [
+        "Clear",
         "Set DefaultBaseFrequency=50  ! UK",
         f"New circuit.{name}",
         "Edit Vsource.Source BasekV=11 pu=1.00 ISC3=3000 ISC1=2500",
