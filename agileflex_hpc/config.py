@@ -216,7 +216,6 @@ class EvConfig:
     time_limit_s: float = 60.0
     threads: int = 1
     successes_needed: int = 10
-    validation_successes: int = 2
     max_evs: int = 0  # cap on EVs per zone (0: the hosting stage's count)
     v2g: Literal["auto", "always", "never"] = "auto"  # auto: where hosting relies on V2G
     min_kw: float = 1.38  # 6 A at 230 V
@@ -234,8 +233,8 @@ class EvConfig:
             errs.append("ev.mip_gap: must be within [0, 1)")
         if self.time_limit_s <= 0 or self.threads < 1:
             errs.append("ev.time_limit_s and ev.threads: must be > 0")
-        if self.successes_needed < 1 or self.validation_successes < 1:
-            errs.append("ev.successes_needed and ev.validation_successes: must be >= 1")
+        if self.successes_needed < 1:
+            errs.append("ev.successes_needed: must be >= 1")
         if not 0 < self.efficiency <= 1:
             errs.append("ev.efficiency: must be within (0, 1]")
         return errs

@@ -33,13 +33,24 @@ def stage_status(cfg) -> list[tuple[str, int, int, list[str]]]:
     rows.append(_check("stitched", [stitched_path(out / "raw", n, c) for n in nets
                                      for c in cases]))
     rows.append(_check("headroom", [out / "hosting" / f"{n}.h5" for n in nets]))
-    rows.append(_check("ev", [out / "ev" / n / "fleet.h5" for n in nets]))
+    rows.append(_check("ev zones", _ev_paths(cfg)))
     rows.append(_check("validation", [out / "validation" / n / "report.h5" for n in nets]))
+    rows.append(_check("report", [out / "report" / "index.html"]))
     return rows
 
 
+def _ev_paths(cfg) -> list[Path]:
+    """Zone files the EV stage will write (known once every hosting file exists)."""
+    from agileflex_hpc.evcharging.stage import list_zone_tasks, zone_path
+
+    if not all(h5io.is_complete(cfg.out_dir / "hosting" / f"{n.name}.h5") for n in cfg.networks):
+        return []
+    return [zone_path(cfg.out_dir, t.network, t.zone) for t in list_zone_tasks(cfg)]
+
+
 def _check(stage: str, paths: list[Path]) -> tuple[str, int, int, list[str]]:
-    missing = [p for p in paths if not h5io.is_complete(p)]
+    missing = [p for p in paths if not (h5io.is_complete(p) if p.suffix == ".h5"
+                                        else p.is_file())]
     return stage, len(paths) - len(missing), len(paths), [str(p) for p in missing[:5]]
 
 

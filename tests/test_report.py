@@ -48,7 +48,7 @@ def write_zone_file(cfg, network: str, zone: str, zone_index: int, n: int) -> No
     charging as the 'optimised' schedule, plus 2 kW of V2G on the first EV's first step."""
     from agileflex_hpc.evcharging.attempts import AttemptsResult
     from agileflex_hpc.evcharging.milp import ScheduleResult
-    from agileflex_hpc.evcharging.stage import ZoneTask, _write_zone
+    from agileflex_hpc.evcharging.stage import ZoneTask, write_zone
 
     steps = cfg.time.steps_per_day
     fleet = draw_fleet(n, [3, zone_index], steps=steps, step_minutes=cfg.time.step_minutes)
@@ -63,7 +63,7 @@ def write_zone_file(cfg, network: str, zone: str, zone_index: int, n: int) -> No
     res = AttemptsResult(n=n, stop_reason="successes", fleet=fleet if n else None,
                          schedule=sched if n else None)
     task = ZoneTask(0, network, 0, zone, zone_index, n, n)
-    _write_zone(zone_path(cfg.out_dir, network, zone), cfg, task, res)
+    write_zone(zone_path(cfg.out_dir, network, zone), cfg, task, res)
 
 
 @pytest.fixture(scope="module")

@@ -23,7 +23,8 @@ from agileflex_hpc.evcharging.tariff import tariff_p_per_kwh
 from agileflex_hpc.headroom.stage import hosting_path
 from agileflex_hpc.partition import split_by_cost
 
-__all__ = ["ZoneTask", "list_zone_tasks", "zone_path", "zone_profiles", "run", "read_zone"]
+__all__ = ["ZoneTask", "list_zone_tasks", "tasks_for", "zone_path", "zone_profiles", "run",
+           "read_zone", "write_zone"]
 
 logger = logging.getLogger(__name__)
 
@@ -123,7 +124,7 @@ def run(cfg, *, worker: int = 0, n_workers: int = 1) -> list[Path]:
             continue
         t0 = time.perf_counter()
         result = solve_zone(cfg, task)
-        _write_zone(path, cfg, task, result)
+        write_zone(path, cfg, task, result)
         logger.info("%s/%s: %d EVs (start %d, %d attempts, %s) in %.1f s", task.network,
                     task.zone, result.n, task.n_start, len(result.attempts),
                     result.stop_reason, time.perf_counter() - t0)
@@ -131,7 +132,8 @@ def run(cfg, *, worker: int = 0, n_workers: int = 1) -> list[Path]:
     return written
 
 
-def _write_zone(path: Path, cfg, task: ZoneTask, res: AttemptsResult) -> None:
+def write_zone(path: Path, cfg, task: ZoneTask, res: AttemptsResult) -> None:
+    """Write one zone's attempts, final fleet and schedule (see the module docstring)."""
     attrs = h5io.provenance(cfg, network=task.network, zone=task.zone, n_start=task.n_start,
                             n_evs=res.n, stop_reason=res.stop_reason, customers=task.customers)
     steps = cfg.time.steps_per_day

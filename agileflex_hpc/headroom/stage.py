@@ -29,7 +29,8 @@ from agileflex_hpc.inputs.stage import inputs_path, read_customers, study_times
 from agileflex_hpc.loadflow.gather import stitched_path
 from agileflex_hpc.network.manifest import NetworkManifest, manifest_path, read_manifest
 
-__all__ = ["ZoneData", "compute_zones", "run_network", "run", "hosting_path", "summary_table"]
+__all__ = ["ZoneData", "compute_zones", "headroom_for", "run_network", "run", "hosting_path",
+           "summary_table"]
 
 logger = logging.getLogger(__name__)
 
@@ -95,7 +96,7 @@ def run_network(cfg, network: str, *, raw_dir: Path | None = None) -> pd.DataFra
     customers = m.topology.zone_customers
     limits = _fit_limits(cfg, zones, customers)
     _write_limits(cfg, m, limits)
-    heads = {c: _headroom(cfg, m, zd, limits.limit_kva) for c, zd in zones.items()}
+    heads = {c: headroom_for(cfg, m, zd, limits.limit_kva) for c, zd in zones.items()}
     for case, hd in heads.items():
         _write_headroom(cfg, m, case, hd)
     return _hosting(cfg, m, heads)
@@ -111,7 +112,7 @@ def _fit_limits(cfg, zones: dict[str, ZoneData], customers: np.ndarray):
                               fallback_factor=cfg.headroom.fallback_factor)
 
 
-def _headroom(cfg, m: NetworkManifest, zd: ZoneData, limit_kva: np.ndarray):
+def headroom_for(cfg, m: NetworkManifest, zd: ZoneData, limit_kva: np.ndarray):
     """Stage 5 of one case; non-converged steps are NaN (masked, not trusted)."""
     hc, topo = cfg.headroom, m.topology
     thermal = thermal_rate_kva(np.repeat(topo.supply_rating_a, 3), zd.busbar_v_pu,
@@ -175,7 +176,7 @@ def run(cfg, *, raw_dir: Path | None = None) -> dict[str, pd.DataFrame]:
     out = {}
     for net in cfg.networks:
         out[net.name] = run_network(cfg, net.name, raw_dir=raw_dir)
-        logger.info("hosting of %s:\n%s", net.name, out[net.name].to_string(index=False))
+        logger.debug("hosting of %s:\n%s", net.name, out[net.name].to_string(index=False))
     return out
 
 

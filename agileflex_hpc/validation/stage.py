@@ -27,7 +27,7 @@ import pandas as pd
 
 from agileflex_hpc import h5io
 from agileflex_hpc.errors import ResultsError
-from agileflex_hpc.headroom.stage import ZoneData, _headroom, compute_zones, hosting_path
+from agileflex_hpc.headroom.stage import ZoneData, compute_zones, headroom_for, hosting_path
 from agileflex_hpc.inputs.stage import study_times
 from agileflex_hpc.loadflow.gather import gather_all, stitched_path
 from agileflex_hpc.loadflow.run import LoadflowInputs, plan
@@ -263,7 +263,7 @@ def analyse_network(cfg, network: str) -> tuple[pd.DataFrame, pd.DataFrame]:
     for kind in KINDS:
         stitched = stitched_path(raw, network, kind)
         zd = compute_zones(stitched, m)
-        hd = _headroom(cfg, m, zd, limit_kva)
+        hd = headroom_for(cfg, m, zd, limit_kva)
         scan = scan_flows(stitched, m, v_min_pu=cfg.validate.v_min_pu,
                           tx_factor=cfg.validate.tx_overload_factor)
         net_kw, v2g, n_evs = zone_ev_series(cfg, m, kind)
