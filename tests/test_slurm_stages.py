@@ -44,3 +44,53 @@ def test_loadflow_array_then_gather_match_single_process(tmp_path, slurm_env, jo
     got = _datasets(run_dir / "out" / "x")
     assert got.keys() == ref.keys()
     assert [k for k in ref if got[k] != ref[k]] == []
+
+
+PIPELINE_JOB = """
+[run]
+name = "pipe"
+root = "out"
+seed = 5
+[time]
+start = "2014-01-06"
+days = 2
+step_minutes = 30
+block_steps = 24
+[[network]]
+name = "small"
+[cases]
+names = ["00PV25HP", "50PV100HP"]
+[ev]
+max_evs = 3
+successes_needed = 2
+[slurm]
+workers = 2
+"""
+
+
+def test_pipeline_sh_end_to_end_matches_single_process(tmp_path, slurm_env, jobs):  # noqa: F811
+    import pandas as pd
+
+    ref_dir, run_dir = tmp_path / "ref", tmp_path / "slurm"
+    ref_dir.mkdir()
+    run_dir.mkdir()
+    job_ref = write_job(ref_dir, PIPELINE_JOB)
+    subprocess.run([sys.executable, "-m", "agileflex_hpc", "run", str(job_ref)], cwd=ref_dir,
+                   env=_env(), check=True, capture_output=True, timeout=600)
+    job = write_job(run_dir, PIPELINE_JOB)
+    env = dict(slurm_env, AGILEFLEX_PYTHON=sys.executable)
+    res = subprocess.run(["bash", str(REPO / "slurm" / "pipeline.sh"), str(job)], cwd=run_dir,
+                         env=env, capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    ids = dict(line.split("\t") for line in res.stdout.splitlines())
+    jobs += list(ids.values())
+    recs = wait_settled(list(ids.values()), env, timeout=600)
+    logs = "".join(p.read_text() for p in (run_dir / "slurm-logs").iterdir())
+    bad = {s: [r["JobState"] for r in recs[j]] for s, j in ids.items()
+           if any(r["JobState"] != "COMPLETED" for r in recs[j])}
+    assert not bad, f"{bad}\n{logs[-5000:]}"
+    assert len(recs[ids["loadflow"]]) == 2 and len(recs[ids["ev"]]) == 2  # 2-task arrays
+    ref, got = ref_dir / "out" / "pipe", run_dir / "out" / "pipe"
+    for rel in ("hosting/small_summary.csv", "validation/report.csv"):
+        pd.testing.assert_frame_equal(pd.read_csv(got / rel), pd.read_csv(ref / rel))
+    assert (got / "report" / "index.html").is_file()
