@@ -44,7 +44,8 @@ def stage_parser(prog: str, description: str) -> argparse.ArgumentParser:
     p.add_argument("--worker", type=int, default=None,
                    help="0-based worker index (default: MPI rank or SLURM_ARRAY_TASK_ID)")
     p.add_argument("--workers", type=int, default=None,
-                   help="number of workers (default: MPI size, AGILEFLEX_WORKERS or the array size)")
+                   help="number of workers (default: MPI size, AGILEFLEX_WORKERS or the "
+                        "array size)")
     p.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     p.add_argument("--dry-run", action="store_true", help="print the plan and exit")
     return p

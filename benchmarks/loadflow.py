@@ -27,7 +27,6 @@ from pathlib import Path
 
 os.environ.setdefault("OPENDSSDIRECT_PY_USE_NUMPY", "1")
 
-import numpy as np  # noqa: E402
 import opendssdirect as dss  # noqa: E402
 
 from agileflex_hpc.config import parse_config  # noqa: E402

@@ -49,7 +49,8 @@ TINY_MASTER = """\
 Clear
 New Circuit.tiny BasekV=11 pu=1.0 MVAsc3=1e8 MVAsc1=1e8
 New LineCode.lc nphases=3 R1=0.5 X1=0.08 R0=0.5 X0=0.08 C1=0 C0=0 Units=km Normamps=100
-New Transformer.TR1 Buses=[SourceBus 11] Conns=[Delta Wye] kVs=[11 0.416] kVAs=[100 100] XHL=2 %Rs=[0.5 0.5]
+New Transformer.TR1 Buses=[SourceBus 11] Conns=[Delta Wye] kVs=[11 0.416] kVAs=[100 100]
+~ XHL=2 %Rs=[0.5 0.5]
 New Line.L1 Bus1=11 Bus2=2 phases=3 Linecode=lc Length=100 Units=m
 New Line.L2 Bus1=2 Bus2=3 phases=3 Linecode=lc Length=50 Units=m
 New Load.C1 Phases=1 Bus1=3.1 kV=0.23 kW=1 PF=0.95

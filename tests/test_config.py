@@ -55,7 +55,8 @@ def test_paths_resolve_relative_to_the_toml(tmp_path):
     (("[[network]]", "[cases]\nnames = ['10PV']\n[[network]]"), "cases.names: '10PV' is not"),
     (("[[network]]", "[profile]\n[[network]]"), "profile: unknown section; valid sections"),
     (('name = "default"', 'name = "x"\npath = "nowhere"'), "network[x].path: no Master.dss"),
-    (("[[network]]", "[ev]\nmodel = 'qp'\n[[network]]"), "ev.model: 'qp' is not one of 'milp', 'lp'"),
+    (("[[network]]", "[ev]\nmodel = 'qp'\n[[network]]"),
+     "ev.model: 'qp' is not one of 'milp', 'lp'"),
 ])
 def test_bad_config_names_field_and_reason(tmp_path, patch, needle):
     with pytest.raises(ConfigError) as err:

@@ -1,6 +1,7 @@
 """Tests of uncontrolled ("dumb") EV charging."""
 
 import numpy as np
+
 from agileflex_hpc.evcharging import EvFleet, draw_fleet, dumb_charging_kw
 
 

@@ -84,5 +84,5 @@ def test_non_convergence_is_flagged_and_fails_the_stage(tmp_path, capfd):
         assert not f["loadflow/converged"][()].any()  # written, flagged, not hidden
         assert np.isfinite(f["loadflow/v_pu"][()]).any()
     with pytest.raises(ConvergenceError):
-        from agileflex_hpc.loadflow.run import check_failures, WorkerSummary
+        from agileflex_hpc.loadflow.run import WorkerSummary, check_failures
         check_failures(cfg, [WorkerSummary(0, steps=10, nonconverged=1)])

@@ -55,7 +55,8 @@ shift 2
 stage=$mod
 [[ " $* " == *" --gather "* ]] && stage=$mod-gather
 echo "$stage ${SLURM_JOB_ID:-none} ${SLURM_ARRAY_TASK_ID:--} $*" >> "$FAKE_LOG"
-if [[ $stage == "${FAKE_FAIL:-}" ]] && [[ -z ${FAKE_FAIL_TASK:-} || ${SLURM_ARRAY_TASK_ID:-} == "$FAKE_FAIL_TASK" ]]; then
+if [[ $stage == "${FAKE_FAIL:-}" ]] &&
+   [[ -z ${FAKE_FAIL_TASK:-} || ${SLURM_ARRAY_TASK_ID:-} == "$FAKE_FAIL_TASK" ]]; then
     echo "fake failure of $stage" >&2
     exit 1
 fi
@@ -65,7 +66,8 @@ exit 0
 
 # --------------------------------------------------------------------------- fixtures
 def _unavailable(reason: str) -> None:
-    hint = "start it: bash scripts/slurm-local.sh start && eval \"$(bash scripts/slurm-local.sh env)\""
+    hint = ("start it: bash scripts/slurm-local.sh start && "
+            "eval \"$(bash scripts/slurm-local.sh env)\"")
     if os.environ.get("CI"):
         pytest.fail(f"local SLURM cluster not usable ({reason}); {hint}", pytrace=False)
     pytest.skip(f"local SLURM cluster not usable ({reason}); {hint}")
@@ -75,7 +77,8 @@ def _local_conf() -> str | None:
     """SLURM_CONF that ``slurm-local.sh env`` would export, if that file exists."""
     try:
         out = subprocess.run(
-            ["bash", str(SLURM_LOCAL), "env"], capture_output=True, text=True, timeout=30, check=True
+            ["bash", str(SLURM_LOCAL), "env"], capture_output=True, text=True, timeout=30,
+            check=True
         ).stdout
     except (OSError, subprocess.SubprocessError):
         return None
@@ -148,7 +151,8 @@ def fake(tmp_path, slurm_env):
 def job_records(job_id: str, env: dict[str, str]) -> list[dict[str, str]]:
     """``scontrol -o show job`` records of a job (one per array task or pending task group)."""
     r = subprocess.run(
-        ["scontrol", "-o", "show", "job", job_id], env=env, capture_output=True, text=True, timeout=30
+        ["scontrol", "-o", "show", "job", job_id], env=env, capture_output=True, text=True,
+        timeout=30
     )
     assert r.returncode == 0, f"scontrol show job {job_id}: {r.stderr}"
     records = []
@@ -175,7 +179,8 @@ def wait_settled(job_ids: list[str], env: dict[str, str], timeout: float = POLL_
         if all(r and all(settled(x) for x in r) for r in recs.values()):
             return recs
         if time.monotonic() > deadline:
-            summary = {j: [(x.get("JobId"), x.get("JobState"), x.get("Reason")) for x in r] for j, r in recs.items()}
+            summary = {j: [(x.get("JobId"), x.get("JobState"), x.get("Reason")) for x in r]
+                       for j, r in recs.items()}
             pytest.fail(f"jobs not settled after {timeout:.0f}s: {summary}")
         time.sleep(0.5)
 
@@ -222,7 +227,8 @@ def test_loadflow_mpi_inside_sbatch(fake, tmp_path, jobs):
     env, log, config = fake
     (tmp_path / "slurm-logs").mkdir()
     r = subprocess.run(
-        ["sbatch", "--parsable", "--ntasks=2", "--time=5", str(ROOT / "slurm" / "loadflow.sh"), str(config)],
+        ["sbatch", "--parsable", "--ntasks=2", "--time=5", str(ROOT / "slurm" / "loadflow.sh"),
+         str(config)],
         env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60,
     )
     assert r.returncode == 0, r.stderr
@@ -281,13 +287,15 @@ def test_failing_stage_stops_later_stages(fake, tmp_path, jobs, fail, task):
     # cancelled (--kill-on-invalid-dep) or are stuck on their dependency
     for stage in after:
         for x in recs[ids[stage]]:
-            assert x["JobState"] == "CANCELLED" or x["Reason"] == "DependencyNeverSatisfied", (stage, x)
+            assert x["JobState"] == "CANCELLED" or x["Reason"] == "DependencyNeverSatisfied", \
+                (stage, x)
 
 
 def test_pipeline_exits_nonzero_when_sbatch_fails(fake, tmp_path, slurm_env):
     env, log, config = fake
     r = subprocess.run(
-        ["bash", str(PIPELINE), str(config), "--workers", "2", "--", "--partition=no-such-partition"],
+        ["bash", str(PIPELINE), str(config), "--workers", "2", "--",
+         "--partition=no-such-partition"],
         env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60,
     )
     assert r.returncode != 0

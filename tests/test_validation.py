@@ -21,7 +21,11 @@ from agileflex_hpc.inputs.stage import inputs_path, study_times
 from agileflex_hpc.network.manifest import manifest_path, read_manifest
 from agileflex_hpc.validation import metrics
 from agileflex_hpc.validation.inputs import (
-    horizon_index, map_evs_to_customers, tile_daily, validation_inputs_path, zone_ev_kw,
+    horizon_index,
+    map_evs_to_customers,
+    tile_daily,
+    validation_inputs_path,
+    zone_ev_kw,
 )
 from agileflex_hpc.validation.stage import kind_path, report_csv_path, report_h5_path, scan_flows
 from tests.conftest import write_job

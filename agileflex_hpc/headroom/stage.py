@@ -22,8 +22,16 @@ import pandas as pd
 from agileflex_hpc import h5io
 from agileflex_hpc.config import CASE_PATTERN
 from agileflex_hpc.headroom import (
-    assign_hp_case, compute_headroom, daily_energy_kwh, daily_profiles, evs_hosted,
-    final_customers, fit_voltage_limits, quantile_profile, thermal_rate_kva, zone_series,
+    assign_hp_case,
+    compute_headroom,
+    daily_energy_kwh,
+    daily_profiles,
+    evs_hosted,
+    final_customers,
+    fit_voltage_limits,
+    quantile_profile,
+    thermal_rate_kva,
+    zone_series,
 )
 from agileflex_hpc.inputs.stage import inputs_path, read_customers, study_times
 from agileflex_hpc.loadflow.gather import stitched_path
@@ -194,7 +202,7 @@ def _write_zones(cfg, m, case: str, zd: ZoneData) -> None:
         g = f.create_group("zones")
         tz = ["time", "zone"]
         for name, data, dims, units, desc in [
-            ("vmin_pu", zd.vmin_pu, tz, "1", "minimum voltage over the feeder's buses on the phase"),
+            ("vmin_pu", zd.vmin_pu, tz, "1", "minimum voltage of the feeder's buses on the phase"),
             ("pflow_kva", zd.pflow_kva, tz, "kVA", "supply-cable flow on the phase, + import"),
             ("n_overloaded", zd.n_overloaded, tz, "1", "feeder lines over their rating"),
             ("busbar_v_pu", zd.busbar_v_pu, ["time", "phase"], "1", "LV busbar voltage"),

@@ -20,7 +20,11 @@ from agileflex_hpc import h5io
 from agileflex_hpc.inputs.stage import ensure_inputs, read_inputs, study_times
 from agileflex_hpc.network.engine import DssNetwork, pf_to_kvar_ratio
 from agileflex_hpc.network.manifest import (
-    build_manifest, manifest_path, network_master, read_manifest, write_manifest,
+    build_manifest,
+    manifest_path,
+    network_master,
+    read_manifest,
+    write_manifest,
 )
 from agileflex_hpc.partition import WorkItem, items_for, list_items
 

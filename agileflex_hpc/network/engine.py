@@ -17,8 +17,8 @@ from pathlib import Path
 os.environ.setdefault("OPENDSSDIRECT_PY_USE_NUMPY", "1")
 
 import numpy as np  # noqa: E402
-import scipy.sparse as sp  # noqa: E402
 import opendssdirect as dss  # noqa: E402
+import scipy.sparse as sp  # noqa: E402
 from dss_python_backend.enums import SetterFlags  # noqa: E402
 
 from agileflex_hpc.errors import NetworkError  # noqa: E402

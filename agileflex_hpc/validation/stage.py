@@ -34,7 +34,9 @@ from agileflex_hpc.loadflow.run import LoadflowInputs, plan
 from agileflex_hpc.network.manifest import NetworkManifest, manifest_path, read_manifest
 from agileflex_hpc.validation import metrics
 from agileflex_hpc.validation.inputs import (
-    KINDS, ensure_validation_inputs, validation_inputs_path,
+    KINDS,
+    ensure_validation_inputs,
+    validation_inputs_path,
 )
 
 __all__ = ["FlowScan", "validation_dir", "validation_target", "kind_path", "report_h5_path",
