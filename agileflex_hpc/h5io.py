@@ -131,11 +131,14 @@ def write_coord(f: h5py.File, name: str, values: Any, *, units: str = "",
 
 
 def write_var(group: h5py.Group, name: str, data: Any, *, dims: list[str], units: str,
-              description: str, compress: bool | str = True) -> h5py.Dataset:
+              description: str, compress: bool | str = True,
+              scales: bool = True) -> h5py.Dataset:
     """Write a data variable with attrs and chunks along time; attach the root scales.
 
     ``compress``: True or "gzip" (level 4, shuffle), "lzf" (fast), False or "none" (chunked
-    along time but uncompressed: the fastest write, for the load-flow hot path).
+    along time but uncompressed: the fastest write, for the load-flow hot path). ``scales``:
+    attach the root dimension scales (files readers open; block files skip it, their dims
+    are in the ``dims`` attribute and the stitched file attaches them).
     """
     data = np.asarray(data)
     if data.dtype.kind in "OU":
@@ -150,7 +153,8 @@ def write_var(group: h5py.Group, name: str, data: Any, *, dims: list[str], units
         shuffle=bool(chunks and method),
     )
     _describe(ds, units, dims, description)
-    attach_scales(ds, dims)
+    if scales:
+        attach_scales(ds, dims)
     return ds
 
 

@@ -204,7 +204,7 @@ def _write_block(path: Path, cfg, item: WorkItem, net: DssNetwork, out, fp: str,
             data = getattr(out, name)
             data = data.astype(np.uint8) if data.dtype == bool else data
             h5io.write_var(g, name, data, dims=dims, units=units, description=desc,
-                           compress=cfg.loadflow.compression)
+                           compress=cfg.loadflow.compression, scales=False)
 
 
 def _write_coords(f, times, net: DssNetwork) -> None:

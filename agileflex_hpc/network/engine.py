@@ -75,6 +75,7 @@ class DssNetwork:
         self._index_lines()
         self._index_transformers()
         self._pf_mode: float | None = None
+        self._last_pv: np.ndarray | None = None
 
     # ----------------------------------------------------------------- compile
     def _compile(self, tolerance: float, max_iterations: int) -> None:
@@ -254,9 +255,11 @@ class DssNetwork:
             self._batch_set(self._load_batch, "load_kw", p_load_kw)
             self._batch_set(self._load_batch, "load_kvar", q_load_kvar)
             self._pf_mode = None
-        full = np.zeros(self._gen_batch[1])
-        full[self._pv_slice] = p_pv_kw
-        self._batch_set(self._gen_batch, "gen_kw", full)
+        if self._last_pv is None or not np.array_equal(p_pv_kw, self._last_pv):
+            full = np.zeros(self._gen_batch[1])  # disabled file generators stay at 0
+            full[self._pv_slice] = p_pv_kw
+            self._batch_set(self._gen_batch, "gen_kw", full)
+            self._last_pv = np.array(p_pv_kw, dtype=float)  # unchanged PV (night) is not re-set
         _check_engine_error()
 
     def node_voltages(self) -> np.ndarray:
@@ -277,12 +280,16 @@ class DssNetwork:
         out.converged[t] = dss.Solution.Converged()
         out.iterations[t] = dss.Solution.Iterations()
         v = self.node_voltages()
+        v_abs = np.abs(v)
         # out's rows are NaN-filled and C-contiguous: write through flat views in place
-        out.v_pu[t].reshape(-1)[self._v_flat] = np.abs(v[self._v_take]) * self._v_scale
+        out.v_pu[t].reshape(-1)[self._v_flat] = v_abs[self._v_take] * self._v_scale
         cur = self._y_lines @ v
-        s_va = v[self._line_node] * np.conj(cur)
-        out.i_a[t].reshape(-1)[self._line_flat] = np.abs(cur)
-        out.s_kva[t].reshape(-1)[self._line_flat] = np.copysign(np.abs(s_va), s_va.real) * 1e-3
+        i_abs = np.abs(cur)
+        v_send = v[self._line_node]
+        p_w = v_send.real * cur.real + v_send.imag * cur.imag  # Re(V conj(I))
+        out.i_a[t].reshape(-1)[self._line_flat] = i_abs
+        out.s_kva[t].reshape(-1)[self._line_flat] = np.copysign(
+            v_abs[self._line_node] * i_abs * 1e-3, p_w)
         for k, (y_hv, ref) in enumerate(self._tx):
             s = (v[ref] * np.conj(y_hv @ v)).sum() * 1e-3
             out.s_tx_kva[t, k] = np.copysign(abs(s), s.real)
