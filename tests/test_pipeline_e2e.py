@@ -65,15 +65,15 @@ def test_pipeline_runs_every_stage(tmp_path):
     expected += [out / d / "default" / f"{c}.h5" for d in ("inputs", "zones", "headroom")
                  for c in cases]
     expected += [out / "raw" / "default" / f"{c}.h5" for c in cases]
-    expected += [out / "validation" / sub / "default" / f"{k}.h5" for k in ("smart", "dumb")
-                 for sub in ("inputs", "raw")]
+    expected += [out / "validation" / sub / "default" / f"{k}.h5" for k in
+                 ("none", "smart", "dumb") for sub in ("inputs", "raw")]
     missing = [str(p) for p in expected if not h5io.is_complete(p)]
     assert not missing, missing
     assert list((out / "ev" / "default").glob("*.h5")), "no EV zone files"
     assert "== hosting summary: default ==" in res.stdout
     assert "== validation report ==" in res.stdout
     table = pd.read_csv(out / "validation" / "report.csv")
-    assert set(table["kind"]) == {"smart", "dumb"} and (table["nonconverged"] == 0).all()
+    assert set(table["kind"]) == {"none", "smart", "dumb"} and (table["nonconverged"] == 0).all()
     index = out / "report" / "index.html"
     assert index.is_file() and f"report: {index.resolve()}" in res.stdout
     assert len(list((out / "report" / "default").glob("*.png"))) == 5

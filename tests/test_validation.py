@@ -221,14 +221,15 @@ def short_run(tmp_path_factory):
 @pytest.mark.slow
 def test_validation_files_and_report(short_run):
     cfg = short_run
-    for kind in ("smart", "dumb"):
+    for kind in ("none", "smart", "dumb"):
         assert h5io.is_complete(validation_inputs_path(cfg.out_dir, "default", kind))
         assert h5io.is_complete(kind_path(cfg.out_dir, "default", kind))
     assert h5io.is_complete(report_h5_path(cfg.out_dir, "default"))
     table = pd.read_csv(report_csv_path(cfg.out_dir))
-    assert list(table["kind"]) == ["smart", "dumb"]
+    assert list(table["kind"]) == ["none", "smart", "dumb"]
     assert (table["steps"] == cfg.time.n_steps).all()
-    assert (table["evs"] == table["evs"].iloc[0]).all()  # the same EVs, smart or dumb
+    assert (table["evs"][1:] == table["evs"].iloc[1]).all()  # the same EVs, smart or dumb
+    assert table["pct_any"].iloc[0] <= table["pct_any"].iloc[2]  # EVs add no relief
 
 
 @pytest.mark.slow

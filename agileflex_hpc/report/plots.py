@@ -32,7 +32,7 @@ __all__ = ["Plot", "plot_quantile_profiles", "plot_vmin_flow", "plot_ev_headroom
 
 logger = logging.getLogger(__name__)
 
-KIND_COLORS = {"smart": "tab:blue", "dumb": "tab:red"}
+KIND_COLORS = {"none": "tab:gray", "smart": "tab:blue", "dumb": "tab:red"}
 _DPI = 90
 _MAX_POINTS = 20000  # scatter points per zone (deterministic stride above this)
 
@@ -396,13 +396,14 @@ def ev_headroom_plot(cfg, m, out_dir: Path) -> Plot:
     t, n_zone = cfg.time, len(m.zone_ids)
     head = np.full((t.steps_per_day, n_zone), np.nan)
     foot = np.full_like(head, np.nan)
-    ev = {kind: np.zeros_like(head) for kind in KINDS}
+    kinds = [k for k in KINDS if k != "none"]  # the baseline has no EV power to draw
+    ev = {kind: np.zeros_like(head) for kind in kinds}
     for z, zid in enumerate(m.zone_ids):
         if m.topology.zone_customers[z] <= 0:
             continue
         head[:, z], foot[:, z] = zone_profiles(cfg, m.name, z)
         zone = read_zone(_require(zone_path(cfg.out_dir, m.name, zid)))
-        for kind in KINDS:
+        for kind in kinds:
             net_kw, _ = zone_ev_kw(zone, kind, steps=t.steps_per_day,
                                    step_minutes=t.step_minutes, efficiency=cfg.ev.efficiency)
             ev[kind][:, z] = net_kw.sum(axis=0)

@@ -48,8 +48,10 @@ __all__ = ["KINDS", "Kind", "ValidationInputs", "validation_inputs_path", "horiz
 
 logger = logging.getLogger(__name__)
 
-Kind = Literal["smart", "dumb"]
-KINDS: tuple[str, ...] = ("smart", "dumb")
+Kind = Literal["none", "smart", "dumb"]
+#: "none": the final HP/PV assignment without EVs (the baseline); "smart": the optimised
+#: schedules; "dumb": the same EVs charging uncontrolled.
+KINDS: tuple[str, ...] = ("none", "smart", "dumb")
 HORIZON_START_MIN = 720  # the EV horizon starts at 12:00
 _SPAWN_KEY = (8,)  # stage 8: keeps the mapping stream apart from the EV attempt streams
 
@@ -185,8 +187,8 @@ def zone_ev_kw(zone: dict, kind: str, *, steps: int, step_minutes: int,
     ----------
     zone : dict
         :func:`~agileflex_hpc.evcharging.stage.read_zone` output.
-    kind : {'smart', 'dumb'}
-        Optimised schedule or uncontrolled charging.
+    kind : {'none', 'smart', 'dumb'}
+        No EVs (baseline), optimised schedule or uncontrolled charging.
     steps, step_minutes : int
         Horizon length [step] and step [min].
     efficiency : float
@@ -197,7 +199,9 @@ def zone_ev_kw(zone: dict, kind: str, *, steps: int, step_minutes: int,
     net_kw, discharge_kw : ndarray, shape (ev, steps)
         Net grid demand (charge - discharge) and the V2G discharge of every EV. [kW]
     """
-    if "fleet" not in zone:
+    if "fleet" not in zone or kind == "none":
+        if kind not in KINDS:
+            raise InputDataError(f"validation kind {kind!r} is not one of {KINDS}")
         empty = np.zeros((0, steps))
         return empty, empty
     if kind == "smart":
