@@ -37,6 +37,7 @@ __all__ = [
     "is_complete",
     "provenance",
     "time_to_epoch",
+    "time_slices",
 ]
 
 logger = logging.getLogger(__name__)
@@ -179,6 +180,12 @@ def _chunks(shape: tuple[int, ...], itemsize: int, dims: list[str]) -> tuple[int
     row = int(np.prod(shape[1:], dtype=np.int64)) * itemsize or 1
     n_time = max(1, min(shape[0], _TARGET_CHUNK_BYTES // row))
     return (n_time, *[max(s, 1) for s in shape[1:]])
+
+
+def time_slices(n_time: int, chunk: int) -> Iterator[slice]:
+    """Consecutive slices of at most ``chunk`` steps over a time axis of ``n_time`` steps."""
+    for t0 in range(0, n_time, chunk):
+        yield slice(t0, min(t0 + chunk, n_time))
 
 
 def write_table(group: h5py.Group, name: str, df) -> None:

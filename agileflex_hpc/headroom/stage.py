@@ -69,9 +69,7 @@ def compute_zones(stitched: Path, m: NetworkManifest) -> ZoneData:
     parts = []
     with h5py.File(stitched, "r") as f:
         g = f["loadflow"]
-        n_time = g["v_pu"].shape[0]
-        for t0 in range(0, n_time, _TIME_CHUNK):
-            sl = slice(t0, min(t0 + _TIME_CHUNK, n_time))
+        for sl in h5io.time_slices(g["v_pu"].shape[0], _TIME_CHUNK):
             v, i, s = g["v_pu"][sl], g["i_a"][sl], g["s_kva"][sl]
             zs = zone_series(v, i, s, feeder_buses=list(topo.feeder_buses),
                              feeder_lines=list(topo.feeder_lines),

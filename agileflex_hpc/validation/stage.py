@@ -121,9 +121,7 @@ def scan_flows(stitched: Path, m: NetworkManifest, *, v_min_pu: float,
     parts = []
     with h5py.File(stitched, "r") as f:
         g = f["loadflow"]
-        n_time = g["v_pu"].shape[0]
-        for t0 in range(0, n_time, _TIME_CHUNK):
-            sl = slice(t0, min(t0 + _TIME_CHUNK, n_time))
+        for sl in h5io.time_slices(g["v_pu"].shape[0], _TIME_CHUNK):
             parts.append(_scan_chunk(g, sl, m, cust_bus, cust_phase, v_min_pu, tx_factor))
     return _combine(parts)
 
