@@ -38,6 +38,7 @@ __all__ = [
     "provenance",
     "time_to_epoch",
     "time_slices",
+    "open_dataset",
 ]
 
 logger = logging.getLogger(__name__)
@@ -180,6 +181,21 @@ def _chunks(shape: tuple[int, ...], itemsize: int, dims: list[str]) -> tuple[int
     row = int(np.prod(shape[1:], dtype=np.int64)) * itemsize or 1
     n_time = max(1, min(shape[0], _TARGET_CHUNK_BYTES // row))
     return (n_time, *[max(s, 1) for s in shape[1:]])
+
+
+def open_dataset(path: Path, group: str):
+    """Open ``group`` of an agileflex file as an ``xarray.Dataset`` with its coordinates.
+
+    The data variables live in a group (``loadflow``, ``zones``, ...) and the coordinates at
+    the root; plain ``xarray.open_dataset(path, engine="h5netcdf", group=...)`` gives the
+    named dimensions, this also attaches the coordinate values (time decoded to datetimes).
+    """
+    import xarray as xr
+
+    ds = xr.open_dataset(path, engine="h5netcdf", group=group)
+    root = xr.open_dataset(path, engine="h5netcdf")
+    coords = {name: root[name] for name in root.variables if name in ds.dims}
+    return ds.assign_coords(coords)
 
 
 def time_slices(n_time: int, chunk: int) -> Iterator[slice]:
