@@ -19,6 +19,7 @@ os.environ.setdefault("OPENDSSDIRECT_PY_USE_NUMPY", "1")
 import numpy as np  # noqa: E402
 import opendssdirect as dss  # noqa: E402
 import scipy.sparse as sp  # noqa: E402
+from dss import DSSException  # noqa: E402
 from dss_python_backend.enums import SetterFlags  # noqa: E402
 
 from agileflex_hpc.errors import NetworkError  # noqa: E402
@@ -86,7 +87,7 @@ class DssNetwork:
         dss.Text.Command("Set DefaultBaseFrequency=50")
         try:
             dss.Text.Command(f'Compile "{self.master}"')
-        except Exception as exc:  # the engine raises its own DSSException
+        except DSSException as exc:
             raise NetworkError(f"OpenDSS could not compile {self.master}: {exc}") from None
         if dss.Circuit.Name() == "":
             raise NetworkError(f"{self.master} defines no circuit (New Circuit.<name>)")
