@@ -218,6 +218,8 @@ class EvConfig:
     successes_needed: int = 10
     max_evs: int = 0  # cap on EVs per zone (0: the hosting stage's count)
     v2g: Literal["auto", "always", "never"] = "auto"  # auto: where hosting relies on V2G
+    sessions_csv: Path | None = None  # real sessions (name,t_in,t_out,EStart,EEnd) to draw
+    vehicles_csv: Path | None = None  # from, with their vehicles (name,capacity(kW),...)
     min_kw: float = 1.38  # 6 A at 230 V
     efficiency: float = 0.95
     footroom_factor: float = 0.7
@@ -237,6 +239,12 @@ class EvConfig:
             errs.append("ev.successes_needed: must be >= 1")
         if not 0 < self.efficiency <= 1:
             errs.append("ev.efficiency: must be within (0, 1]")
+        if (self.sessions_csv is None) != (self.vehicles_csv is None):
+            errs.append("ev.sessions_csv and ev.vehicles_csv: give both or neither")
+        for name in ("sessions_csv", "vehicles_csv"):
+            path = getattr(self, name)
+            if path is not None and not path.is_file():
+                errs.append(f"ev.{name}: {path} does not exist")
         return errs
 
 

@@ -58,3 +58,33 @@ def test_ev_results_do_not_depend_on_the_split(tmp_path):
     assert r1 == r2
     assert any(v[0] > 0 for v in r1.values())  # some zone hosts EVs with a schedule
     assert all(v[0] <= 3 for v in r1.values())  # ev.max_evs caps the start
+
+
+def test_ev_fleets_drawn_from_session_tables(tmp_path):
+    (tmp_path / "sessions.csv").write_text(
+        "name,t_in,t_out,EStart,EEnd\nA,12,38,10,18\nB,14,40,20,26\nC,13,36,5,12\n")
+    (tmp_path / "vehicles.csv").write_text(
+        "name,capacity(kW),battery(kWh)\nA,7.4,40\nB,3.7,60\nC,7.4,50\n")
+    job = write_job(tmp_path, JOB.format(root="out") + 'sessions_csv = "sessions.csv"\n'
+                    'vehicles_csv = "vehicles.csv"\n')
+    cfg = load_config(job)
+    run_pipeline(cfg, stages=("loadflow", "headroom", "ev"))
+    rows = {("A", 12, 38), ("B", 14, 40), ("C", 13, 36)}
+    fleets = [read_zone(zone_path(cfg.out_dir, t.network, t.zone)) for t in list_zone_tasks(cfg)]
+    drawn = [f["fleet"] for f in fleets if "fleet" in f]
+    assert drawn, "no zone kept a fleet"
+    for fleet in drawn:
+        assert {(n, a, b) for n, a, b in zip(fleet["name"], fleet["t_in"], fleet["t_out"])} <= rows
+
+
+def test_bad_session_table_is_named(tmp_path, capfd):
+    (tmp_path / "sessions.csv").write_text("name,t_in,t_out,EStart,EEnd\nA,30,20,10,18\n")
+    (tmp_path / "vehicles.csv").write_text("name,capacity(kW),battery(kWh)\nA,7.4,40\n")
+    job = write_job(tmp_path, JOB.format(root="out") + 'sessions_csv = "sessions.csv"\n'
+                    'vehicles_csv = "vehicles.csv"\n')
+    cfg = load_config(job)
+    run_pipeline(cfg, stages=("loadflow", "headroom"))
+    capfd.readouterr()
+    assert ev_main([str(job)]) == 1
+    err = capfd.readouterr().err
+    assert "sessions.csv: row 1, column 't_out'" in err, err

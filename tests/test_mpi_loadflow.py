@@ -141,3 +141,17 @@ def test_stitched_file_opens_with_named_dims(tmp_path, reference):
     assert ds["time"].values[1] - ds["time"].values[0] == np.timedelta64(30, "m")
     assert ds["phase"].values.tolist() == [1, 2, 3] and "sourcebus" in ds["bus"].values
     ds.close()
+
+
+def test_error_on_rank_0_only_aborts_the_other_ranks(tmp_path, mpirun):
+    """A malformed master passes config validation; rank 0 fails compiling it while rank 1
+    waits for the plan: the run must end with the error shown, not hang."""
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "Master.dss").write_text("New Circuit.x BasekV=11\nNew Lion.l1 Bus1=a Bus2=b\n")
+    job = write_job(tmp_path, JOB.format(name="bad").replace("seed = 3", f'path = "{bad}"'))
+    res = subprocess.run([mpirun, "-n", "2", sys.executable, "-m", "agileflex_hpc.loadflow",
+                          str(job)], cwd=tmp_path, env=_env(), capture_output=True, text=True,
+                         timeout=120)
+    assert res.returncode != 0
+    assert "OpenDSS could not compile" in res.stderr and "Master.dss" in res.stderr

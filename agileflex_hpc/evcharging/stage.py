@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 import h5py
@@ -19,6 +19,7 @@ import pandas as pd
 
 from agileflex_hpc import h5io
 from agileflex_hpc.evcharging.attempts import AttemptsResult, run_attempts
+from agileflex_hpc.evcharging.fleet import EvFleet, load_fleet_csv
 from agileflex_hpc.evcharging.tariff import tariff_p_per_kwh
 from agileflex_hpc.headroom.stage import hosting_path
 from agileflex_hpc.partition import split_by_cost
@@ -97,13 +98,32 @@ def _price(cfg) -> np.ndarray:
                             energy=ev.energy)
 
 
+def session_sampler(cfg):
+    """Fleet factory drawing from the configured session tables (None: synthetic fleets).
+
+    Each attempt samples ``n`` sessions without replacement (with replacement where the table
+    has fewer rows than ``n``) with the attempt's random generator.
+    """
+    ev = cfg.ev
+    if ev.sessions_csv is None:
+        return None
+    table = load_fleet_csv(ev.sessions_csv, ev.vehicles_csv,
+                           step_minutes=cfg.time.step_minutes, steps=cfg.time.steps_per_day)
+
+    def draw(n: int, rng: np.random.Generator) -> EvFleet:
+        rows = rng.choice(table.n, size=n, replace=n > table.n)
+        return EvFleet(**{f.name: getattr(table, f.name)[rows] for f in fields(EvFleet)})
+
+    return draw
+
+
 def solve_zone(cfg, task: ZoneTask, *, successes: int | None = None) -> AttemptsResult:
     """The attempts loop of one zone (NaN quantiles, from failed steps, count as no room)."""
     head, foot = zone_profiles(cfg, task.network, task.zone_index)
     head, foot = np.nan_to_num(head, nan=0.0), np.nan_to_num(foot, nan=0.0)
     ev = cfg.ev
     return run_attempts(
-        task.n_start, head, foot, _price(cfg),
+        task.n_start, head, foot, _price(cfg), fleet_factory=session_sampler(cfg),
         seed=[cfg.run.seed, task.network_index, task.zone_index],
         successes_needed=successes or ev.successes_needed,
         step_minutes=cfg.time.step_minutes, model=ev.model,
