@@ -1,0 +1,41 @@
+"""CLI: ``python -m agileflex_hpc.inputs CONFIG [--worker I --workers N]`` (stage 1).
+
+Writes the customers table and demand/PV series of every (network, case) this worker's
+load-flow items need (all of them in a single process; MPI ranks share them round-robin).
+The load-flow stage does this itself when a file is missing; run it alone to inspect or
+prepare the inputs, e.g. before a large array job.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+from agileflex_hpc.cli import run_stage
+
+logger = logging.getLogger("agileflex_hpc.inputs")
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_stage(argv, "python -m agileflex_hpc.inputs",
+                     "Stage 1: customers tables and demand/PV series per (network, case).", body)
+
+
+def body(cfg, workers, args) -> int:
+    from agileflex_hpc.loadflow.run import plan, prepare_inputs
+
+    comm = workers.comm
+    items = plan(cfg) if workers.is_root or comm is None else None
+    if comm is not None:
+        items = comm.bcast(items, root=0)
+    if args.dry_run:
+        pairs = sorted({(it.network, it.case) for it in items})
+        print(f"inputs: {len(pairs)} (network, case) files")
+        return 0
+    prepare_inputs(cfg, items, workers, None)
+    logger.info("inputs ready under %s", cfg.out_dir / "inputs")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
