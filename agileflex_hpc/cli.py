@@ -31,11 +31,18 @@ class Workers:
     index: int
     count: int
     comm: object = None
-    source: str = "single"
+    source: str = "single"  # single, flags, slurm, mpi, or slurm+mpi (MPI inside array tasks)
 
     @property
     def is_root(self) -> bool:
-        return self.index == 0
+        """Rank 0 of this process's MPI world, or any process without MPI: the one that plans,
+        logs and writes the files its group shares."""
+        return self.comm is None or self.comm.Get_rank() == 0
+
+    @property
+    def covers_all(self) -> bool:
+        """This process group runs every item (single process or a whole-job MPI world)."""
+        return self.source in ("single", "mpi")
 
 
 def stage_parser(prog: str, description: str) -> argparse.ArgumentParser:
@@ -82,7 +89,18 @@ def resolve_workers(args: argparse.Namespace) -> Workers:
     if comm is not None:
         if args.worker is not None or args.workers is not None:
             raise ConfigError("--worker/--workers cannot be combined with an MPI launch")
-        return Workers(comm.Get_rank(), comm.Get_size(), comm, "mpi")
+        outer = _array_share(args) if slurm_env()["task"] is not None else None
+        if outer is None:
+            return Workers(comm.Get_rank(), comm.Get_size(), comm, "mpi")
+        # MPI inside each array task: task t's ranks take workers t*size .. t*size+size-1
+        size = comm.Get_size()
+        return Workers(outer.index * size + comm.Get_rank(), outer.count * size, comm,
+                       "slurm+mpi")
+    return _array_share(args)
+
+
+def _array_share(args: argparse.Namespace) -> Workers:
+    """The share from --worker/--workers, the SLURM array variables, else one worker."""
     env = slurm_env()
     count = args.workers or _int_env("AGILEFLEX_WORKERS")
     index = args.worker if args.worker is not None else env["task"]

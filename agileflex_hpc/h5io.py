@@ -39,6 +39,7 @@ __all__ = [
     "time_to_epoch",
     "time_slices",
     "open_dataset",
+    "write_csv_atomic",
 ]
 
 logger = logging.getLogger(__name__)
@@ -49,7 +50,7 @@ _TARGET_CHUNK_BYTES = 2 * 1024 * 1024
 
 @contextlib.contextmanager
 def atomic_h5(path: Path, *, attrs: dict[str, Any] | None = None) -> Iterator[h5py.File]:
-    """Open ``path`` for writing via ``<path>.<pid>.tmp``; rename into place on success.
+    """Open ``path`` for writing via ``<path>.<host>.<pid>.tmp``; rename into place on success.
 
     The file gets ``attrs`` plus ``complete = 1`` as its last write. On an exception the
     temporary file is removed and any existing ``path`` is left untouched.
@@ -196,6 +197,14 @@ def open_dataset(path: Path, group: str):
     root = xr.open_dataset(path, engine="h5netcdf")
     coords = {name: root[name] for name in root.variables if name in ds.dims}
     return ds.assign_coords(coords)
+
+
+def write_csv_atomic(df, path: Path) -> None:
+    """Write a DataFrame as CSV via a temporary file and a rename."""
+    path = Path(path)
+    tmp = path.with_name(f"{path.name}.{_HOST}.{os.getpid()}.tmp")
+    df.to_csv(tmp, index=False)
+    os.replace(tmp, path)
 
 
 def time_slices(n_time: int, chunk: int) -> Iterator[slice]:

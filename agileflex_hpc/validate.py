@@ -49,8 +49,7 @@ def body(cfg, workers: Workers, args: argparse.Namespace) -> int:
         _print(gather(cfg), format_report)
         return 0
     rc = loadflow_body(cfg, workers, args, target=validation_target(cfg))
-    array_task = workers.comm is None and workers.source != "single"
-    if rc or args.dry_run or array_task or not workers.is_root:
+    if rc or args.dry_run or not workers.covers_all or not workers.is_root:
         return rc
     if getattr(args, "no_gather", False):
         return 0

@@ -79,10 +79,14 @@ def test_non_convergence_is_flagged_and_fails_the_stage(tmp_path, capfd):
     err = capfd.readouterr().err
     assert "24 of 24 power flows did not converge" in err
     assert "small/00PV25HP/block_00000 (6 of 6 steps)" in err
+    # a rerun skips the complete blocks but still counts their failures: it fails again
+    assert loadflow_main([str(job)]) == 1
+    err = capfd.readouterr().err
+    assert "24 of 24 power flows did not converge" in err and " total      4       4" in err
     cfg = load_config(job)
     with h5py.File(block_path(cfg.out_dir / "raw", plan(cfg)[0])) as f:
         assert not f["loadflow/converged"][()].any()  # written, flagged, not hidden
         assert np.isfinite(f["loadflow/v_pu"][()]).any()
     with pytest.raises(ConvergenceError):
         from agileflex_hpc.loadflow.run import WorkerSummary, check_failures
-        check_failures(cfg, [WorkerSummary(0, steps=10, nonconverged=1)])
+        check_failures(cfg, [WorkerSummary(0, checked_steps=10, nonconverged=1)])

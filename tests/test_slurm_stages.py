@@ -94,3 +94,28 @@ def test_pipeline_sh_end_to_end_matches_single_process(tmp_path, slurm_env, jobs
     for rel in ("hosting/small_summary.csv", "validation/report.csv"):
         pd.testing.assert_frame_equal(pd.read_csv(got / rel), pd.read_csv(ref / rel))
     assert (got / "report" / "index.html").is_file()
+
+
+def test_mpi_inside_array_tasks_match_single_process(tmp_path, slurm_env, jobs):  # noqa: F811
+    """AGILEFLEX_MPI=1 sbatch --array=0-1 --ntasks=2: 2 tasks x 2 ranks = 4 workers."""
+    ref_dir, run_dir = tmp_path / "ref", tmp_path / "slurm"
+    ref_dir.mkdir()
+    run_dir.mkdir()
+    job_ref = write_job(ref_dir, JOB.format(name="x"))
+    subprocess.run([sys.executable, "-m", "agileflex_hpc.loadflow", str(job_ref)], cwd=ref_dir,
+                   env=_env(), check=True, capture_output=True, timeout=300)
+    job = write_job(run_dir, JOB.format(name="x"))
+    env = dict(slurm_env, AGILEFLEX_PYTHON=sys.executable, AGILEFLEX_ROOT=str(REPO),
+               AGILEFLEX_MPI="1")
+    (run_dir / "slurm-logs").mkdir()
+    array = _sbatch(env, run_dir, "--array=0-1", "--ntasks=2", "--time=10",
+                    str(REPO / "slurm" / "loadflow.sh"), str(job))
+    gather = _sbatch(env, run_dir, f"--dependency=afterok:{array}", "--kill-on-invalid-dep=yes",
+                     "--time=10", str(REPO / "slurm" / "gather.sh"), str(job))
+    jobs += [array, gather]
+    recs = wait_settled([array, gather], env)
+    logs = "".join(p.read_text() for p in (run_dir / "slurm-logs").iterdir())
+    assert [r["JobState"] for rs in recs.values() for r in rs] == ["COMPLETED"] * 3, logs
+    assert "over 4 worker(s)" in logs  # each task's rank 0 logged the 4-worker plan
+    ref, got = _datasets(ref_dir / "out" / "x"), _datasets(run_dir / "out" / "x")
+    assert got.keys() == ref.keys() and [k for k in ref if got[k] != ref[k]] == []

@@ -77,3 +77,36 @@ def test_every_lvns_feeder_circuit(shared_dir):
         assert topo.zone_customers.sum() == n_loads + 2 * three, folder
         # each circuit is one ENWL feeder, but a busbar may feed two cables
         assert np.all(topo.supply_rating_a > 0)
+
+
+def test_single_phase_load_without_node_suffix_is_on_phase_1(tmp_path):
+    master = tmp_path / "Master.dss"
+    master.write_text(TINY_MASTER.replace("Set voltagebases",
+                                          "New Load.bare Phases=1 Bus1=2 kV=0.23 kW=1\n"
+                                          "Set voltagebases"))
+    net = DssNetwork(master)
+    topo = derive_topology(net)
+    k = list(net.load_names).index("bare")
+    assert net.load_phase[k] == 1 and topo.load_zone[k] == 0
+    assert topo.zone_customers.tolist() == [2, 1, 0]
+
+
+def test_supply_flow_is_oriented_from_the_busbar(tmp_path):
+    """A supply cable written feeder -> busbar (Bus1 = the feeder end) still reports import
+    into the feeder as positive flow."""
+    from agileflex_hpc.headroom.stage import _supply_flow
+    from agileflex_hpc.network.manifest import build_manifest
+
+    flows = {}
+    for name, line in [("forward", "Bus1=11 Bus2=2"), ("reversed", "Bus1=2 Bus2=11")]:
+        master = tmp_path / name / "Master.dss"
+        master.parent.mkdir()
+        master.write_text(TINY_MASTER.replace("New Line.L1 Bus1=11 Bus2=2", f"New Line.L1 {line}"))
+        net = DssNetwork(master)
+        out = net.run(np.array([[4.0, 2.0]]), None, np.zeros((1, 2)))
+        flows[name] = _supply_flow(out.s_kva, build_manifest(name, net))
+    # line flows are taken at the line's Bus1 terminal: for the reversed cable that is its
+    # feeder end, so the cable's own losses (here ~0.4 %) are not in the reported flow
+    np.testing.assert_allclose(flows["reversed"], flows["forward"], rtol=1e-2)
+    assert (flows["reversed"][0, :2] < flows["forward"][0, :2]).all()
+    assert flows["forward"][0, 0] > 4.0 and flows["forward"][0, 2] == 0.0

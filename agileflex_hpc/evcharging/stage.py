@@ -8,6 +8,7 @@ do not depend on how the zones were split.
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from dataclasses import dataclass, fields
@@ -19,7 +20,7 @@ import pandas as pd
 
 from agileflex_hpc import h5io
 from agileflex_hpc.evcharging.attempts import AttemptsResult, run_attempts
-from agileflex_hpc.evcharging.fleet import EvFleet, load_fleet_csv
+from agileflex_hpc.evcharging.fleet import EvFleet, draw_fleet, load_fleet_csv
 from agileflex_hpc.evcharging.tariff import tariff_p_per_kwh
 from agileflex_hpc.headroom.stage import hosting_path
 from agileflex_hpc.partition import split_by_cost
@@ -99,14 +100,17 @@ def _price(cfg) -> np.ndarray:
 
 
 def session_sampler(cfg):
-    """Fleet factory drawing from the configured session tables (None: synthetic fleets).
+    """Fleet factory: synthetic fleets (the job's kWh/EV/day and efficiency), or draws from
+    the configured session tables.
 
     Each attempt samples ``n`` sessions without replacement (with replacement where the table
     has fewer rows than ``n``) with the attempt's random generator.
     """
     ev = cfg.ev
     if ev.sessions_csv is None:
-        return None
+        return functools.partial(draw_fleet, steps=cfg.time.steps_per_day,
+                                 step_minutes=cfg.time.step_minutes,
+                                 mean_daily_kwh=cfg.headroom.kwh_per_ev, efficiency=ev.efficiency)
     table = load_fleet_csv(ev.sessions_csv, ev.vehicles_csv,
                            step_minutes=cfg.time.step_minutes, steps=cfg.time.steps_per_day)
 

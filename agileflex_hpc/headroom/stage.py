@@ -21,6 +21,7 @@ import pandas as pd
 
 from agileflex_hpc import h5io
 from agileflex_hpc.config import CASE_PATTERN
+from agileflex_hpc.errors import ResultsError
 from agileflex_hpc.headroom import (
     assign_hp_case,
     compute_headroom,
@@ -64,6 +65,9 @@ def hosting_path(out_dir: Path, network: str) -> Path:
 
 def compute_zones(stitched: Path, m: NetworkManifest) -> ZoneData:
     """Stage 3 over a stitched load-flow file, in time chunks."""
+    if not h5io.is_complete(stitched):
+        raise ResultsError(f"{stitched} is missing or incomplete: run the load flows and "
+                           "their gather step first (python -m agileflex_hpc.gather CONFIG)")
     topo = m.topology
     busbar = list(m.bus_names).index(topo.busbar)
     parts = []
@@ -75,19 +79,25 @@ def compute_zones(stitched: Path, m: NetworkManifest) -> ZoneData:
                              feeder_lines=list(topo.feeder_lines),
                              supply_line=[int(x[0]) for x in topo.supply_lines],
                              line_rating_a=m.line_rating_a)
-            pflow = zs.pflow_kva + _parallel_flow(s, topo)
+            pflow = _supply_flow(s, m)
             parts.append((zs.vmin_pu, pflow, zs.n_overloaded, v[:, busbar, :],
                           g["s_tx_kva"][sl].sum(axis=1), g["converged"][sl].astype(bool)))
     cols = [np.concatenate(c) for c in zip(*parts)]
     return ZoneData(*cols)
 
 
-def _parallel_flow(s_kva: np.ndarray, topo) -> np.ndarray:
-    """(time, zone) flow of every supply cable after a feeder's first (parallel cables)."""
+def _supply_flow(s_kva: np.ndarray, m: NetworkManifest) -> np.ndarray:
+    """(time, zone) flow from the busbar into each feeder, per phase [kVA], + import.
+
+    Sums a feeder's supply cables (parallel cables) and orients each one: a line's flow is
+    signed bus1 -> bus2 at its bus1 end, so a cable defined from the feeder to the busbar
+    counts negated (measured at its feeder end: its own losses are left out).
+    """
+    topo = m.topology
     out = np.zeros((s_kva.shape[0], 3 * topo.n_feeders), dtype=np.float64)
     for f, lines in enumerate(topo.supply_lines):
-        if len(lines) > 1:
-            out[:, 3 * f:3 * f + 3] = s_kva[:, lines[1:], :].sum(axis=1)
+        sign = np.where(m.line_bus1[lines] == topo.busbar, 1.0, -1.0)
+        out[:, 3 * f:3 * f + 3] = np.einsum("tlp,l->tp", s_kva[:, lines, :], sign)
     return out
 
 
@@ -141,6 +151,10 @@ def _hosting(cfg, m: NetworkManifest, heads: dict) -> pd.DataFrame:
     energy = np.stack([daily_energy_kwh(q, step_hours=cfg.time.step_hours,
                                         efficiency=hc.efficiency) for q in q_head])
     hp_pct = np.array([int(CASE_PATTERN.match(c).group(2)) for c in cases])
+    if hp_pct.min() > 0:
+        logger.warning("%s: no case has 0 %% heat pumps; zones that can host none are given "
+                       "the lowest-HP case %s (add a XXPV00HP case to model them)", m.name,
+                       cases[int(np.argmin(hp_pct))])
     assign = assign_hp_case(hp_pct, q_head, energy, v2g_energy_kwh=hc.v2g_energy_kwh,
                             none_case=int(np.argmin(hp_pct)))
     zones = np.arange(q_head.shape[2])
@@ -200,8 +214,10 @@ def _write_zones(cfg, m, case: str, zd: ZoneData) -> None:
         g = f.create_group("zones")
         tz = ["time", "zone"]
         for name, data, dims, units, desc in [
-            ("vmin_pu", zd.vmin_pu, tz, "1", "minimum voltage of the feeder's buses on the phase"),
-            ("pflow_kva", zd.pflow_kva, tz, "kVA", "supply-cable flow on the phase, + import"),
+            ("vmin_pu", zd.vmin_pu.astype(np.float32), tz, "1",
+             "minimum voltage of the feeder's buses on the phase"),
+            ("pflow_kva", zd.pflow_kva.astype(np.float32), tz, "kVA",
+             "supply-cable flow on the phase, + import"),
             ("n_overloaded", zd.n_overloaded, tz, "1", "feeder lines over their rating"),
             ("busbar_v_pu", zd.busbar_v_pu, ["time", "phase"], "1", "LV busbar voltage"),
             ("s_tx_kva", zd.s_tx_kva, ["time"], "kVA", "transformer flow, + import"),
@@ -272,4 +288,4 @@ def _write_hosting(cfg, m, cases, q_head, q_foot, energy, assign, evs, final, su
                            compress=False)
         h5io.write_table(g, "customers_final", final)
         h5io.write_table(g, "summary", summary)
-    summary.to_csv(path.with_name(f"{m.name}_summary.csv"), index=False)
+    h5io.write_csv_atomic(summary, path.with_name(f"{m.name}_summary.csv"))

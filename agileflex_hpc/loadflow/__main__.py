@@ -38,14 +38,14 @@ def _extend(p: argparse.ArgumentParser) -> None:
 
 def body(cfg, workers: Workers, args: argparse.Namespace,
          target: LoadflowInputs | None = None) -> int:
-    """Plan, solve this worker's items, then (single process or MPI root) stitch."""
+    """Plan, solve this worker's items, then (single process or whole-job MPI root) stitch."""
     comm = workers.comm
     cases = target.cases if target else None
-    items = plan(cfg, cases) if workers.is_root or comm is None else None
+    items = plan(cfg, cases) if workers.is_root else None
     if comm is not None:
         items = comm.bcast(items, root=0)
     label = target.label if target else "loadflow"
-    if workers.is_root or comm is None:
+    if workers.is_root:
         logger.info("%s plan:\n%s", label, describe_plan(items, workers.count))
     if args.dry_run:
         print(describe_plan(items, workers.count))
@@ -58,21 +58,19 @@ def body(cfg, workers: Workers, args: argparse.Namespace,
     summaries = comm.gather(summary, root=0) if comm is not None else [summary]
     if comm is not None:
         comm.Barrier()
-    if workers.is_root or comm is None:
-        print(format_summary(summaries, label=label), file=sys.stderr)
-        if getattr(args, "summary_json", None):
-            args.summary_json.write_text(json.dumps([asdict(s) for s in summaries], indent=1))
-    if comm is None and workers.source != "single":
-        check_failures(cfg, [summary])
+    if not workers.is_root:
         return 0
-    if workers.is_root:
-        check_failures(cfg, summaries)
-        if not getattr(args, "no_gather", False):
-            from agileflex_hpc.loadflow.gather import gather_all
+    print(format_summary(summaries, label=label), file=sys.stderr)
+    if getattr(args, "summary_json", None):
+        args.summary_json.write_text(json.dumps([asdict(s) for s in summaries], indent=1))
+    check_failures(cfg, summaries)
+    # stitch when this run covered every item; array tasks leave it to the gather stage
+    if workers.covers_all and not getattr(args, "no_gather", False):
+        from agileflex_hpc.loadflow.gather import gather_all
 
-            raw = target.raw_dir if target else cfg.out_dir / "raw"
-            for path in gather_all(cfg, items, raw, label=label):
-                logger.info("wrote %s", path)
+        raw = target.raw_dir if target else cfg.out_dir / "raw"
+        for path in gather_all(cfg, items, raw, label=label):
+            logger.info("wrote %s", path)
     return 0
 
 

@@ -61,8 +61,9 @@ class WorkerSummary:
     worker: int
     items: int = 0
     skipped: int = 0
-    steps: int = 0
-    nonconverged: int = 0
+    steps: int = 0  # steps solved in this run
+    nonconverged: int = 0  # non-converged steps of all items, skipped (complete) ones included
+    checked_steps: int = 0  # steps of all items, solved or skipped
     wall_s: float = 0.0
     failed_items: list[str] = field(default_factory=list)
 
@@ -76,9 +77,13 @@ def block_path(raw_dir: Path, item: WorkItem) -> Path:
 
 
 def block_fingerprint(cfg, item: WorkItem, inputs_fp: str) -> str:
-    """Hash of everything a block's results depend on."""
+    """Hash of everything a block's results depend on (the code's versions included)."""
+    from agileflex_hpc import __version__
+    from agileflex_hpc.network.engine import engine_version
+
     key = dict(lf=repr(cfg.loadflow), start=item.start, stop=item.stop, inputs=inputs_fp,
-               network=repr(cfg.network(item.network)))
+               network=repr(cfg.network(item.network)), version=__version__,
+               engine=engine_version())
     return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()
 
 
@@ -117,6 +122,7 @@ def run(cfg, *, worker: int = 0, n_workers: int = 1, items: list[WorkItem] | Non
         summary.items += 1
         summary.skipped += steps == 0
         summary.steps += steps
+        summary.checked_steps += item.n_steps
         summary.nonconverged += bad
         if bad:
             summary.failed_items.append(f"{item.network}/{item.case}/block_{item.block:05d} "
@@ -160,7 +166,7 @@ class _Solver:
         fp = block_fingerprint(cfg, item, _file_attr(inputs, "fingerprint"))
         if h5io.is_complete(path, expect={"fingerprint": fp}):
             logger.debug("complete, skipped: %s", path)
-            return 0, 0
+            return 0, int(_file_attr(path, "nonconverged"))
         net = self._network()
         data = read_inputs(inputs, item.start, item.stop)
         p, q, pv = _injections(data, cfg.loadflow)
@@ -196,7 +202,8 @@ def _write_block(path: Path, cfg, item: WorkItem, net: DssNetwork, out, fp: str,
                  label: str) -> None:
     times = study_times(cfg)[item.start:item.stop]
     attrs = h5io.provenance(cfg, network=item.network, case=item.case, block=item.block,
-                            start=item.start, stop=item.stop, fingerprint=fp, stage=label)
+                            start=item.start, stop=item.stop, fingerprint=fp, stage=label,
+                            nonconverged=int((~out.converged).sum()))
     with h5io.atomic_h5(path, attrs=attrs) as f:
         _write_coords(f, times, net)
         g = f.create_group("loadflow")
@@ -219,17 +226,15 @@ def _write_coords(f, times, net: DssNetwork) -> None:
 def prepare_inputs(cfg, items: list[WorkItem], workers, target: LoadflowInputs | None) -> None:
     """Build every (network, case) inputs file this run needs, split over the workers.
 
-    Under MPI the pairs are dealt round-robin and all ranks wait for each other, so no two
-    ranks build the same file; an array task builds only the pairs its own items need.
+    The pairs the process group's items need (one process, an MPI world, or the ranks of one
+    array task) are dealt round-robin over its ranks, which then wait for each other.
     """
     target = target or LoadflowInputs(cfg.out_dir / "raw", ensure_inputs)
-    pairs = list(dict.fromkeys((it.network, it.case) for it in items))
-    if workers.comm is None:
-        mine_items = items_for(workers.index, workers.count, items)
-        pairs = [p for p in pairs if any((it.network, it.case) == p for it in mine_items)]
-        share = pairs
-    else:
-        share = pairs[workers.index::workers.count]
+    comm = workers.comm
+    size, rank = (1, 0) if comm is None else (comm.Get_size(), comm.Get_rank())
+    first = workers.index - rank  # the process group's first worker
+    group = [it for w in range(first, first + size) for it in items_for(w, workers.count, items)]
+    share = list(dict.fromkeys((it.network, it.case) for it in group))[rank::size]
     manifests: dict[str, object] = {}
     for network, case in share:
         if network not in manifests:
@@ -243,7 +248,7 @@ def check_failures(cfg, summaries: list[WorkerSummary]) -> None:
     """Raise :class:`ConvergenceError` if non-converged steps exceed the configured share."""
     from agileflex_hpc.errors import ConvergenceError
 
-    steps = sum(s.steps for s in summaries)
+    steps = sum(s.checked_steps for s in summaries)
     bad = sum(s.nonconverged for s in summaries)
     if steps and bad / steps > cfg.run.max_failure_fraction:
         where = [f for s in summaries for f in s.failed_items]

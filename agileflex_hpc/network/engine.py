@@ -189,11 +189,11 @@ class DssNetwork:
         names, buses, phases, kv = [], [], [], []
         for _ in _iterate(dss.Loads):
             el = dss.CktElement
-            bus_spec = el.BusNames()[0]
-            nodes = [int(n) for n in bus_spec.split(".")[1:] if n in ("1", "2", "3")]
+            # the nodes the engine really connected (``Bus1=b`` of a 1-phase load is node 1)
+            node = int(el.NodeOrder()[0])
             names.append(dss.Loads.Name())
-            buses.append(_bus_of(bus_spec))
-            phases.append(nodes[0] if len(nodes) == 1 else 0)
+            buses.append(_bus_of(el.BusNames()[0]))
+            phases.append(node if el.NumPhases() == 1 and node in (1, 2, 3) else 0)
             kv.append(dss.Loads.kV())
         if not names:
             raise NetworkError(f"{self.master}: the network has no loads (customers)")

@@ -281,9 +281,7 @@ def analyse(cfg) -> pd.DataFrame:
     tables = [analyse_network(cfg, net.name)[0] for net in cfg.networks]
     table = pd.concat(tables, ignore_index=True)
     path = report_csv_path(cfg.out_dir)
-    tmp = path.with_name(f"{path.name}.tmp")
-    table.to_csv(tmp, index=False)
-    tmp.replace(path)
+    h5io.write_csv_atomic(table, path)
     logger.info("validation report: %s", path)
     return table
 
@@ -351,7 +349,8 @@ def _kind_variables(zd: ZoneData, hd, scan: FlowScan, net_kw, v2g) -> dict[str, 
             ("net_kw", net_kw, tz, "kW", "zone's net EV power (+ charging, - V2G export)"),
             ("v2g_discharge_kw", v2g, tz, "kW", "V2G discharge asked for by the schedule")],
         "flags": [
-            *[(f"{k}", v, t, "1", f"any {k} violation at the step") for k, v in scan.flags.items()],
+            *[(k, v, t, "1", f"any {'' if k == 'any' else k + ' '}violation at the step")
+              for k, v in scan.flags.items()],
             ("vmin_customer_pu", scan.vmin_customer_pu, t, "1", "lowest customer voltage"),
             ("vmin_bus_pu", scan.vmin_bus_pu, t, "1", "lowest bus voltage"),
             ("line_loading_max", scan.line_loading_max_t, t, "1", "highest line I/rating"),

@@ -1,0 +1,67 @@
+"""Which share of the work a process takes: flags, SLURM array variables, MPI, or both."""
+
+import argparse
+
+import pytest
+
+from agileflex_hpc import cli
+from agileflex_hpc.errors import ConfigError
+
+ARRAY = ("SLURM_ARRAY_TASK_ID", "SLURM_ARRAY_TASK_COUNT", "SLURM_ARRAY_TASK_MIN",
+         "SLURM_ARRAY_TASK_MAX", "AGILEFLEX_WORKERS", "PMI_RANK", "PMI_SIZE")
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch):
+    for var in ARRAY:
+        monkeypatch.delenv(var, raising=False)
+
+
+def _args(worker=None, workers=None):
+    return argparse.Namespace(worker=worker, workers=workers)
+
+
+def _array(monkeypatch, task, count, lo=0, hi=None):
+    for var, value in zip(ARRAY[:4], (task, count, lo, count - 1 if hi is None else hi)):
+        monkeypatch.setenv(var, str(value))
+
+
+def test_single_process_and_flags():
+    assert cli.resolve_workers(_args()) == cli.Workers(0, 1, None, "single")
+    assert cli.resolve_workers(_args(2, 5)) == cli.Workers(2, 5, None, "flags")
+    with pytest.raises(ConfigError, match="--worker needs --workers"):
+        cli.resolve_workers(_args(worker=1))
+    with pytest.raises(ConfigError, match="outside 0..4"):
+        cli.resolve_workers(_args(5, 5))
+
+
+def test_full_array_and_partial_rerun(monkeypatch):
+    _array(monkeypatch, 3, 4)
+    assert cli.resolve_workers(_args()) == cli.Workers(3, 4, None, "slurm")
+    _array(monkeypatch, 5, 2, lo=3, hi=5)  # sbatch --array=3,5 after a failure
+    with pytest.raises(ConfigError, match="AGILEFLEX_WORKERS"):
+        cli.resolve_workers(_args())
+    monkeypatch.setenv("AGILEFLEX_WORKERS", "8")
+    assert cli.resolve_workers(_args()) == cli.Workers(5, 8, None, "slurm")
+
+
+class _Comm:
+    def __init__(self, rank, size):
+        self.rank, self.size = rank, size
+
+    def Get_rank(self):
+        return self.rank
+
+    def Get_size(self):
+        return self.size
+
+
+def test_mpi_world_and_mpi_inside_array_tasks(monkeypatch):
+    monkeypatch.setattr(cli, "get_comm", lambda: _Comm(1, 3))
+    w = cli.resolve_workers(_args())
+    assert (w.index, w.count, w.source, w.covers_all, w.is_root) == (1, 3, "mpi", True, False)
+    _array(monkeypatch, 2, 4)  # task 2 of 4, each task 3 ranks: workers 6, 7, 8 of 12
+    w = cli.resolve_workers(_args())
+    assert (w.index, w.count, w.source, w.covers_all) == (7, 12, "slurm+mpi", False)
+    with pytest.raises(ConfigError, match="cannot be combined"):
+        cli.resolve_workers(_args(0, 2))
