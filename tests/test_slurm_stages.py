@@ -20,7 +20,9 @@ def _sbatch(env, cwd, *args) -> str:
     return res.stdout.strip().split(";")[0]
 
 
-def test_loadflow_array_then_gather_match_single_process(tmp_path, slurm_env, jobs):  # noqa: F811
+def _array_then_gather(tmp_path, slurm_env, jobs, *array_args, **env_extra) -> str:  # noqa: F811
+    """Solve the job once in this process and once as a SLURM array (``array_args``) then
+    the gather job (afterok); assert the same bytes; return the jobs' logs."""
     ref_dir, run_dir = tmp_path / "ref", tmp_path / "slurm"
     ref_dir.mkdir()
     run_dir.mkdir()
@@ -28,9 +30,9 @@ def test_loadflow_array_then_gather_match_single_process(tmp_path, slurm_env, jo
     subprocess.run([sys.executable, "-m", "agileflex_hpc.loadflow", str(job_ref)], cwd=ref_dir,
                    env=_env(), check=True, capture_output=True, timeout=300)
     job = write_job(run_dir, JOB.format(name="x"))
-    env = dict(slurm_env, AGILEFLEX_PYTHON=sys.executable, AGILEFLEX_ROOT=str(REPO))
+    env = dict(slurm_env, AGILEFLEX_PYTHON=sys.executable, AGILEFLEX_ROOT=str(REPO), **env_extra)
     (run_dir / "slurm-logs").mkdir()
-    array = _sbatch(env, run_dir, "--array=0-1", "--time=10", str(REPO / "slurm" / "loadflow.sh"),
+    array = _sbatch(env, run_dir, *array_args, "--time=10", str(REPO / "slurm" / "loadflow.sh"),
                     str(job))
     gather = _sbatch(env, run_dir, f"--dependency=afterok:{array}", "--kill-on-invalid-dep=yes",
                      "--time=10", str(REPO / "slurm" / "gather.sh"), str(job))
@@ -39,11 +41,22 @@ def test_loadflow_array_then_gather_match_single_process(tmp_path, slurm_env, jo
     logs = "".join(p.read_text() for p in (run_dir / "slurm-logs").iterdir())
     states = [r["JobState"] for rs in recs.values() for r in rs]
     assert states == ["COMPLETED"] * 3, logs
-    assert "task 0/2" in logs and "task 1/2" in logs  # two array tasks, each its share
-    ref = _datasets(ref_dir / "out" / "x")
-    got = _datasets(run_dir / "out" / "x")
+    ref, got = _datasets(ref_dir / "out" / "x"), _datasets(run_dir / "out" / "x")
     assert got.keys() == ref.keys()
     assert [k for k in ref if got[k] != ref[k]] == []
+    return logs
+
+
+def test_loadflow_array_then_gather_match_single_process(tmp_path, slurm_env, jobs):  # noqa: F811
+    logs = _array_then_gather(tmp_path, slurm_env, jobs, "--array=0-1")
+    assert "task 0/2" in logs and "task 1/2" in logs  # two array tasks, each its share
+
+
+def test_mpi_inside_array_tasks_match_single_process(tmp_path, slurm_env, jobs):  # noqa: F811
+    """AGILEFLEX_MPI=1 sbatch --array=0-1 --ntasks=2: 2 tasks x 2 ranks = 4 workers."""
+    logs = _array_then_gather(tmp_path, slurm_env, jobs, "--array=0-1", "--ntasks=2",
+                              AGILEFLEX_MPI="1")
+    assert "over 4 worker(s)" in logs  # each task's rank 0 logged the 4-worker plan
 
 
 PIPELINE_JOB = """
@@ -95,27 +108,3 @@ def test_pipeline_sh_end_to_end_matches_single_process(tmp_path, slurm_env, jobs
         pd.testing.assert_frame_equal(pd.read_csv(got / rel), pd.read_csv(ref / rel))
     assert (got / "report" / "index.html").is_file()
 
-
-def test_mpi_inside_array_tasks_match_single_process(tmp_path, slurm_env, jobs):  # noqa: F811
-    """AGILEFLEX_MPI=1 sbatch --array=0-1 --ntasks=2: 2 tasks x 2 ranks = 4 workers."""
-    ref_dir, run_dir = tmp_path / "ref", tmp_path / "slurm"
-    ref_dir.mkdir()
-    run_dir.mkdir()
-    job_ref = write_job(ref_dir, JOB.format(name="x"))
-    subprocess.run([sys.executable, "-m", "agileflex_hpc.loadflow", str(job_ref)], cwd=ref_dir,
-                   env=_env(), check=True, capture_output=True, timeout=300)
-    job = write_job(run_dir, JOB.format(name="x"))
-    env = dict(slurm_env, AGILEFLEX_PYTHON=sys.executable, AGILEFLEX_ROOT=str(REPO),
-               AGILEFLEX_MPI="1")
-    (run_dir / "slurm-logs").mkdir()
-    array = _sbatch(env, run_dir, "--array=0-1", "--ntasks=2", "--time=10",
-                    str(REPO / "slurm" / "loadflow.sh"), str(job))
-    gather = _sbatch(env, run_dir, f"--dependency=afterok:{array}", "--kill-on-invalid-dep=yes",
-                     "--time=10", str(REPO / "slurm" / "gather.sh"), str(job))
-    jobs += [array, gather]
-    recs = wait_settled([array, gather], env)
-    logs = "".join(p.read_text() for p in (run_dir / "slurm-logs").iterdir())
-    assert [r["JobState"] for rs in recs.values() for r in rs] == ["COMPLETED"] * 3, logs
-    assert "over 4 worker(s)" in logs  # each task's rank 0 logged the 4-worker plan
-    ref, got = _datasets(ref_dir / "out" / "x"), _datasets(run_dir / "out" / "x")
-    assert got.keys() == ref.keys() and [k for k in ref if got[k] != ref[k]] == []
