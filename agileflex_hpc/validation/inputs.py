@@ -63,7 +63,8 @@ class ValidationInputs:
     Attributes
     ----------
     customers : DataFrame
-        Final customers table (manifest order) with ``ev`` (EV name or "") and ``ev_zone``.
+        Final customers table (manifest order) with ``ev`` (EV name, "" for none; names
+        joined by ";" where a three-phase customer takes EVs of several zones) and ``ev_zone``.
     demand_kw, pv_kw, ev_kw : ndarray, shape (time, customer)
         Demand incl. HP, PV output and EV demand (negative: V2G export). [kW]
     v2g_discharge_kw : ndarray, shape (time, zone)
@@ -289,8 +290,10 @@ def _ev_demand(cfg, manifest, kind: str, final: pd.DataFrame, zones: dict[int, d
         np.add.at(ev_kw.T, cust, tile_daily(net_kw, times, step_minutes=t.step_minutes).T)
         v2g[:, z] = tile_daily(dis_kw.sum(axis=0, keepdims=True), times,
                                step_minutes=t.step_minutes)[:, 0]
-        ev_name[cust] = [str(n) for n in zone["fleet"]["name"]]
-        ev_zone[cust] = zid
+        for c, name in zip(cust, zone["fleet"]["name"]):
+            # a three-phase customer can take EVs of several zones of its feeder: list them all
+            ev_name[c] = f"{ev_name[c]};{name}" if ev_name[c] else str(name)
+            ev_zone[c] = f"{ev_zone[c]};{zid}" if ev_zone[c] else zid
     table = final.assign(ev=ev_name.astype(str), ev_zone=ev_zone.astype(str))
     return ev_kw, v2g, table
 
@@ -354,7 +357,7 @@ def ensure_validation_inputs(cfg, manifest, kind: str) -> Path:
         return path
     vi = build_validation_inputs(cfg, manifest, kind)
     _write(path, cfg, manifest, kind, vi)
-    n_evs = int((vi.customers["ev"] != "").sum())
+    n_evs = int(sum(len(e.split(";")) for e in vi.customers["ev"] if e))
     logger.info("validation inputs written: %s (%d EVs)", path, n_evs)
     return path
 

@@ -189,7 +189,8 @@ def zone_ev_series(cfg, m: NetworkManifest, kind: str) -> tuple[np.ndarray, np.n
     with h5py.File(path, "r") as f:
         ev_kw = f["inputs/ev_kw"][()].astype(np.float64)
         v2g = f["inputs/v2g_discharge_kw"][()].astype(np.float64)
-        n_evs = int((h5io.read_table(f["inputs"], "customers")["ev"] != "").sum())
+        evs = h5io.read_table(f["inputs"], "customers")["ev"]
+        n_evs = int(sum(len(e.split(";")) for e in evs if e))
     w = metrics.zone_weights(m.topology.load_zone, m.topology.load_phase, len(m.zone_ids))
     return ev_kw @ w, v2g, n_evs
 
