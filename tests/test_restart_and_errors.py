@@ -90,3 +90,11 @@ def test_non_convergence_is_flagged_and_fails_the_stage(tmp_path, capfd):
     with pytest.raises(ConvergenceError):
         from agileflex_hpc.loadflow.run import WorkerSummary, check_failures
         check_failures(cfg, [WorkerSummary(0, checked_steps=10, nonconverged=1)])
+
+
+def test_gather_refuses_blocks_from_another_config(job, tmp_path):
+    assert loadflow_main([str(job), "--log-level", "WARNING"]) == 0
+    changed = write_job(tmp_path, JOB.format(extra="[loadflow]\nload_pf = 0.9"))
+    cfg = load_config(changed)
+    with pytest.raises(ResultsError, match="from another config"):
+        gather_all(cfg, plan(cfg))

@@ -69,7 +69,7 @@ def body(cfg, workers: Workers, args: argparse.Namespace,
         from agileflex_hpc.loadflow.gather import gather_all
 
         raw = target.raw_dir if target else cfg.out_dir / "raw"
-        for path in gather_all(cfg, items, raw, label=label):
+        for path in gather_all(cfg, items, raw, label=label, target=target):
             logger.info("wrote %s", path)
     return 0
 

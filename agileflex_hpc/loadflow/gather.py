@@ -77,16 +77,41 @@ def stitch(cfg, raw_dir: Path, items: list[WorkItem], *, label: str = "loadflow"
 
 
 def gather_all(cfg, items: list[WorkItem], raw_dir: Path | None = None, *,
-               label: str = "loadflow") -> list[Path]:
-    """Stitch every (network, case) of ``items``; raise listing what is missing."""
+               label: str = "loadflow", target=None) -> list[Path]:
+    """Stitch every (network, case) of ``items``; raise listing what is missing or stale.
+
+    ``target`` (a :class:`~agileflex_hpc.loadflow.run.LoadflowInputs`, default stage 2's)
+    gives the inputs files, so each block is checked against the fingerprint the current
+    config and inputs give it: a block left from another config is not stitched.
+    """
     raw_dir = Path(raw_dir or cfg.out_dir / "raw")
     groups: dict[tuple[str, str], list[WorkItem]] = {}
     for it in items:
         groups.setdefault((it.network, it.case), []).append(it)
-    missing = missing_blocks(raw_dir, items)
+    missing = missing_blocks(raw_dir, items) or _stale_blocks(cfg, raw_dir, groups, target)
     if missing:
         lines = [f"{m.network}/{m.case}/block_{m.block:05d}" for m in missing[:20]]
-        raise ResultsError(f"{len(missing)} of {len(items)} {label} blocks are missing or "
-                           f"incomplete under {raw_dir} (first: {', '.join(lines)}); rerun "
-                           f"the {label} stage: complete blocks are skipped")
+        raise ResultsError(f"{len(missing)} of {len(items)} {label} blocks are missing, "
+                           f"incomplete or from another config under {raw_dir} (first: "
+                           f"{', '.join(lines)}); rerun the {label} stage: complete blocks "
+                           "are skipped")
     return [stitch(cfg, raw_dir, group, label=label) for group in groups.values()]
+
+
+def _stale_blocks(cfg, raw_dir: Path, groups: dict, target) -> list[WorkItem]:
+    """Complete blocks whose fingerprint is not the one the current config gives them."""
+    import h5py
+
+    from agileflex_hpc.inputs.stage import ensure_inputs
+    from agileflex_hpc.loadflow.run import block_fingerprint
+    from agileflex_hpc.network.manifest import manifest_path, read_manifest
+
+    inputs_for = target.inputs_for if target is not None else ensure_inputs
+    stale = []
+    for (network, case), group in groups.items():
+        manifest = read_manifest(manifest_path(cfg.out_dir, network))
+        with h5py.File(inputs_for(cfg, manifest, case), "r") as f:
+            fp_in = str(f.attrs["fingerprint"])
+        stale += [it for it in group if not h5io.is_complete(
+            block_path(raw_dir, it), expect={"fingerprint": block_fingerprint(cfg, it, fp_in)})]
+    return stale

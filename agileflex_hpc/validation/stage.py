@@ -291,7 +291,7 @@ def gather(cfg) -> pd.DataFrame:
     """After the array tasks: stitch the validation blocks, then :func:`analyse`."""
     target = validation_target(cfg)
     items = plan(cfg, target.cases)
-    for path in gather_all(cfg, items, target.raw_dir, label=target.label):
+    for path in gather_all(cfg, items, target.raw_dir, label=target.label, target=target):
         logger.info("wrote %s", path)
     return analyse(cfg)
 
