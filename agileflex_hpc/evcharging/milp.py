@@ -30,7 +30,10 @@ the LP relaxation projected onto the power and energy columns (see `_build_lp`).
 
 from __future__ import annotations
 
+import functools
 import logging
+import os
+import sys
 import time
 from dataclasses import dataclass
 from typing import Any, Literal, NamedTuple
@@ -437,9 +440,25 @@ class _Run(NamedTuple):
     reduced_cost: np.ndarray | None = None
 
 
+@functools.lru_cache(maxsize=1)
+def _silence_banner() -> None:
+    """Make the process's first HiGHS object with stdout closed: HiGHS prints its banner
+    from the constructor, before any option can turn output off."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 1)
+            highspy.Highs()
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
 def _run_highs(lp: tuple[Any, ...], options: dict[str, float | int],
                start: np.ndarray | None = None) -> _Run:
     """Solve the ``passModel`` tuple ``lp``, optionally from the MIP start ``start``."""
+    _silence_banner()
     h = highspy.Highs()
     for key, value in {"output_flag": False, "log_to_console": False, **options}.items():
         if h.setOptionValue(key, value) == highspy.HighsStatus.kError:
