@@ -5,6 +5,9 @@
 Measured in one run, on one network for one day (default ``../shared/networks/enwl/network_5``,
 else the embedded default):
 
+Stage and floor passes alternate and each takes its best of ``--repeats`` (noise on a shared
+machine only ever adds time).
+
 * stage: the stage's own per-item path (read inputs, batch set, solve, bulk results, HDF5
   block write via a temporary file and rename), per step;
 * floor: the least any method must do: batch-set the loads and PV, then ``Solution.Solve()``;
@@ -58,41 +61,38 @@ def _config(root: Path, network: Path | None, steps: int):
     return parse_config(text, base_dir=root)
 
 
-def bench_stage(cfg, repeats: int) -> tuple[float, dict]:
-    """Seconds per step of the stage's per-item path (best of ``repeats``)."""
+def prepare(cfg) -> dict:
+    """Compile the network and build its inputs (not timed)."""
     items = lf.plan(cfg)
-    target = lf.LoadflowInputs(cfg.out_dir / "raw", lf.ensure_inputs)
     solver = lf._Solver(cfg)
     solver._manifest(items[0].network)
     solver._network()
-    lf.ensure_inputs(cfg, solver.manifest, items[0].case)
-    times = []
-    for _ in range(repeats):
-        lf.block_path(target.raw_dir, items[0]).unlink(missing_ok=True)
-        t0 = time.perf_counter()
-        steps, _ = solver.solve_item(items[0], target)
-        times.append((time.perf_counter() - t0) / steps)
     path = lf.ensure_inputs(cfg, solver.manifest, items[0].case)
-    data = lf.read_inputs(path, 0, items[0].n_steps)
-    return min(times), {"net": solver.net, "data": data, "master": solver.net.master}
+    return {"item": items[0], "solver": solver, "net": solver.net, "master": solver.net.master,
+            "target": lf.LoadflowInputs(cfg.out_dir / "raw", lf.ensure_inputs),
+            "data": lf.read_inputs(path, 0, items[0].n_steps)}
 
 
-def bench_floor(net, data, repeats: int) -> tuple[float, float]:
-    """(batch set + solve, solve alone) seconds per step, best of ``repeats``."""
-    p, pv = data["demand_kw"], data["pv_kw"]
-    floor, solve = [], []
-    for _ in range(repeats):
-        net.reset_solver_state()
-        t_solve = 0.0
-        t0 = time.perf_counter()
-        for t in range(p.shape[0]):
-            net.set_injections(p[t], None, pv[t])
-            t1 = time.perf_counter()
-            dss.Solution.Solve()
-            t_solve += time.perf_counter() - t1
-        floor.append((time.perf_counter() - t0) / p.shape[0])
-        solve.append(t_solve / p.shape[0])
-    return min(floor), min(solve)
+def time_stage(ctx) -> float:
+    """Seconds per step of one pass of the stage's per-item path (block file removed first)."""
+    lf.block_path(ctx["target"].raw_dir, ctx["item"]).unlink(missing_ok=True)
+    t0 = time.perf_counter()
+    steps, _ = ctx["solver"].solve_item(ctx["item"], ctx["target"])
+    return (time.perf_counter() - t0) / steps
+
+
+def time_floor(ctx) -> tuple[float, float]:
+    """(batch set + solve, solve alone) seconds per step of one pass."""
+    net, p, pv = ctx["net"], ctx["data"]["demand_kw"], ctx["data"]["pv_kw"]
+    net.reset_solver_state()
+    t_solve = 0.0
+    t0 = time.perf_counter()
+    for t in range(p.shape[0]):
+        net.set_injections(p[t], None, pv[t])
+        t1 = time.perf_counter()
+        dss.Solution.Solve()
+        t_solve += time.perf_counter() - t1
+    return (time.perf_counter() - t0) / p.shape[0], t_solve / p.shape[0]
 
 
 def bench_recompile(master: Path, data, n_steps: int) -> float:
@@ -131,8 +131,9 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         cfg = _config(Path(tmp), args.network, args.steps)
-        stage, ctx = bench_stage(cfg, args.repeats)
-        floor, solve = bench_floor(ctx["net"], ctx["data"], args.repeats)
+        ctx = prepare(cfg)
+        runs = [(time_stage(ctx), *time_floor(ctx)) for _ in range(args.repeats)]  # interleaved
+        stage, floor, solve = (min(col) for col in zip(*runs))  # best of each
         recompile = bench_recompile(ctx["master"], ctx["data"], args.recompile_steps)
     name = args.network or "embedded default"
     print(f"network: {name}, {args.steps} steps, buses {ctx['net'].n_bus}, "

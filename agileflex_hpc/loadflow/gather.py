@@ -19,6 +19,7 @@ from agileflex_hpc import h5io
 from agileflex_hpc.errors import ResultsError
 from agileflex_hpc.inputs.stage import study_times
 from agileflex_hpc.loadflow.run import VARIABLES, block_path
+from agileflex_hpc.network.manifest import manifest_path, read_manifest
 from agileflex_hpc.partition import WorkItem
 
 __all__ = ["stitch", "stitched_path", "gather_all", "missing_blocks"]
@@ -49,7 +50,9 @@ def stitch(cfg, raw_dir: Path, items: list[WorkItem], *, label: str = "loadflow"
     with h5py.File(first, "r") as f0:
         shapes = {k: f0["loadflow"][k].shape[1:] for k in VARIABLES}
         dtypes = {k: f0["loadflow"][k].dtype for k in VARIABLES}
-        coords = {k: f0[k][()] for k in ("bus", "line", "phase", "transformer")}
+    m = read_manifest(manifest_path(cfg.out_dir, network))
+    coords = {"bus": m.bus_names, "line": m.line_names,
+              "phase": np.array([1, 2, 3], dtype=np.int8), "transformer": m.transformer_names}
     n_time = items[-1].stop - items[0].start
     times = study_times(cfg)[items[0].start:items[-1].stop]
     attrs = h5io.provenance(cfg, network=network, case=case, stage=label,
@@ -104,7 +107,6 @@ def _stale_blocks(cfg, raw_dir: Path, groups: dict, target) -> list[WorkItem]:
 
     from agileflex_hpc.inputs.stage import ensure_inputs
     from agileflex_hpc.loadflow.run import block_fingerprint
-    from agileflex_hpc.network.manifest import manifest_path, read_manifest
 
     inputs_for = target.inputs_for if target is not None else ensure_inputs
     stale = []
