@@ -122,13 +122,15 @@ def _attr_str(value: Any) -> str:
 
 
 def write_coord(f: h5py.File, name: str, values: Any, *, units: str = "",
-                description: str = "") -> h5py.Dataset:
-    """Write a 1-D coordinate at the root and make it a dimension scale named ``name``."""
+                description: str = "", scale: bool = True) -> h5py.Dataset:
+    """Write a 1-D coordinate at the root; make it a dimension scale named ``name`` unless
+    ``scale`` is False (block files, whose variables attach no scales)."""
     values = np.asarray(values)
     if values.dtype.kind in "OU":
         values = values.astype(h5py.string_dtype())
     ds = f.create_dataset(name, data=values)
-    ds.make_scale(name)
+    if scale:
+        ds.make_scale(name)
     _describe(ds, units, [name], description)
     return ds
 

@@ -205,16 +205,23 @@ def _write_block(path: Path, cfg, item: WorkItem, net: DssNetwork, out, fp: str,
                             start=item.start, stop=item.stop, fingerprint=fp, stage=label,
                             nonconverged=int((~out.converged).sum()))
     with h5io.atomic_h5(path, attrs=attrs) as f:
-        # only time here: bus, line and transformer names are the manifest's (engine order);
-        # the stitched file carries them all as coordinates
-        h5io.write_coord(f, "time", h5io.time_to_epoch(times),
-                         units="seconds since 1970-01-01 00:00:00")
+        _write_coords(f, times, net)
         g = f.create_group("loadflow")
         for name, (dims, units, desc) in VARIABLES.items():
             data = getattr(out, name)
             data = data.astype(np.uint8) if data.dtype == bool else data
             h5io.write_var(g, name, data, dims=dims, units=units, description=desc,
                            compress=cfg.loadflow.compression, scales=False)
+
+
+def _write_coords(f, times, net: DssNetwork) -> None:
+    """The block's coordinates; names as fixed-length ASCII (faster to write than vlen)."""
+    h5io.write_coord(f, "time", h5io.time_to_epoch(times),
+                     units="seconds since 1970-01-01 00:00:00", scale=False)
+    for name, values in (("bus", net.bus_names), ("line", net.line_names),
+                         ("transformer", net.transformer_names)):
+        h5io.write_coord(f, name, np.asarray(values, dtype=str).astype("S"), scale=False)
+    h5io.write_coord(f, "phase", np.array([1, 2, 3], dtype=np.int8), scale=False)
 
 
 def prepare_inputs(cfg, items: list[WorkItem], workers, target: LoadflowInputs | None) -> None:
