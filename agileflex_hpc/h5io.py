@@ -259,6 +259,8 @@ def provenance(cfg=None, **extra: Any) -> dict[str, Any]:
         "opendss_version": engine_version(),
         "versions": json.dumps(_versions()),
         "slurm_job_id": os.environ.get("SLURM_JOB_ID", ""),
+        "mpi_size": int(os.environ.get("PMI_SIZE") or os.environ.get("OMPI_COMM_WORLD_SIZE")
+                        or 1),
         "array_task_id": os.environ.get("SLURM_ARRAY_TASK_ID", ""),
         "host": platform.node(),
     }
