@@ -45,6 +45,31 @@ def write_job(tmp_path: Path, body: str, name: str = "job.toml") -> Path:
     return path
 
 
+# A short copy of jobs/demo.toml (2 days of 30-minute steps) for end-to-end tests;
+# outputs go to Data/demo_short beside the TOML.
+SHORT_DEMO = """
+[run]
+name = "demo_short"
+root = "Data"
+seed = 1
+
+[time]
+start = "2013-12-02"
+days = 2
+step_minutes = 30
+block_steps = 48
+
+[[network]]
+name = "default"
+
+[cases]
+names = ["00PV00HP", "00PV25HP", "25PV50HP", "25PV75HP", "50PV100HP"]
+
+[ev]
+successes_needed = 2
+"""
+
+
 TINY_MASTER = """\
 Clear
 New Circuit.tiny BasekV=11 pu=1.0 MVAsc3=1e8 MVAsc1=1e8

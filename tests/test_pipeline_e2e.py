@@ -11,34 +11,11 @@ import pandas as pd
 import pytest
 
 from agileflex_hpc import h5io
-from tests.conftest import REPO, write_job
+from tests.conftest import REPO, SHORT_DEMO, write_job
 
 DEMO = REPO / "jobs" / "demo.toml"
 
 # the demo job, shortened: 2 days of 30-min steps, one block per day, 2 confirming EV attempts
-SHORT_DEMO = """
-[run]
-name = "demo_short"
-root = "Data"
-seed = 1
-
-[time]
-start = "2013-12-02"
-days = 2
-step_minutes = 30
-block_steps = 48
-
-[[network]]
-name = "default"
-
-[cases]
-names = ["00PV00HP", "00PV25HP", "25PV50HP", "25PV75HP", "50PV100HP"]
-
-[ev]
-successes_needed = 2
-"""
-
-
 def test_short_demo_matches_the_demo_job():
     """The short job differs from jobs/demo.toml only where it says so."""
     from agileflex_hpc.config import load_config, parse_config

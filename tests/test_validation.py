@@ -28,7 +28,7 @@ from agileflex_hpc.validation.inputs import (
     zone_ev_kw,
 )
 from agileflex_hpc.validation.stage import kind_path, report_csv_path, report_h5_path, scan_flows
-from tests.conftest import write_job
+from tests.conftest import SHORT_DEMO, write_job
 
 # ------------------------------------------------------------------------ EV profiles
 
@@ -188,32 +188,13 @@ def test_v2g_fulfilment_and_headroom_stats():
 
 # ------------------------------------------------------------------------ short demo run
 
-SHORT = """
-[run]
-name = "short"
-root = "{root}"
-seed = 1
-[time]
-start = "2013-12-02"
-days = 2
-step_minutes = 30
-block_steps = 48
-[[network]]
-name = "default"
-[cases]
-names = ["00PV00HP", "00PV25HP", "25PV50HP", "25PV75HP", "50PV100HP"]
-[ev]
-successes_needed = 2
-"""
-
-
 @pytest.fixture(scope="module")
 def short_run(tmp_path_factory):
     """The demo on 2 days of 30-min steps, every stage up to validation, in this process."""
     from agileflex_hpc.__main__ import run_pipeline
 
     tmp = tmp_path_factory.mktemp("short")
-    cfg = load_config(write_job(tmp, SHORT.format(root=tmp / "Data")))
+    cfg = load_config(write_job(tmp, SHORT_DEMO))
     run_pipeline(cfg, stages=("loadflow", "headroom", "ev", "validate"))
     return cfg
 
