@@ -52,13 +52,16 @@ class RunConfig:
     name: str
     root: Path = Path("Data")  # given: relative to the TOML; omitted: ./Data of the caller
     seed: int = 1
-    max_failure_fraction: float = 0.01  # non-converged steps tolerated before a stage fails
+    # share of non-converged steps (voltage collapse) above which stage 2 fails; None: no
+    # limit (collapse is a finding, flagged and counted, never fatal unless asked for)
+    max_failure_fraction: float | None = None
 
     def _check(self) -> list[str]:
         errs = []
         if not _NAME_PATTERN.match(self.name):
             errs.append(f"run.name: {self.name!r} must use only letters, digits, '_', '.', '-'")
-        if not 0.0 <= self.max_failure_fraction <= 1.0:
+        limit = self.max_failure_fraction
+        if limit is not None and not 0.0 <= limit <= 1.0:
             errs.append("run.max_failure_fraction: must be within [0, 1]")
         return errs
 
@@ -213,10 +216,16 @@ class EvConfig:
 
     model: Literal["milp", "lp"] = "milp"
     mip_gap: float = 1e-3
-    time_limit_s: float = 60.0
+    # deterministic solver limit: branch-and-bound nodes per MILP solve (a solve stopped by it
+    # without a proof is retried with twice the nodes, then counts as unknown)
+    max_nodes: int = 2000
+    # wall-clock safety per solve [s]: hitting it makes the answer machine-dependent, so it
+    # is logged and the zone is flagged unconfirmed
+    time_limit_s: float = 300.0
     threads: int = 1
     successes_needed: int = 10
-    max_evs: int = 0  # cap on EVs per zone (0: the hosting stage's count)
+    max_attempts: int = 2000  # safety cap on the attempts of one zone (unconfirmed if hit)
+    max_evs: int = 0  # most EVs a zone may host (0: its customers)
     v2g: Literal["auto", "always", "never"] = "auto"  # auto: where hosting relies on V2G
     sessions_csv: Path | None = None  # real sessions (name,t_in,t_out,EStart,EEnd) to draw
     vehicles_csv: Path | None = None  # from, with their vehicles (name,capacity(kW),...)
@@ -235,6 +244,8 @@ class EvConfig:
             errs.append("ev.mip_gap: must be within [0, 1)")
         if self.time_limit_s <= 0 or self.threads < 1:
             errs.append("ev.time_limit_s and ev.threads: must be > 0")
+        if self.max_nodes < 1 or self.max_attempts < 1:
+            errs.append("ev.max_nodes and ev.max_attempts: must be >= 1")
         if self.successes_needed < 1:
             errs.append("ev.successes_needed: must be >= 1")
         if not 0 < self.efficiency <= 1:

@@ -83,3 +83,64 @@ def test_malformed_master_is_a_clear_error(tmp_path):
     master.write_text("New Circuit.x BasekV=11\nNew Lion.l1 Bus1=a Bus2=b\n")
     with pytest.raises(NetworkError, match="could not compile"):
         DssNetwork(master)
+
+
+def _absorbed_load_kw() -> float:
+    """Total active power the engine's loads absorb at the last solve [kW]."""
+    import opendssdirect as dss
+
+    total, k = 0.0, dss.Loads.First()
+    while k:
+        total += float(np.sum(dss.CktElement.Powers()[0:2 * dss.CktElement.NumPhases():2]))
+        k = dss.Loads.Next()
+    return total
+
+
+def _plain_min_voltage(master, kw: float, **load_settings: float) -> tuple[float, float]:
+    """Lowest bus voltage [p.u.] and absorbed load [kW], plain OpenDSS: every load at ``kw``."""
+    import opendssdirect as dss
+
+    dss.Basic.AllowChangeDir(False)
+    dss.Text.Command("Clear")
+    dss.Text.Command("Set DefaultBaseFrequency=50")
+    dss.Text.Command(f'Compile "{master}"')
+    dss.Text.Command("Set tolerance=1e-10 maxiterations=100")
+    extra = " ".join(f"{k}={v:g}" for k, v in load_settings.items())
+    dss.Text.Command(f"BatchEdit Load..* kW={kw:g} PF=0.95 {extra}")
+    dss.Solution.Solve()
+    assert dss.Solution.Converged()
+    v = np.asarray(dss.Circuit.AllBusMagPu())
+    return float(v[v > 0].min()), _absorbed_load_kw()
+
+
+@pytest.mark.shared
+def test_loads_are_constant_power_at_low_voltage(shared_dir):
+    """network_5 at a heavy step (every customer 2.5 kW, lowest voltage ~0.69 p.u.): the loads
+    absorb exactly the kW set, and the lowest voltage equals a plain OpenDSS run with
+    constant-power loads (Vminpu 0.02, Vmaxpu 50) -- not OpenDSS's constant-Z fallback."""
+    master = shared_dir / "networks" / "enwl" / "network_5" / "Master.dss"
+    net = DssNetwork(master, tolerance=1e-10)
+    p = np.full((1, len(net.load_names)), 2.5)
+    out = net.run(p, None, np.zeros_like(p), dtype=np.float64)
+    assert out.converged.all()
+    assert _absorbed_load_kw() == pytest.approx(p.sum(), rel=1e-6)
+    v_ours = float(np.nanmin(out.v_pu))
+    v_plain, kw_plain = _plain_min_voltage(master, 2.5, Vminpu=0.02, Vmaxpu=50)
+    assert kw_plain == pytest.approx(p.sum(), rel=1e-6)
+    assert v_ours == pytest.approx(v_plain, abs=1e-6)
+    assert v_ours < 0.75
+    # OpenDSS's default load model would have hidden part of the drop
+    v_default, kw_default = _plain_min_voltage(master, 2.5)
+    assert kw_default < 0.99 * p.sum() and v_default > v_ours + 0.02
+
+
+@pytest.mark.shared
+def test_overloaded_network_collapses_without_error(shared_dir):
+    """Every customer of network_5 at 3 kW: no power-flow solution (voltage collapse). The step
+    is flagged not converged and the run goes on; the next, feasible step converges again."""
+    master = shared_dir / "networks" / "enwl" / "network_5" / "Master.dss"
+    net = DssNetwork(master, max_iterations=30)
+    p = np.full((2, len(net.load_names)), 3.0)
+    p[1] = 1.0
+    out = net.run(p, None, np.zeros_like(p))
+    assert out.converged.tolist() == [False, True]

@@ -53,7 +53,7 @@ def _brute_force(fleet, head, foot, price, *, step_h, v2g, ff=0.7, premium=17.5)
             row[here] = 1.0
             row[[k + j for j in here]] = -1.0
             a_ub += [row, -row]
-            b_ub += [head[t], ff * foot[t]]
+            b_ub += [max(head[t], 0.0), ff * max(foot[t], 0.0)]  # DESIGN: headroom clipped
     cost = np.array([step_h * eff_price[t] for _, t in cells])
     cost = np.concatenate((cost, -cost))
     best = np.inf
@@ -93,7 +93,9 @@ def test_tiny_milp_matches_brute_force(tiny):
 
 
 def test_tiny_v2g_matches_brute_force():
-    """V2G: negative headroom at step 1 forces a discharge that earns the premium."""
+    """V2G: negative headroom at step 1 allows no charging there and pays the premium for a
+    discharge; without V2G the same fleet is still feasible (a deficit EVs cannot cover is
+    not infeasibility), it just does not charge at step 1."""
     fleet = _fleet([0, 1], [3, 5], [6.0, 3.0], [7.0, 5.0], [10.0, 8.0], [3.0, 2.5])
     head = np.array([2.0, -1.0, 3.0, 1.7, 2.5])
     foot = np.full(5, 3.0)
@@ -104,8 +106,11 @@ def test_tiny_v2g_matches_brute_force():
     assert milp.feasible and np.isfinite(best)
     assert milp.objective_p == pytest.approx(best, rel=1e-6, abs=1e-4)
     assert milp.discharge_kw[:, 1].sum() >= 1.0 - 1e-6
-    no_v2g = solve_schedule(fleet, head, foot, price, step_minutes=60, min_kw=MIN_KW)
-    assert not no_v2g.feasible and no_v2g.status == "infeasible"
+    no_v2g = solve_schedule(fleet, head, foot, price, step_minutes=60, min_kw=MIN_KW,
+                            efficiency=EFF, mip_gap=1e-9)
+    assert no_v2g.feasible and no_v2g.charge_kw[:, 1].sum() == 0.0
+    assert no_v2g.objective_p == pytest.approx(
+        _brute_force(fleet, head, foot, price, step_h=1.0, v2g=False), rel=1e-6, abs=1e-4)
 
 
 def test_infeasible_when_headroom_cannot_deliver_energy():
@@ -202,12 +207,20 @@ def test_time_limit_with_incumbent_is_feasible():
     _check_schedule(fleet, res, head, foot, price, step_h=1 / 6, min_kw=MIN_KW, v2g=True)
 
 
-def test_negative_headroom_without_v2g_is_infeasible_only_with_an_ev_present():
-    fleet = _fleet([2], [5], [0.0], [3.0], [40.0], [7.0])
+def test_negative_headroom_is_clipped_not_infeasible():
+    """DESIGN stage 7: net EV power within [-0.7 footroom, max(headroom, 0)]. A negative (or
+    collapsed, -inf) step only forbids charging there; infeasible only when the positive
+    headroom cannot deliver the energy."""
+    fleet = _fleet([2], [5], [0.0], [3.0], [40.0], [7.0])  # 3 kWh in steps 2..4
     price, foot = np.full(6, 4.0), np.full(6, 5.0)
-    head = np.array([-3.0, -1.0, 5.0, 5.0, 5.0, -2.0])  # negative only when unplugged
-    assert solve_schedule(fleet, head, foot, price, step_minutes=60).feasible
-    head[3] = -0.5
+    head = np.array([-3.0, -1.0, 5.0, -0.5, 5.0, -2.0])
+    res = solve_schedule(fleet, head, foot, price, step_minutes=60)
+    assert res.feasible and res.charge_kw[0, 3] == 0.0
+    assert res.charge_kw[0].sum() * 0.95 == pytest.approx(3.0)
+    head[3], foot[3] = -np.inf, -np.inf
+    res = solve_schedule(fleet, head, foot, price, step_minutes=60)
+    assert res.feasible and res.charge_kw[0, 3] == 0.0
+    head[[2, 4]] = 1.0  # below the 1.38 kW minimum: nowhere to charge
     assert solve_schedule(fleet, head, foot, price, step_minutes=60).status == "infeasible"
 
 

@@ -12,7 +12,7 @@ from agileflex_hpc.headroom import (
     assign_hp_case,
     daily_energy_kwh,
     daily_profiles,
-    evs_hosted,
+    evs_estimate,
     final_customers,
     quantile_profile,
 )
@@ -64,6 +64,21 @@ def test_quantile_profile_matches_brute_force():
             assert got[s, z] == pytest.approx(_linear_quantile(days, 0.1))
 
 
+def test_collapsed_days_rank_as_minus_infinity():
+    # 7 days; step 0 collapsed (NaN) on day 3. q = 0.02 -> position 0.12: between the -inf day
+    # and the next -> -inf (the time of day has no headroom). q = 0.5 -> position 3 of
+    # [-inf, 1, 2, 4, 5, 6, 7] -> 4: one collapsed day in seven does not reach the median.
+    daily = np.array([1.0, 2, 4, np.nan, 5, 6, 7]).reshape(7, 1, 1)
+    daily = np.concatenate([daily, np.ones((7, 1, 1))], axis=1)  # step 1 never collapses
+    got = quantile_profile(daily)
+    assert got[0, 0] == -np.inf and got[1, 0] == pytest.approx(1.0)
+    assert quantile_profile(daily, q=0.5)[0, 0] == pytest.approx(4.0)
+    # the daily energy is then -inf and the zone hosts no EVs (no V2G escape)
+    energy = daily_energy_kwh(got, step_hours=1 / 6)
+    assert energy[0] == -np.inf
+    assert evs_estimate(energy, np.array([10]))[0] == 0
+
+
 def test_daily_energy_by_hand():
     # zone 0: [10, 20, -5, 0] kW, 10-min steps:
     #   (30 * 0.98 - 5 / 0.98) / 6 = (29.4 - 5.1020408) / 6 = 4.0496599 kWh
@@ -81,8 +96,8 @@ def test_evs_hosted_by_hand():
     # 28.4 / 14.2 = 2 exactly -> 2; 0 customers -> 0.
     energy = [30.0, 100.0, -5.0, 1000.0, np.nan, 28.4, 50.0]
     customers = [5, 5, 5, 20, 3, 9, 0]
-    assert evs_hosted(energy, customers).tolist() == [2, 5, 0, 20, 0, 2, 0]
-    assert evs_hosted([30.0], [5], kwh_per_ev=10.0).tolist() == [3]
+    assert evs_estimate(energy, customers).tolist() == [2, 5, 0, 20, 0, 2, 0]
+    assert evs_estimate([30.0], [5], kwh_per_ev=10.0).tolist() == [3]
 
 
 HP_PCT = np.array([0.0, 25, 50, 75, 100])

@@ -5,6 +5,7 @@ import pytest
 
 from agileflex_hpc.errors import InputDataError
 from agileflex_hpc.headroom import compute_headroom, thermal_rate_kva
+from agileflex_hpc.headroom.rates import transformer_share
 
 
 def test_thermal_rate_by_hand():
@@ -69,13 +70,53 @@ def test_transformer_share_default_all_zones_and_negative_headroom():
     np.testing.assert_allclose(
         got.headroom_kva, [[40 - 50 / 3, 70 - 50 / 3, 40 - 50 / 3], [10, 110, 35]]
     )
-    # overloaded transformer: rating 150, t0 import 200 -> tx headroom -50; customer zones'
-    # sum 110 -> excess 160, 80 off each -> [-40, -10]; t1 tx headroom 50 < 120 -> 35 off each
+    # overloaded transformer: rating 150, t0 import 200 -> H = -50: both customer zones
+    # (40, 70) go to 0, then each takes H / 2 = -25. t1: H = 50 < 10 + 110: water level 60
+    # (110 - 60 = 50 = H), so zone 0 stops at 0 (not -50) and zone 1 keeps 50.
     got = compute_headroom(
         pflow, thermal, vlim, s_tx_kva=s_tx, tx_rating_kva=150.0, has_customers=[True, True, False]
     )
-    np.testing.assert_allclose(got.headroom_kva, [[-40, -10, 40], [-25, 75, 35]])
+    np.testing.assert_allclose(got.headroom_kva, [[-25, -25, 40], [0, 50, 35]])
+    np.testing.assert_allclose(got.tx_excess_kva, [110 + 50, 70])
     assert got.binding.tolist() == [[b"t", b"t", b"v"], [b"t", b"t", b"v"]]
+
+
+@pytest.mark.parametrize(
+    ("tx_headroom", "expected"),
+    [
+        (200.0, [-10, 30, 50, 0]),  # H large: nothing to share
+        (40.0, [-10, 10, 30, 0]),  # between: cut 20 off the positives (10 + 30 = 40)
+        (15.0, [-10, 0, 15, 0]),  # cut 35: zone 1 stops at 0, zone 2 keeps 15 = H
+        (0.0, [-10, 0, 0, 0]),  # nothing left: positives to 0, negatives kept
+        (-30.0, [-17.5, -7.5, -7.5, -7.5]),  # overloaded: positives to 0, then -30 / 4 each
+    ],
+)
+def test_transformer_share_water_filling_by_hand(tx_headroom, expected):
+    h = np.array([[-10.0, 30.0, 50.0, 0.0]])
+    got = transformer_share(h, np.array([tx_headroom]))
+    np.testing.assert_allclose(got, [expected])
+
+
+def test_transformer_share_never_promises_more_than_the_transformer():
+    rng = np.random.default_rng(5)
+    h = rng.normal(5, 20, (500, 9))
+    cap = rng.normal(20, 60, 500)
+    got = transformer_share(h, cap)
+    assert np.all(np.clip(got, 0, None).sum(axis=1) <= np.clip(cap, 0, None) + 1e-9)
+    assert np.all(got[cap < 0] < 0)
+    fits = np.clip(h, 0, None).sum(axis=1) <= cap
+    np.testing.assert_array_equal(got[fits], h[fits])  # untouched where it fits
+    assert np.all(got <= h + 1e-12)  # never raised
+    # where it binds with H >= 0, the positives are filled exactly to H
+    binds = ~fits & (cap >= 0)
+    np.testing.assert_allclose(np.clip(got[binds], 0, None).sum(axis=1), cap[binds])
+
+
+def test_collapsed_steps_stay_nan_and_take_no_share():
+    got = compute_headroom([[np.nan, np.nan], [10.0, 10.0]], [[50.0, 50.0], [50.0, 50.0]],
+                           [np.nan, np.nan], s_tx_kva=[np.nan, 60.0], tx_rating_kva=100.0)
+    assert np.isnan(got.headroom_kva[0]).all()
+    np.testing.assert_allclose(got.headroom_kva[1], [20, 20])  # 40 + 40 > 40: cut 20 each
 
 
 def test_export_raises_transformer_headroom_and_tie_is_cable():

@@ -91,9 +91,9 @@ def test_stage3_zones_of_network_5(network_5_run):
 def test_stages_3_to_6_outputs(network_5_run):
     cfg, _ = network_5_run
     summary = run_network(cfg, "network_5")
-    assert len(summary) == 24 and (summary["evs"] <= summary["customers"]).all()
+    assert len(summary) == 24 and (summary["evs_estimate"] <= summary["customers"]).all()
     with h5py.File(hosting_path(cfg.out_dir, "network_5")) as f:
-        evs = f["hosting/evs_hosted"][()]
+        evs = f["hosting/evs_estimate"][()]
         energy = f["hosting/energy_kwh"][()]
         case = f["hosting/case_index"][()]
         customers = f["hosting/customers"][()]

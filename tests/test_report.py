@@ -78,7 +78,7 @@ def report_run(tmp_path_factory):
     run_pipeline(cfg, stages=("loadflow", "headroom"))
     with h5py.File(hosting_path(cfg.out_dir, "default"), "r") as f:
         zones = [z.decode() for z in f["zone"][()]]
-        evs, customers = f["hosting/evs_hosted"][()], f["hosting/customers"][()]
+        evs, customers = f["hosting/evs_estimate"][()], f["hosting/customers"][()]
     for z, zone in enumerate(zones):
         if customers[z] > 0:
             write_zone_file(cfg, "default", zone, z, int(min(evs[z], 4)))

@@ -10,8 +10,12 @@ outside it, so nothing needs fixing to zero):
   ``e_end - e_start <= sum_t step_h*eff*c <= battery - e_start``; with V2G the energy after each
   step is a variable ``e`` with bounds [0, battery] (``[e_end, battery]`` at departure) and
   ``e[t] = e[t-1] + step_h*(eff*c - d/eff)``, ``e[t_in - 1] = e_start``;
-- zone: ``-footroom_factor*footroom[t] <= sum_i (c - d) <= headroom[t]`` at every step where at
-  least one EV is plugged in (steps without EVs get no row: the EVs cannot change them);
+- zone: ``-footroom_factor*max(footroom[t], 0) <= sum_i (c - d) <= max(headroom[t], 0)`` at
+  every step where at least one EV is plugged in (steps without EVs get no row: the EVs cannot
+  change them). Headroom is clipped at 0 as in the study: where it is negative EVs may not
+  charge and are paid the premium to discharge, but a deficit they cannot cover does not make
+  the schedule infeasible (DESIGN stage 7). A -inf headroom or footroom (a time of day that
+  collapses) allows no EV power at all;
 - objective: minimise ``sum step_h*price[t]*(c - d)`` [p], with ``price`` the tariff plus
   ``v2g_premium`` where headroom < 0.
 
@@ -160,7 +164,8 @@ def solve_schedule(
     footroom_factor: float = 0.7,
     v2g_premium: float = 17.5,
     mip_gap: float = 1e-3,
-    time_limit_s: float = 60.0,
+    max_nodes: int | None = None,
+    time_limit_s: float = 300.0,
     threads: int = 1,
     seed: int = 0,
 ) -> ScheduleResult:
@@ -173,7 +178,8 @@ def solve_schedule(
     fleet : EvFleet
         The EVs' sessions; ``t_out <= steps``.
     headroom_kw, footroom_kw : ndarray, shape (steps,)
-        Zone headroom and footroom on the noon-to-noon horizon. [kW]
+        Zone headroom and footroom on the noon-to-noon horizon; -inf where the time of day
+        collapses. [kW]
     price_p_per_kwh : ndarray, shape (steps,)
         Import tariff, e.g. from `tariff_p_per_kwh`; the V2G premium is added here. [p/kWh]
     step_minutes : int
@@ -192,8 +198,12 @@ def solve_schedule(
         Added to the price where headroom < 0. [p/kWh]
     mip_gap : float
         Relative MIP gap at which HiGHS stops. [-]
+    max_nodes : int, optional
+        Branch-and-bound node limit of each MILP solve (deterministic: the limit that decides
+        results); None: no limit.
     time_limit_s : float
-        HiGHS time limit. [s]
+        Wall-clock safety limit of the whole solve; a schedule stopped by it is reported with
+        status ``"time_limit"`` (results that hit it depend on the machine). [s]
     threads : int
         HiGHS threads.
     seed : int
@@ -227,6 +237,8 @@ def solve_schedule(
     build_s = time.perf_counter() - started
     options = {"mip_rel_gap": float(mip_gap), "time_limit": float(time_limit_s),
                "threads": int(threads), "random_seed": int(seed)}
+    if max_nodes is not None:
+        options["mip_max_nodes"] = int(max_nodes)
     if model == "milp":
         run = _solve_milp(models[True], models[False], options, m=cells.m, min_kw=min_kw)
     else:
@@ -262,9 +274,10 @@ def _check_inputs(
     for key, value in (("headroom_kw", headroom_kw), ("footroom_kw", footroom_kw),
                        ("price_p_per_kwh", price_p_per_kwh)):
         arrays[key] = np.asarray(value, dtype=float)
-        if arrays[key].ndim != 1 or not np.all(np.isfinite(arrays[key])):
-            raise InputDataError(f"{key} must be a finite 1-D array (steps,), "
-                                 f"got shape {arrays[key].shape}")
+        ok = np.isfinite(arrays[key]) | ((arrays[key] == -np.inf) & (key != "price_p_per_kwh"))
+        if arrays[key].ndim != 1 or not np.all(ok):
+            raise InputDataError(f"{key} must be a 1-D array (steps,) of finite values (-inf "
+                                 f"allowed in profiles), got shape {arrays[key].shape}")
     steps = arrays["headroom_kw"].size
     if {a.size for a in arrays.values()} != {steps}:
         raise InputDataError(f"profile lengths differ: { {k: a.size for k, a in arrays.items()} }")
@@ -336,14 +349,15 @@ def _dynamic_energy_rows(fleet: EvFleet, cells: _Cells, step_h: float, efficienc
 
 def _zone_rows(cells: _Cells, head: np.ndarray, foot: np.ndarray, footroom_factor: float,
                c0: int, d0: int | None) -> _Rows:
-    """``-f*footroom <= sum_i (c - d) <= headroom`` at every step with an EV plugged in."""
+    """``-f*max(footroom, 0) <= sum_i (c - d) <= max(headroom, 0)`` where an EV is plugged in."""
     used, row = np.unique(cells.t, return_inverse=True)
     k = np.arange(cells.m)
     col, val = c0 + k, np.ones(cells.m)
     if d0 is not None:
         row, col, val = np.concatenate((row, row)), np.concatenate((col, d0 + k)), \
             np.concatenate((val, -val))
-    return _Rows(row, col, val, -footroom_factor * foot[used], head[used])
+    lower = -footroom_factor * np.clip(foot[used], 0.0, None)
+    return _Rows(row, col, val, lower, np.clip(head[used], 0.0, None))
 
 
 def _layout(m: int, *, v2g: bool, relaxed: bool) -> dict[str, int]:

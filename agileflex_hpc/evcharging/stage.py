@@ -40,8 +40,9 @@ class ZoneTask:
     network_index: int
     zone: str
     zone_index: int
-    n_start: int
+    n_start: int  # stage 6's estimate, capped at n_max
     customers: int
+    n_max: int  # most EVs to try: the customers, or ev.max_evs where smaller
 
 
 def zone_path(out_dir: Path, network: str, zone: str) -> Path:
@@ -54,12 +55,14 @@ def list_zone_tasks(cfg) -> list[ZoneTask]:
     for k, net in enumerate(cfg.networks):
         with h5py.File(hosting_path(cfg.out_dir, net.name), "r") as f:
             zones = [z.decode() for z in f["zone"][()]]
-            evs = f["hosting/evs_hosted"][()]
+            evs = f["hosting/evs_estimate"][()]
             customers = f["hosting/customers"][()]
         for z, zone in enumerate(zones):
             if customers[z] > 0:
-                n0 = int(evs[z]) if cfg.ev.max_evs <= 0 else min(int(evs[z]), cfg.ev.max_evs)
-                tasks.append(ZoneTask(len(tasks), net.name, k, zone, z, n0, int(customers[z])))
+                n_max = int(customers[z])
+                n_max = n_max if cfg.ev.max_evs <= 0 else min(n_max, cfg.ev.max_evs)
+                tasks.append(ZoneTask(len(tasks), net.name, k, zone, z, min(int(evs[z]), n_max),
+                                      int(customers[z]), n_max))
     return tasks
 
 
@@ -122,20 +125,45 @@ def session_sampler(cfg):
 
 
 def solve_zone(cfg, task: ZoneTask, *, successes: int | None = None) -> AttemptsResult:
-    """The attempts loop of one zone (NaN quantiles, from failed steps, count as no room)."""
+    """The attempts search of one zone (a -inf quantile, a collapsing time of day, is no room)."""
     head, foot = zone_profiles(cfg, task.network, task.zone_index)
-    head, foot = np.nan_to_num(head, nan=0.0), np.nan_to_num(foot, nan=0.0)
     ev = cfg.ev
     return run_attempts(
         task.n_start, head, foot, _price(cfg), fleet_factory=session_sampler(cfg),
-        seed=[cfg.run.seed, task.network_index, task.zone_index],
-        successes_needed=successes or ev.successes_needed,
+        seed=[cfg.run.seed, task.network_index, task.zone_index], n_max=task.n_max,
+        successes_needed=successes or ev.successes_needed, max_attempts=ev.max_attempts,
         step_minutes=cfg.time.step_minutes, model=ev.model,
         v2g=zone_uses_v2g(cfg, task.network, task.zone_index), min_kw=ev.min_kw,
         efficiency=ev.efficiency, footroom_factor=ev.footroom_factor,
-        v2g_premium=ev.v2g_premium, mip_gap=ev.mip_gap, time_limit_s=ev.time_limit_s,
-        threads=ev.threads,
+        v2g_premium=ev.v2g_premium, mip_gap=ev.mip_gap, max_nodes=ev.max_nodes,
+        time_limit_s=ev.time_limit_s, threads=ev.threads,
     )
+
+
+def v2g_energy_kwh(head_kw: np.ndarray, net_kw: np.ndarray | None, *,
+                   step_hours: float) -> tuple[float, float]:
+    """V2G energy a zone's plan asks for and what its schedule delivers.
+
+    Parameters
+    ----------
+    head_kw : ndarray, shape (steps,)
+        Zone headroom on the horizon (-inf: a collapsing time of day, left out). [kW]
+    net_kw : ndarray, shape (steps,), or None
+        The schedule's net EV power, + charging (None: no EVs). [kW]
+    step_hours : float
+        Step length. [h]
+
+    Returns
+    -------
+    requested_kwh, delivered_kwh : float
+        Energy of the negative headroom, sum of max(-headroom, 0) x step; and the part of it
+        the schedule's net export covers, sum of min(max(-net, 0), max(-headroom, 0)) x step.
+        [kWh]
+    """
+    deficit = np.clip(-np.where(np.isfinite(head_kw), head_kw, 0.0), 0.0, None)
+    export = np.zeros_like(deficit) if net_kw is None else np.clip(-net_kw, 0.0, None)
+    return (float(deficit.sum() * step_hours),
+            float(np.minimum(export, deficit).sum() * step_hours))
 
 
 def run(cfg, *, worker: int = 0, n_workers: int = 1) -> list[Path]:
@@ -149,17 +177,24 @@ def run(cfg, *, worker: int = 0, n_workers: int = 1) -> list[Path]:
         t0 = time.perf_counter()
         result = solve_zone(cfg, task)
         write_zone(path, cfg, task, result)
-        logger.info("%s/%s: %d EVs (start %d, %d attempts, %s) in %.1f s", task.network,
-                    task.zone, result.n, task.n_start, len(result.attempts),
-                    result.stop_reason, time.perf_counter() - t0)
+        logger.info("%s/%s: %d EVs hosted%s (estimate %d, searched %s, %d attempts, %s) in "
+                    "%.1f s", task.network, task.zone, result.n,
+                    "" if result.confirmed else " UNCONFIRMED", task.n_start, result.direction,
+                    len(result.attempts), result.stop_reason, time.perf_counter() - t0)
         written.append(path)
     return written
 
 
 def write_zone(path: Path, cfg, task: ZoneTask, res: AttemptsResult) -> None:
     """Write one zone's attempts, final fleet and schedule (see the module docstring)."""
+    head, _ = zone_profiles(cfg, task.network, task.zone_index)
+    net = None if res.schedule is None else res.schedule.net_kw.sum(axis=0)
+    requested, delivered = v2g_energy_kwh(head, net, step_hours=cfg.time.step_hours)
     attrs = h5io.provenance(cfg, network=task.network, zone=task.zone, n_start=task.n_start,
-                            n_evs=res.n, stop_reason=res.stop_reason, customers=task.customers)
+                            n_evs=res.n, confirmed=int(res.confirmed), direction=res.direction,
+                            stop_reason=res.stop_reason, customers=task.customers,
+                            n_max=task.n_max, v2g_requested_kwh=requested,
+                            v2g_delivered_kwh=delivered)
     steps = cfg.time.steps_per_day
     with h5io.atomic_h5(path, attrs=attrs) as f:
         h5io.write_coord(f, "step", (np.arange(steps) * cfg.time.step_minutes + 720) % 1440,
@@ -185,7 +220,9 @@ def write_zone(path: Path, cfg, task: ZoneTask, res: AttemptsResult) -> None:
 def read_zone(path: Path) -> dict:
     """A zone file as a dict: attrs, attempts, and fleet/charge/discharge where EVs exist."""
     with h5py.File(path, "r") as f:
-        out = {"attrs": {k: f.attrs[k] for k in ("network", "zone", "n_evs", "stop_reason")},
+        keys = ("network", "zone", "n_evs", "n_start", "confirmed", "direction", "stop_reason",
+                "v2g_requested_kwh", "v2g_delivered_kwh")
+        out = {"attrs": {k: f.attrs[k] for k in keys},
                "attempts": h5io.read_table(f["evcharging"], "attempts")}
         if "fleet" in f["evcharging"]:
             out["fleet"] = h5io.read_table(f["evcharging"], "fleet")

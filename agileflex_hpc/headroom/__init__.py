@@ -14,7 +14,7 @@ from agileflex_hpc.headroom.hosting import (
     assign_hp_case,
     daily_energy_kwh,
     daily_profiles,
-    evs_hosted,
+    evs_estimate,
     final_customers,
     quantile_profile,
 )
@@ -51,7 +51,7 @@ __all__ = [
     "compute_headroom",
     "daily_energy_kwh",
     "daily_profiles",
-    "evs_hosted",
+    "evs_estimate",
     "final_customers",
     "fit_voltage_limit",
     "fit_voltage_limits",

@@ -5,12 +5,14 @@
   days, so step-of-day ``s`` is the time of day ``s * step``.
 - :func:`quantile_profile` takes, at each step of the day, the q-quantile over the days
   (``np.quantile``, method ``"linear"``: for n days, the value at sorted position q * (n - 1),
-  linearly interpolated). NaN (non-converged) values propagate to NaN; fill or mask them first.
+  linearly interpolated). A NaN (a non-converged step: voltage collapse) ranks as -inf, so a
+  time of day that collapses on more days than the quantile's share is -inf (no headroom).
 - :func:`daily_energy_kwh` turns a daily profile into the energy EVs can take:
   (sum of positive parts * efficiency + sum of negative parts / efficiency) * step hours. Positive
   headroom charges batteries with losses; negative headroom must be supplied by V2G discharge,
   which costs the battery more than the grid receives.
-- :func:`evs_hosted` = floor(energy / kWh per EV per day), clipped to [0, customers].
+- :func:`evs_estimate` = floor(energy / kWh per EV per day), clipped to [0, customers]: the
+  starting point of stage 7's search, not the answer (stage 7 hosts the EVs it confirms).
 - :func:`assign_hp_case` picks per zone the penetration case with the most heat pumps that the
   zone can host (see its docstring for the rules, the V2G exception and the "no HP" code).
 - :func:`final_customers` builds the final customers table from each zone's assigned case.
@@ -36,7 +38,7 @@ __all__ = [
     "assign_hp_case",
     "daily_energy_kwh",
     "daily_profiles",
-    "evs_hosted",
+    "evs_estimate",
     "final_customers",
     "quantile_profile",
 ]
@@ -114,14 +116,18 @@ def quantile_profile(daily: ArrayLike, *, q: float = 0.02) -> NDArray[np.float64
     Returns
     -------
     ndarray, shape (step, zone)
-        NaN at a (step, zone) where any day is NaN.
+        -inf where the quantile falls on (or interpolates towards) a collapsed day: NaN
+        values rank as -inf.
     """
     arr = np.asarray(daily, dtype=np.float64)
     if not 0.0 <= q <= 1.0:
         raise ConfigError(f"quantile q must be in [0, 1], got {q}")
     if arr.ndim < 2 or arr.shape[0] == 0:
         raise InputDataError(f"daily must have shape (day >= 1, step, ...), got {arr.shape}")
-    return np.quantile(arr, q, axis=0, method="linear")
+    arr = np.where(np.isnan(arr), -np.inf, arr)
+    with np.errstate(invalid="ignore"):  # -inf + inf in the interpolation: -inf below
+        out = np.quantile(arr, q, axis=0, method="linear")
+    return np.where(np.isnan(out), -np.inf, out)
 
 
 def daily_energy_kwh(
@@ -156,10 +162,10 @@ def daily_energy_kwh(
     return (positive * efficiency + negative / efficiency) * step_hours
 
 
-def evs_hosted(
+def evs_estimate(
     energy_kwh: ArrayLike, customers: ArrayLike, *, kwh_per_ev: float = 14.2
 ) -> NDArray[np.int64]:
-    """Number of EVs each zone can host.
+    """Estimated number of EVs each zone can host (the start of stage 7's search).
 
     Parameters
     ----------

@@ -9,15 +9,20 @@ Per zone and time step:
 - binding constraint: ``b"c"`` cable (thermal; also on a tie), ``b"v"`` voltage limit,
   ``b"t"`` transformer.
 
-Transformer (documented decisions): transformer headroom = rating - s_tx, with s_tx the
-transformer's signed total apparent power (+ import), so export adds to it. At a step where the
-sum of the headroom of the zones *with customers* exceeds the transformer headroom, the excess is
-taken off each of those zones in equal shares, and they are flagged ``b"t"``. Zones without
-customers host nothing, so they neither count in the sum nor take a share (their headroom is
-reported unreduced). The sum is a plain sum: zones with negative headroom count negatively and
-take their share like the others. Footroom is not reduced by the transformer (the method applies
-the transformer to import only). NaN (non-converged) steps stay NaN and get no transformer
-reduction; mask them with the ``converged`` flags.
+Transformer share (DESIGN stage 5, corrected from the study): transformer headroom
+H = rating - s_tx, with s_tx the transformer's signed total apparent power (+ import), so export
+adds to it. The zones *with customers* may not promise more import than the transformer has:
+
+- where the sum of their positive headrooms exceeds max(H, 0), every positive headroom is
+  lowered by one common amount L, none below 0, until the sum equals max(H, 0)
+  (water-filling: h -> max(h - L, 0); zones already at or below 0 are not touched);
+- where H < 0, every zone with customers then also takes an equal share H / n_zones, so every
+  zone's headroom is negative while the transformer is overloaded.
+
+Zones lowered by either rule are flagged ``b"t"``. Zones without customers host nothing: they
+neither count nor take a share (their headroom is reported unreduced). Footroom is not reduced
+by the transformer (the method applies it to import only). Steps with NaN headroom
+(non-converged: voltage collapse) stay NaN.
 """
 
 from __future__ import annotations
@@ -39,6 +44,7 @@ __all__ = [
     "Headroom",
     "compute_headroom",
     "thermal_rate_kva",
+    "transformer_share",
 ]
 
 BINDING_CABLE = b"c"
@@ -63,8 +69,8 @@ class Headroom:
     tx_headroom_kva : ndarray of float64, shape (time,)
         Transformer rating - signed transformer import. [kVA]
     tx_excess_kva : ndarray of float64, shape (time,)
-        Excess of the zones' headroom sum over ``tx_headroom_kva`` that was taken off
-        (0 where the transformer does not bind). [kVA]
+        Headroom the transformer share took off the zones in total (0 where the
+        transformer does not bind). [kVA]
     """
 
     rate_kva: NDArray[np.float64]
@@ -176,19 +182,64 @@ def compute_headroom(
 def _share_transformer_excess(
     headroom: np.ndarray, binding: np.ndarray, tx_headroom: np.ndarray, share: np.ndarray
 ) -> np.ndarray:
-    """Take the excess over the transformer headroom off the sharing zones, in place.
+    """Apply the transformer share of the module docstring to ``headroom``, in place.
 
-    Returns the excess per step, shape (time,) [kVA].
+    Returns the headroom taken off the sharing zones in total at each step, shape (time,)
+    [kVA] (0 where the transformer does not bind).
     """
-    n_share = int(share.sum())
-    if n_share == 0:
+    if not share.any():
         return np.zeros_like(tx_headroom)
-    total = headroom[:, share].sum(axis=1)
-    excess = np.where(total > tx_headroom, total - tx_headroom, 0.0)  # NaN -> no reduction
-    headroom[:, share] -= (excess / n_share)[:, None]
-    binding[np.ix_(excess > 0, share)] = BINDING_TRANSFORMER
-    logger.debug("transformer binds at %d of %d steps", int((excess > 0).sum()), excess.size)
-    return excess
+    h = headroom[:, share]
+    ok = np.isfinite(h).all(axis=1) & np.isfinite(tx_headroom)
+    new = h.copy()
+    new[ok] = transformer_share(h[ok], tx_headroom[ok])
+    taken = np.where(ok, np.nansum(h - new, axis=1), 0.0)
+    headroom[:, share] = new
+    cut = ok[:, None] & (new < h)
+    binding[:, share] = np.where(cut, BINDING_TRANSFORMER, binding[:, share])
+    logger.debug("transformer binds at %d of %d steps", int((taken > 0).sum()), taken.size)
+    return taken
+
+
+def transformer_share(headroom_kva: ArrayLike, tx_headroom_kva: ArrayLike) -> NDArray[np.float64]:
+    """Zone headrooms that fit the transformer, by water-filling (see the module docstring).
+
+    Parameters
+    ----------
+    headroom_kva : array_like, shape (time, zone)
+        Headroom of the zones with customers before the transformer share; finite. [kVA]
+    tx_headroom_kva : array_like, shape (time,)
+        Transformer rating - import; finite. [kVA]
+
+    Returns
+    -------
+    ndarray of float64, shape (time, zone)
+        Headroom after the share: the positive parts sum to at most max(H, 0) at each step,
+        and every zone is negative where H < 0. [kVA]
+    """
+    h = np.asarray(headroom_kva, dtype=np.float64)
+    cap = np.asarray(tx_headroom_kva, dtype=np.float64)
+    if h.ndim != 2 or cap.shape != (h.shape[0],):
+        raise InputDataError(f"headroom_kva {h.shape} must be (time, zone) and "
+                             f"tx_headroom_kva {cap.shape} (time,)")
+    if h.shape[1] == 0:
+        return h.copy()
+    level = _water_level(np.clip(h, 0.0, None), np.clip(cap, 0.0, None))
+    out = np.where(h > 0, np.clip(h - level[:, None], 0.0, None), h)
+    return out + np.clip(cap, None, 0.0)[:, None] / h.shape[1]
+
+
+def _water_level(pos: np.ndarray, cap: np.ndarray) -> np.ndarray:
+    """Per step, the common cut L >= 0 with sum(max(pos - L, 0)) = min(cap, sum(pos)).
+
+    ``pos`` (time, zone) >= 0 and ``cap`` (time,) >= 0. For values sorted in descending order
+    u_1 >= u_2 >= ..., L = max_k (u_1 + ... + u_k - cap) / k (the simplex-projection
+    threshold), and 0 where the values already fit.
+    """
+    u = -np.sort(-pos, axis=1)
+    k = np.arange(1, u.shape[1] + 1)
+    level = ((np.cumsum(u, axis=1) - cap[:, None]) / k).max(axis=1)
+    return np.clip(level, 0.0, None)
 
 
 def _check_headroom_inputs(

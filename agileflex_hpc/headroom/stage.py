@@ -27,7 +27,7 @@ from agileflex_hpc.headroom import (
     compute_headroom,
     daily_energy_kwh,
     daily_profiles,
-    evs_hosted,
+    evs_estimate,
     final_customers,
     fit_voltage_limits,
     quantile_profile,
@@ -160,7 +160,7 @@ def _hosting(cfg, m: NetworkManifest, heads: dict) -> pd.DataFrame:
     zones = np.arange(q_head.shape[2])
     chosen_energy = energy[assign.case_index, zones]
     customers = m.topology.zone_customers
-    evs = evs_hosted(chosen_energy, customers, kwh_per_ev=hc.kwh_per_ev)
+    evs = evs_estimate(chosen_energy, customers, kwh_per_ev=hc.kwh_per_ev)
     zone_case = {z: cases[k] for z, k in zip(m.zone_ids, assign.case_index)}
     tables = {c: read_customers(inputs_path(cfg.out_dir, m.name, c)) for c in cases}
     final = final_customers(tables, {z: zone_case[z] for z in m.zone_ids})
@@ -185,7 +185,7 @@ def summary_table(m, cases, heads, q_head, assign, evs, energy, final) -> pd.Dat
             rule=str(assign.rule[z]), v2g=bool(assign.v2g[z]),
             binding=flags[np.argmax(counts)].decode() if len(flags) else "",
             worst_headroom_kva=float(prof[worst]), worst_time=f"{worst * step_min // 60:02d}:"
-            f"{worst * step_min % 60:02d}", energy_kwh=float(energy[z]), evs=int(evs[z]),
+            f"{worst * step_min % 60:02d}", energy_kwh=float(energy[z]), evs_estimate=int(evs[z]),
             hps=int(final.loc[in_zone, "has_hp"].sum()),
         ))
     return pd.DataFrame(rows)
@@ -281,7 +281,8 @@ def _write_hosting(cfg, m, cases, q_head, q_foot, energy, assign, evs, final, su
             ("case_index", assign.case_index, ["zone"], "1", "assigned case (index)"),
             ("v2g", assign.v2g.astype(np.uint8), ["zone"], "1", "relies on V2G (120 kWh rule)"),
             ("rule", assign.rule, ["zone"], "", "HP case rule"),
-            ("evs_hosted", evs, ["zone"], "1", "EVs hosted (assigned case)"),
+            ("evs_estimate", evs, ["zone"], "1",
+             "EV estimate from the daily energy: the start of the stage-7 search"),
             ("customers", m.topology.zone_customers, ["zone"], "1", "customers in the zone"),
         ]:
             h5io.write_var(g, name, data, dims=dims, units=units, description=desc,

@@ -17,7 +17,14 @@ from pathlib import Path
 
 from agileflex_hpc.cli import Workers, run_stage
 from agileflex_hpc.loadflow.progress import ProgressReporter, format_summary
-from agileflex_hpc.loadflow.run import LoadflowInputs, check_failures, plan, prepare_inputs, run
+from agileflex_hpc.loadflow.run import (
+    LoadflowInputs,
+    check_failures,
+    collapse_counts,
+    plan,
+    prepare_inputs,
+    run,
+)
 from agileflex_hpc.partition import describe_plan
 
 logger = logging.getLogger("agileflex_hpc.loadflow")
@@ -63,6 +70,10 @@ def body(cfg, workers: Workers, args: argparse.Namespace,
     print(format_summary(summaries, label=label), file=sys.stderr)
     if getattr(args, "summary_json", None):
         args.summary_json.write_text(json.dumps([asdict(s) for s in summaries], indent=1))
+    for key, n in collapse_counts(summaries).items():
+        if n:
+            logger.warning("%s %s: %d steps have no power-flow solution (voltage collapse); "
+                           "they are flagged converged = 0 and count as violations", label, key, n)
     check_failures(cfg, summaries)
     # stitch when this run covered every item; array tasks leave it to the gather stage
     if workers.covers_all and not getattr(args, "no_gather", False):

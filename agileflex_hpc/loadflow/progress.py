@@ -6,6 +6,7 @@ import logging
 import sys
 import time
 
+from agileflex_hpc.loadflow.run import collapse_counts
 from agileflex_hpc.partition import WorkItem, items_for
 
 __all__ = ["ProgressReporter", "format_summary"]
@@ -61,4 +62,8 @@ def format_summary(summaries, *, label: str = "loadflow") -> str:
                  f"{sum(s.skipped for s in summaries):7d} {tot_steps:7d} "
                  f"{sum(s.nonconverged for s in summaries):7d} {wall:8.2f} "
                  f"{tot_steps / wall if wall else 0.0:8.1f}")
+    collapsed = {k: n for k, n in collapse_counts(summaries).items() if n}
+    if collapsed:
+        lines.append("voltage collapse (power flow without solution), steps per network/case: "
+                     + ", ".join(f"{k} {n}" for k, n in collapsed.items()))
     return "\n".join(lines)

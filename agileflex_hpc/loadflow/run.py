@@ -66,6 +66,7 @@ class WorkerSummary:
     checked_steps: int = 0  # steps of all items, solved or skipped
     wall_s: float = 0.0
     failed_items: list[str] = field(default_factory=list)
+    collapse: dict[str, int] = field(default_factory=dict)  # "network/case": steps not converged
 
     @property
     def steps_per_s(self) -> float:
@@ -124,6 +125,8 @@ def run(cfg, *, worker: int = 0, n_workers: int = 1, items: list[WorkItem] | Non
         summary.steps += steps
         summary.checked_steps += item.n_steps
         summary.nonconverged += bad
+        key = f"{item.network}/{item.case}"
+        summary.collapse[key] = summary.collapse.get(key, 0) + bad
         if bad:
             summary.failed_items.append(f"{item.network}/{item.case}/block_{item.block:05d} "
                                         f"({bad} of {item.n_steps} steps)")
@@ -245,16 +248,27 @@ def prepare_inputs(cfg, items: list[WorkItem], workers, target: LoadflowInputs |
         workers.comm.Barrier()
 
 
+def collapse_counts(summaries: list[WorkerSummary]) -> dict[str, int]:
+    """Non-converged (collapsed) steps per ``"network/case"`` over every worker's items."""
+    out: dict[str, int] = {}
+    for s in summaries:
+        for key, n in s.collapse.items():
+            out[key] = out.get(key, 0) + n
+    return out
+
+
 def check_failures(cfg, summaries: list[WorkerSummary]) -> None:
-    """Raise :class:`ConvergenceError` if non-converged steps exceed the configured share."""
+    """Raise :class:`ConvergenceError` if non-converged steps exceed ``run.max_failure_fraction``
+    (only where the user set it: by default collapse is counted, never fatal)."""
     from agileflex_hpc.errors import ConvergenceError
 
+    limit = cfg.run.max_failure_fraction
     steps = sum(s.checked_steps for s in summaries)
     bad = sum(s.nonconverged for s in summaries)
-    if steps and bad / steps > cfg.run.max_failure_fraction:
+    if limit is not None and steps and bad / steps > limit:
         where = [f for s in summaries for f in s.failed_items]
         raise ConvergenceError(
             f"{bad} of {steps} power flows did not converge ({100 * bad / steps:.2f} %, limit "
-            f"run.max_failure_fraction = {100 * cfg.run.max_failure_fraction:.2f} %) in "
+            f"run.max_failure_fraction = {100 * limit:.2f} %) in "
             f"{', '.join(where[:5])}{' ...' if len(where) > 5 else ''}; results are written "
             "with converged = 0 at those steps (see loadflow.tolerance, max_iterations)")

@@ -24,11 +24,13 @@ from dss_python_backend.enums import SetterFlags  # noqa: E402
 
 from agileflex_hpc.errors import NetworkError  # noqa: E402
 
-__all__ = ["DssNetwork", "StepResult", "engine_version", "pf_to_kvar_ratio"]
+__all__ = ["LOAD_VMAX_PU", "LOAD_VMIN_PU", "DssNetwork", "StepResult", "engine_version", "pf_to_kvar_ratio"]
 
 logger = logging.getLogger(__name__)
 
 _BATCH_SET = 0  # BatchOperation_Set
+LOAD_VMIN_PU = 0.02  # loads stay constant power down to this voltage [p.u.]
+LOAD_VMAX_PU = 50.0  # ... and up to this one [p.u.]
 _FLAGS = int(SetterFlags.AvoidFullRecalc)
 
 
@@ -205,6 +207,7 @@ class DssNetwork:
         for name, bus, ph, v in zip(names, buses, phases, kv):
             conn = f"Bus1={bus}.{ph} phases=1" if ph else f"Bus1={bus} phases=3"
             dss.Text.Command(f"New Generator.pv_{name} {conn} kV={v:g} kW=0 PF=1 Model=1")
+        self._constant_power_loads()
         self._load_batch = self._batch("Load", len(names))
         self._gen_batch = self._batch("Generator", dss.Generators.Count() + self._n_disabled_gens())
         self._pv_slice = slice(self._gen_batch[1] - len(names), self._gen_batch[1])
@@ -214,6 +217,16 @@ class DssNetwork:
             "load_pf": _prop_index("Load", "PF"),
             "gen_kw": _prop_index("Generator", "kW"),
         }
+
+    @staticmethod
+    def _constant_power_loads() -> None:
+        """Every load constant P/Q down to 0.02 p.u. (DESIGN stage 2, the study's runDSS.py).
+
+        OpenDSS's defaults (``Vminpu=0.95``) turn a load into a constant impedance below
+        0.95 p.u., which draws less than its profile and hides undervoltage and collapse.
+        """
+        dss.Text.Command(f"BatchEdit Load..* Model=1 Vminpu={LOAD_VMIN_PU:g} "
+                         f"Vmaxpu={LOAD_VMAX_PU:g}")
 
     @staticmethod
     def _n_disabled_gens() -> int:
