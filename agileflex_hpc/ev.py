@@ -20,7 +20,12 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def body(cfg, workers, args) -> int:
-    from agileflex_hpc.evcharging.stage import list_zone_tasks, run, tasks_for
+    from agileflex_hpc.evcharging.stage import (
+        list_zone_tasks,
+        run,
+        tasks_for,
+        write_hosting_answer,
+    )
 
     tasks = list_zone_tasks(cfg)
     if args.dry_run:
@@ -33,7 +38,21 @@ def body(cfg, workers, args) -> int:
                 len(written))
     if workers.comm is not None:
         workers.comm.Barrier()
+    if workers.covers_all and workers.is_root:
+        for net in cfg.networks:
+            table = write_hosting_answer(cfg, net.name)
+            print(f"\n== EVs hosted (stage 7) beside the estimate (stage 6): {net.name} ==\n"
+                  f"{format_answer(table)}")
     return 0
+
+
+def format_answer(table) -> str:
+    """The answer columns of a hosting summary as a fixed-width text table."""
+    cols = ["zone", "customers", "case", "binding", "evs_estimate", "evs_hosted", "confirmed",
+            "searched", "hps", "v2g_requested_kwh", "v2g_delivered_kwh"]
+    totals = f"total: {int(table['evs_estimate'].sum())} EVs estimated, " \
+             f"{int(table['evs_hosted'].fillna(0).sum())} hosted, {int(table['hps'].sum())} HPs"
+    return table[cols].to_string(index=False, float_format=lambda x: f"{x:.1f}") + "\n" + totals
 
 
 if __name__ == "__main__":

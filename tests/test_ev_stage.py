@@ -1,6 +1,8 @@
 """Stage 7 runner: the same zone results however the zones are split over workers."""
 
 import shutil
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -37,7 +39,8 @@ def _results(cfg):
     for task in list_zone_tasks(cfg):
         z = read_zone(zone_path(cfg.out_dir, task.network, task.zone))
         att = z["attempts"]
-        out[task.zone] = (int(z["attrs"]["n_evs"]), att["n"].tolist(), att["status"].tolist(),
+        out[task.zone] = (int(z["attrs"]["n_evs"]), bool(z["attrs"]["confirmed"]),
+                          att["n"].tolist(), att["status"].tolist(), att["verdict"].tolist(),
                           att["objective_p"].round(9).tolist(),
                           z.get("charge_kw", np.zeros(0)).tobytes())
     return out
@@ -58,6 +61,28 @@ def test_ev_results_do_not_depend_on_the_split(tmp_path):
     assert r1 == r2
     assert any(v[0] > 0 for v in r1.values())  # some zone hosts EVs with a schedule
     assert all(v[0] <= 3 for v in r1.values())  # ev.max_evs caps the start
+
+
+def test_same_answers_on_an_idle_and_a_loaded_machine(tmp_path):
+    """Solver limits that decide results are node counts, never wall-clock: the EV stage run
+    beside two busy processes gives the same answers, verdicts and schedules as run alone."""
+    job = JOB.format(root="{root}").replace("max_evs = 3", "max_evs = 6")
+    idle = write_job(tmp_path, job.format(root="idle"), "idle.toml")
+    cfg_idle = load_config(idle)
+    run_pipeline(cfg_idle, stages=("loadflow", "headroom"))
+    shutil.copytree(cfg_idle.out_dir.parent, tmp_path / "busy")
+    busy = write_job(tmp_path, job.format(root="busy"), "busy.toml")
+    assert ev_main([str(idle), "--log-level", "WARNING"]) == 0
+    hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(3)]
+    try:
+        assert ev_main([str(busy), "--log-level", "WARNING"]) == 0
+    finally:
+        for hog in hogs:
+            hog.kill()
+            hog.wait()
+    r_idle, r_busy = _results(cfg_idle), _results(load_config(busy))
+    assert r_idle == r_busy
+    assert all(v[1] for v in r_idle.values())  # every answer confirmed
 
 
 def test_ev_fleets_drawn_from_session_tables(tmp_path):

@@ -60,9 +60,9 @@ def write_zone_file(cfg, network: str, zone: str, zone_index: int, n: int) -> No
     sched = ScheduleResult(status="optimal", feasible=True, objective_p=0.0, mip_gap=0.0,
                            solve_time_s=0.0, charge_kw=charge, discharge_kw=discharge,
                            energy_kwh=np.zeros_like(charge))
-    res = AttemptsResult(n=n, stop_reason="successes", fleet=fleet if n else None,
-                         schedule=sched if n else None)
-    task = ZoneTask(0, network, 0, zone, zone_index, n, n)
+    res = AttemptsResult(n=n, n_start=n, confirmed=True, direction="up", stop_reason="cap",
+                         fleet=fleet if n else None, schedule=sched if n else None)
+    task = ZoneTask(0, network, 0, zone, zone_index, n, n, n)
     write_zone(zone_path(cfg.out_dir, network, zone), cfg, task, res)
 
 
@@ -108,7 +108,9 @@ def test_index_links_resolve_and_tables_are_there(report_run):
     for src in srcs + re.findall(r'<a href="([^"#][^"]*)"', text):
         assert not Path(src).is_absolute()
         assert (index.parent / src).is_file(), src
-    assert "Hosting summary" in text and "Validation load flows" in text
+    assert "EVs and heat pumps per zone" in text and "Validation load flows" in text
+    assert "evs_hosted" in text and "evs_estimate" in text
+    assert "proved: smart charging" in text.lower()
     assert text.count("<table") >= 3  # validation overview, hosting summary, per-zone table
     assert "F1P1" in text and ">smart<" in text and ">dumb<" in text
 

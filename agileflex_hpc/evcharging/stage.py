@@ -26,7 +26,8 @@ from agileflex_hpc.headroom.stage import hosting_path
 from agileflex_hpc.partition import split_by_cost
 
 __all__ = ["ZoneTask", "list_zone_tasks", "tasks_for", "zone_path", "zone_profiles", "run",
-           "read_zone", "write_zone"]
+           "read_zone", "write_zone", "hosting_answer", "write_hosting_answer",
+           "v2g_energy_kwh"]
 
 logger = logging.getLogger(__name__)
 
@@ -215,6 +216,51 @@ def write_zone(path: Path, cfg, task: ZoneTask, res: AttemptsResult) -> None:
                                units="kW", description=desc)
             g.attrs.update(objective_p=sch.objective_p, mip_gap=sch.mip_gap,
                            solve_time_s=sch.solve_time_s, status=sch.status)
+
+
+ANSWER_COLUMNS = ["evs_hosted", "confirmed", "searched", "v2g_requested_kwh",
+                  "v2g_delivered_kwh"]
+
+
+def hosting_answer(cfg, network: str) -> pd.DataFrame:
+    """The hosting summary of stage 6 with stage 7's answer beside the estimate, per zone.
+
+    Columns added to the stage-6 table: ``evs_hosted`` (the largest confirmed number of EVs,
+    the answer), ``confirmed`` (False: a solver limit left an attempt unproven), ``searched``
+    (``up`` or ``down`` from the estimate), ``v2g_requested_kwh`` and ``v2g_delivered_kwh``
+    (energy of the negative headroom and the part the schedule's net export covers). Zones
+    without customers host 0; zones whose EV file is missing show <NA>.
+    """
+    with h5py.File(hosting_path(cfg.out_dir, network), "r") as f:
+        table = h5io.read_table(f["hosting"], "summary")
+    extra: dict[str, list] = {c: [] for c in ANSWER_COLUMNS}
+    for zone, customers in zip(table["zone"], table["customers"]):
+        path = zone_path(cfg.out_dir, network, zone)
+        if customers == 0 or not h5io.is_complete(path):
+            none = customers == 0
+            for c, v in zip(ANSWER_COLUMNS, (0, True, "none", 0.0, 0.0)):
+                extra[c].append(v if none else pd.NA)
+            continue
+        with h5py.File(path, "r") as f:
+            a = f.attrs
+            values = (int(a["n_evs"]), bool(a["confirmed"]), str(a["direction"]),
+                      float(a["v2g_requested_kwh"]), float(a["v2g_delivered_kwh"]))
+        for c, v in zip(ANSWER_COLUMNS, values):
+            extra[c].append(v)
+    out = table.copy()
+    out.insert(out.columns.get_loc("evs_estimate") + 1, "evs_hosted",
+               pd.array(extra.pop("evs_hosted"), dtype="Int64"))
+    for c in ANSWER_COLUMNS[1:]:
+        out[c] = extra[c]
+    return out
+
+
+def write_hosting_answer(cfg, network: str) -> pd.DataFrame:
+    """Write :func:`hosting_answer` to ``hosting/<network>_summary.csv``; return it."""
+    table = hosting_answer(cfg, network)
+    path = hosting_path(cfg.out_dir, network)
+    h5io.write_csv_atomic(table, path.with_name(f"{network}_summary.csv"))
+    return table
 
 
 def read_zone(path: Path) -> dict:

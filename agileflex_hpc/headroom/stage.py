@@ -115,7 +115,13 @@ def run_network(cfg, network: str, *, raw_dir: Path | None = None) -> pd.DataFra
     heads = {c: headroom_for(cfg, m, zd, limits.limit_kva) for c, zd in zones.items()}
     for case, hd in heads.items():
         _write_headroom(cfg, m, case, hd)
-    return _hosting(cfg, m, heads)
+    collapse = np.array([int((~zd.converged).sum()) for zd in zones.values()])
+    for case, n in zip(cases, collapse):
+        if n:
+            logger.warning("%s/%s: %d of %d steps collapsed (no power-flow solution): left out "
+                           "of the voltage fit, NaN headroom, -inf in the quantile profile",
+                           network, case, n, cfg.time.n_steps)
+    return _hosting(cfg, m, heads, collapse)
 
 
 def _fit_limits(cfg, zones: dict[str, ZoneData], customers: np.ndarray):
@@ -140,7 +146,7 @@ def headroom_for(cfg, m: NetworkManifest, zd: ZoneData, limit_kva: np.ndarray):
                             has_customers=topo.zone_customers > 0)
 
 
-def _hosting(cfg, m: NetworkManifest, heads: dict) -> pd.DataFrame:
+def _hosting(cfg, m: NetworkManifest, heads: dict, collapse: np.ndarray) -> pd.DataFrame:
     """Stage 6: quantile profiles, HP case per zone, EVs hosted; writes hosting/<net>.h5."""
     hc, spd = cfg.headroom, cfg.time.steps_per_day
     cases = list(heads)
@@ -165,7 +171,7 @@ def _hosting(cfg, m: NetworkManifest, heads: dict) -> pd.DataFrame:
     tables = {c: read_customers(inputs_path(cfg.out_dir, m.name, c)) for c in cases}
     final = final_customers(tables, {z: zone_case[z] for z in m.zone_ids})
     summary = summary_table(m, cases, heads, q_head, assign, evs, chosen_energy, final)
-    _write_hosting(cfg, m, cases, q_head, q_foot, energy, assign, evs, final, summary)
+    _write_hosting(cfg, m, cases, q_head, q_foot, energy, assign, evs, final, summary, collapse)
     return summary
 
 
@@ -263,7 +269,8 @@ def _write_headroom(cfg, m, case: str, hd) -> None:
             h5io.write_var(g, name, data, dims=dims, units=units, description=desc)
 
 
-def _write_hosting(cfg, m, cases, q_head, q_foot, energy, assign, evs, final, summary) -> None:
+def _write_hosting(cfg, m, cases, q_head, q_foot, energy, assign, evs, final, summary,
+                   collapse) -> None:
     path = hosting_path(cfg.out_dir, m.name)
     spd = cfg.time.steps_per_day
     attrs = h5io.provenance(cfg, network=m.name, quantile=cfg.headroom.quantile)
@@ -284,6 +291,8 @@ def _write_hosting(cfg, m, cases, q_head, q_foot, energy, assign, evs, final, su
             ("evs_estimate", evs, ["zone"], "1",
              "EV estimate from the daily energy: the start of the stage-7 search"),
             ("customers", m.topology.zone_customers, ["zone"], "1", "customers in the zone"),
+            ("collapse_steps", collapse, ["case"], "1",
+             "steps without a power-flow solution (voltage collapse)"),
         ]:
             h5io.write_var(g, name, data, dims=dims, units=units, description=desc,
                            compress=False)

@@ -22,9 +22,10 @@ __all__ = ["report_dir", "build_report", "body"]
 logger = logging.getLogger(__name__)
 
 DEFINITIONS = (
-    "Percentages are shares of converged timesteps with: any line current above its normal "
+    "Percentages are shares of all timesteps with: any line current above its normal "
     "rating (thermal), any customer voltage (its bus, its phase) below validate.v_min_pu "
-    "(undervoltage), any transformer |S| above tx_overload_factor x rating (tx). A V2G request "
+    "(undervoltage), any transformer |S| above tx_overload_factor x rating (tx), no power-flow "
+    "solution (collapse; a collapsed step counts as a violation of every kind). A V2G request "
     "is a (zone, step) where the smart schedule discharges; it is fulfilled when the zone's "
     "net EV power in the validation flow is an export and the zone's recomputed headroom is "
     "&ge; 0. Headroom before: stage-5 headroom of each zone's assigned case (no EVs); after: "
@@ -44,18 +45,56 @@ def _table(path: Path, group: str, name: str) -> pd.DataFrame | None:
         return h5io.read_table(f[group], name) if name in f.get(group, {}) else None
 
 
-def _section(cfg, network: str) -> NetworkSection:
+def _hosting(cfg, network: str) -> pd.DataFrame | None:
+    """Stage 6's summary with stage 7's answer (EVs hosted beside the estimate)."""
+    from agileflex_hpc.evcharging.stage import hosting_answer
     from agileflex_hpc.headroom.stage import hosting_path
+
+    return hosting_answer(cfg, network) if h5io.is_complete(
+        hosting_path(cfg.out_dir, network)) else None
+
+
+def _collapse(cfg, network: str) -> pd.DataFrame | None:
+    """Steps without a power-flow solution per case (stage 2), from the hosting file."""
+    from agileflex_hpc.headroom.stage import hosting_path
+
+    path = hosting_path(cfg.out_dir, network)
+    if not h5io.is_complete(path):
+        return None
+    with h5py.File(path, "r") as f:
+        cases = [c.decode() if isinstance(c, bytes) else str(c) for c in f["case"][()]]
+        steps = f["hosting/collapse_steps"][()]
+    return pd.DataFrame({"case": cases, "collapsed_steps": steps,
+                         "of_steps": cfg.time.n_steps})
+
+
+def proof_statement(proof: pd.DataFrame | None) -> str:
+    """One sentence: whether smart charging adds a violation to the no-EV baseline."""
+    if proof is None:
+        return "No validation yet: the plan is not proved (run the validate stage)."
+    if proof.empty:
+        return ("Proved: smart charging adds no violation (thermal, undervoltage, transformer, "
+                "collapse) to the no-EV baseline of the same heat-pump assignment.")
+    where = "; ".join(f"{r.violation} in {r.zone} at {r.steps} steps ({r.first} to {r.last})"
+                      for r in proof.itertuples())
+    return f"NOT proved: smart charging adds violations to the no-EV baseline: {where}."
+
+
+def _section(cfg, network: str) -> NetworkSection:
     from agileflex_hpc.validation.stage import report_h5_path
 
     rep = report_h5_path(cfg.out_dir, network)
+    proof = _table(rep, "report", "proof")
     sec = NetworkSection(network, tables={
-        "Hosting summary (stage 6)": _table(hosting_path(cfg.out_dir, network), "hosting",
-                                            "summary"),
+        "EVs and heat pumps per zone: stage 7's hosted EVs beside stage 6's estimate":
+            _hosting(cfg, network),
+        "Voltage collapse per case (stage 2)": _collapse(cfg, network),
+        "Where smart charging adds violations to the no-EV baseline": proof,
         "Validation per zone (stage 8)": _table(rep, "report", "zones"),
     })
     sec.plots = network_plots(cfg, network, report_dir(cfg.out_dir) / network)
-    sec.notes = [p.note for p in sec.plots if p.path is None and p.note]
+    sec.notes = [proof_statement(proof)]
+    sec.notes += [p.note for p in sec.plots if p.path is None and p.note]
     return sec
 
 

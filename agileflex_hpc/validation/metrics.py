@@ -7,7 +7,12 @@ Definitions (per network and EV kind; a "step" is one study timestep):
 * **undervoltage** at a step: any customer's voltage is below ``v_min_pu``; a customer's
   voltage is its bus's voltage on its phase (a three-phase customer: the lowest of its phases).
 * **transformer overload** at a step: any transformer's ``|s_tx|`` exceeds ``factor x rating``.
-* percentages count converged steps only (non-converged ones are reported separately).
+* **collapse** at a step: the power flow has no solution (not converged). A collapsed step is a
+  violation of every kind (DESIGN: Collapse); percentages count every step.
+* **added violation** (the proof): a (step, zone) where smart charging has a violation of a kind
+  that the no-EV baseline of the same HP assignment does not. Thermal and undervoltage are per
+  zone (a feeder line over its rating on the zone's phase; a customer of the zone under
+  ``v_min_pu``), transformer overload and collapse per step (every zone of the network).
 * **V2G request**: a (zone, step) at which the optimised schedule discharges (the zone's
   summed V2G discharge > ``tol_kw``). It is **fulfilled** when, in the validation load flow,
   (a) the zone's net EV power is an export (< ``-tol_kw``: the discharge is not cancelled by
@@ -23,7 +28,10 @@ import logging
 import numpy as np
 
 __all__ = ["line_loading", "customer_voltage_pu", "transformer_loading", "violation_flags",
-           "percent_of_steps", "zone_weights", "v2g_fulfilment", "headroom_stats"]
+           "percent_of_steps", "zone_weights", "v2g_fulfilment", "headroom_stats",
+           "zone_undervoltage", "zone_violations", "added_violations", "KINDS_OF_VIOLATION"]
+
+KINDS_OF_VIOLATION = ("thermal", "undervoltage", "transformer", "collapse")
 
 logger = logging.getLogger(__name__)
 
@@ -89,8 +97,9 @@ def transformer_loading(s_tx_kva: np.ndarray, rating_kva: np.ndarray) -> np.ndar
 
 
 def violation_flags(loading: np.ndarray, v_customer_pu: np.ndarray, tx_loading: np.ndarray, *,
-                    v_min_pu: float = 0.9, tx_factor: float = 1.0) -> dict[str, np.ndarray]:
-    """Steps with any thermal, undervoltage or transformer violation.
+                    converged: np.ndarray | None = None, v_min_pu: float = 0.9,
+                    tx_factor: float = 1.0) -> dict[str, np.ndarray]:
+    """Steps with any thermal, undervoltage, transformer violation or collapse.
 
     Parameters
     ----------
@@ -100,6 +109,8 @@ def violation_flags(loading: np.ndarray, v_customer_pu: np.ndarray, tx_loading: 
         Customer voltages from :func:`customer_voltage_pu`. [p.u.]
     tx_loading : ndarray, shape (time, transformer)
         Transformer loading from :func:`transformer_loading`. [-]
+    converged : ndarray of bool, shape (time,), optional
+        Converged steps; default all. A collapsed step is flagged in every kind.
     v_min_pu : float
         Statutory minimum voltage. [p.u.]
     tx_factor : float
@@ -108,11 +119,16 @@ def violation_flags(loading: np.ndarray, v_customer_pu: np.ndarray, tx_loading: 
     Returns
     -------
     dict of str -> ndarray of bool, shape (time,)
-        ``thermal``, ``undervoltage``, ``transformer`` and ``any``. NaN never counts.
+        ``thermal``, ``undervoltage``, ``transformer``, ``collapse`` and ``any``. A NaN
+        value never counts by itself.
     """
-    flags = {"thermal": (np.asarray(loading) > 1.0).any(axis=1),
-             "undervoltage": (np.asarray(v_customer_pu) < v_min_pu).any(axis=1),
-             "transformer": (np.asarray(tx_loading) > tx_factor).any(axis=1)}
+    loading = np.asarray(loading)
+    ok = np.ones(loading.shape[0], bool) if converged is None else np.asarray(converged, bool)
+    collapse = ~ok
+    flags = {"thermal": (loading > 1.0).any(axis=1) | collapse,
+             "undervoltage": (np.asarray(v_customer_pu) < v_min_pu).any(axis=1) | collapse,
+             "transformer": (np.asarray(tx_loading) > tx_factor).any(axis=1) | collapse,
+             "collapse": collapse}
     flags["any"] = flags["thermal"] | flags["undervoltage"] | flags["transformer"]
     return flags
 
@@ -215,3 +231,72 @@ def headroom_stats(headroom_kva: np.ndarray, zones: np.ndarray | None = None) ->
         return {"min_kva": float("nan"), "mean_kva": float("nan"), "negative_pct": float("nan")}
     return {"min_kva": float(h.min()), "mean_kva": float(h.mean()),
             "negative_pct": 100.0 * float((h < 0).mean())}
+
+
+def zone_undervoltage(v_customer_pu: np.ndarray, weights: np.ndarray, *,
+                      v_min_pu: float = 0.9) -> np.ndarray:
+    """Steps at which a customer of the zone is under ``v_min_pu``.
+
+    Parameters
+    ----------
+    v_customer_pu : ndarray, shape (time, customer)
+        Customer voltages (NaN never counts). [p.u.]
+    weights : ndarray, shape (customer, zone)
+        Customer-to-zone weights from :func:`zone_weights` (> 0: the customer is in the zone).
+    v_min_pu : float
+        Statutory minimum voltage. [p.u.]
+
+    Returns
+    -------
+    ndarray of bool, shape (time, zone)
+    """
+    member = (np.asarray(weights) > 0).astype(np.float64)
+    return (np.asarray(v_customer_pu) < v_min_pu).astype(np.float64) @ member > 0
+
+
+def zone_violations(n_overloaded: np.ndarray, undervoltage: np.ndarray,
+                    step_flags: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Violations of every kind per (step, zone), for the proof.
+
+    Parameters
+    ----------
+    n_overloaded : ndarray of int, shape (time, zone)
+        Feeder lines over their rating on the zone's phase (stage 3).
+    undervoltage : ndarray of bool, shape (time, zone)
+        From :func:`zone_undervoltage`.
+    step_flags : dict of str -> ndarray of bool, shape (time,)
+        :func:`violation_flags` of the same flow (for ``transformer`` and ``collapse``).
+
+    Returns
+    -------
+    dict of str -> ndarray of bool, shape (time, zone)
+        One entry per :data:`KINDS_OF_VIOLATION`; a collapsed step is flagged in every kind
+        and every zone, a transformer overload in every zone.
+    """
+    collapse = np.asarray(step_flags["collapse"], bool)[:, None]
+    shape = np.shape(undervoltage)
+    return {
+        "thermal": (np.asarray(n_overloaded) > 0) | collapse,
+        "undervoltage": np.asarray(undervoltage, bool) | collapse,
+        "transformer": np.broadcast_to(np.asarray(step_flags["transformer"], bool)[:, None],
+                                       shape) | collapse,
+        "collapse": np.broadcast_to(collapse, shape).copy(),
+    }
+
+
+def added_violations(baseline: dict[str, np.ndarray],
+                     smart: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """(step, zone) violations smart charging has and the no-EV baseline does not.
+
+    Parameters
+    ----------
+    baseline, smart : dict of str -> ndarray of bool, shape (time, zone)
+        :func:`zone_violations` of the baseline and of smart charging.
+
+    Returns
+    -------
+    dict of str -> ndarray of bool, shape (time, zone)
+        ``smart & ~baseline`` per kind of :data:`KINDS_OF_VIOLATION`.
+    """
+    return {k: np.asarray(smart[k], bool) & ~np.asarray(baseline[k], bool)
+            for k in KINDS_OF_VIOLATION}

@@ -40,7 +40,7 @@ from agileflex_hpc.validation.inputs import (
 )
 
 __all__ = ["FlowScan", "validation_dir", "validation_target", "kind_path", "report_h5_path",
-           "report_csv_path", "scan_flows", "headroom_before", "analyse_network", "analyse",
+           "report_csv_path", "proof_csv_path", "proof_table", "scan_flows", "headroom_before", "analyse_network", "analyse",
            "gather", "format_report", "REPORT_COLUMNS"]
 
 logger = logging.getLogger(__name__)
@@ -48,11 +48,12 @@ logger = logging.getLogger(__name__)
 _TIME_CHUNK = 1440  # steps read at once from the stitched files (bounds memory)
 _T = "seconds since 1970-01-01 00:00:00"
 REPORT_COLUMNS = ["network", "kind", "evs", "pct_thermal", "pct_undervoltage",
-                  "pct_tx_overload", "pct_any", "v_min_customer_pu", "max_line_loading_pct",
+                  "pct_tx_overload", "pct_collapse", "pct_any", "v_min_customer_pu", "max_line_loading_pct",
                   "v2g_requests", "v2g_fulfilled_pct", "headroom_before_min_kva",
                   "headroom_after_min_kva", "headroom_before_mean_kva", "headroom_after_mean_kva",
                   "negative_headroom_before_pct", "negative_headroom_after_pct",
                   "ev_energy_kwh", "ev_peak_kw", "steps", "nonconverged"]
+PROOF_COLUMNS = ["network", "violation", "zone", "steps", "first", "last"]
 
 
 @dataclass
@@ -62,8 +63,11 @@ class FlowScan:
     Attributes
     ----------
     flags : dict of str -> ndarray of bool, shape (time,)
-        ``thermal``, ``undervoltage``, ``transformer``, ``any`` (see :mod:`.metrics`).
+        ``thermal``, ``undervoltage``, ``transformer``, ``collapse``, ``any`` (see
+        :mod:`.metrics`).
     converged : ndarray of bool, shape (time,)
+    zone_undervoltage : ndarray of bool, shape (time, zone)
+        Steps with a customer of the zone under ``v_min_pu``.
     vmin_customer_pu, vmin_bus_pu : ndarray, shape (time,)
         Lowest customer / bus voltage at each step. [p.u.]
     line_loading_max_t : ndarray, shape (time,)
@@ -80,6 +84,7 @@ class FlowScan:
 
     flags: dict
     converged: np.ndarray
+    zone_undervoltage: np.ndarray
     vmin_customer_pu: np.ndarray
     vmin_bus_pu: np.ndarray
     line_loading_max_t: np.ndarray
@@ -111,6 +116,10 @@ def report_csv_path(out_dir: Path) -> Path:
     return validation_dir(out_dir) / "report.csv"
 
 
+def proof_csv_path(out_dir: Path) -> Path:
+    return validation_dir(out_dir) / "proof.csv"
+
+
 # ------------------------------------------------------------------------ load-flow scan
 def scan_flows(stitched: Path, m: NetworkManifest, *, v_min_pu: float,
                tx_factor: float) -> FlowScan:
@@ -118,27 +127,33 @@ def scan_flows(stitched: Path, m: NetworkManifest, *, v_min_pu: float,
     bus_pos = {b: i for i, b in enumerate(m.bus_names)}
     cust_bus = np.array([bus_pos[str(b)] for b in m.customers["bus"]], dtype=np.int64)
     cust_phase = m.customers["phase"].to_numpy()
+    weights = metrics.zone_weights(m.topology.load_zone, m.topology.load_phase, len(m.zone_ids))
     parts = []
     with h5py.File(stitched, "r") as f:
         g = f["loadflow"]
         for sl in h5io.time_slices(g["v_pu"].shape[0], _TIME_CHUNK):
-            parts.append(_scan_chunk(g, sl, m, cust_bus, cust_phase, v_min_pu, tx_factor))
+            parts.append(_scan_chunk(g, sl, m, (cust_bus, cust_phase, weights), v_min_pu,
+                                     tx_factor))
     return _combine(parts)
 
 
-def _scan_chunk(g, sl: slice, m: NetworkManifest, cust_bus: np.ndarray, cust_phase: np.ndarray,
-                v_min_pu: float, tx_factor: float) -> dict:
+def _scan_chunk(g, sl: slice, m: NetworkManifest, customers: tuple, v_min_pu: float,
+                tx_factor: float) -> dict:
+    cust_bus, cust_phase, weights = customers
     v = g["v_pu"][sl].astype(np.float64)
     ok = g["converged"][sl].astype(bool)
     loading = metrics.line_loading(g["i_a"][sl], m.line_rating_a)
     v_cust = metrics.customer_voltage_pu(v, cust_bus, cust_phase)
     tx = metrics.transformer_loading(g["s_tx_kva"][sl], m.transformer_kva)
-    flags = metrics.violation_flags(loading, v_cust, tx, v_min_pu=v_min_pu, tx_factor=tx_factor)
+    flags = metrics.violation_flags(loading, v_cust, tx, converged=ok, v_min_pu=v_min_pu,
+                                    tx_factor=tx_factor)
     v_bus = np.fmin.reduce(v, axis=2)  # (time, bus)
     masked_v = np.where(ok[:, None], v_bus, np.nan)
     masked_l = np.where(ok[:, None], loading, np.nan)
     return dict(
-        flags=flags, converged=ok, vmin_customer_pu=np.fmin.reduce(v_cust, axis=1),
+        flags=flags, converged=ok,
+        zone_undervoltage=metrics.zone_undervoltage(v_cust, weights, v_min_pu=v_min_pu),
+        vmin_customer_pu=np.fmin.reduce(v_cust, axis=1),
         vmin_bus_pu=np.fmin.reduce(v_bus, axis=1), line_loading_max_t=np.fmax.reduce(loading, 1),
         tx_loading_max_t=np.fmax.reduce(tx, axis=1), bus_vmin_pu=np.fmin.reduce(masked_v, 0),
         line_loading_max=np.fmax.reduce(masked_l, axis=0),
@@ -149,8 +164,8 @@ def _scan_chunk(g, sl: slice, m: NetworkManifest, cust_bus: np.ndarray, cust_pha
 def _combine(parts: list[dict]) -> FlowScan:
     flags = {k: np.concatenate([p["flags"][k] for p in parts]) for k in parts[0]["flags"]}
     cat = {k: np.concatenate([p[k] for p in parts]) for k in
-           ("converged", "vmin_customer_pu", "vmin_bus_pu", "line_loading_max_t",
-            "tx_loading_max_t")}
+           ("converged", "zone_undervoltage", "vmin_customer_pu", "vmin_bus_pu",
+            "line_loading_max_t", "tx_loading_max_t")}
     return FlowScan(
         flags=flags, **cat,
         bus_vmin_pu=np.fmin.reduce(np.stack([p["bus_vmin_pu"] for p in parts]), axis=0),
@@ -202,12 +217,12 @@ def _summary_row(cfg, m, kind, scan: FlowScan, hd, before, net_kw, v2g, n_evs) -
     req, done = metrics.v2g_fulfilment(v2g, net_kw, hd.headroom_kva, ok)
     hb, ha = metrics.headroom_stats(before, has), metrics.headroom_stats(hd.headroom_kva, has)
     total = net_kw.sum(axis=1)
-    pct = {k: metrics.percent_of_steps(scan.flags[k], ok) for k in scan.flags}
+    pct = {k: metrics.percent_of_steps(scan.flags[k]) for k in scan.flags}
     vmin = scan.vmin_customer_pu[ok]
     return dict(
         network=m.name, kind=kind, evs=n_evs, pct_thermal=pct["thermal"],
         pct_undervoltage=pct["undervoltage"], pct_tx_overload=pct["transformer"],
-        pct_any=pct["any"], v_min_customer_pu=float(np.nanmin(vmin)) if
+        pct_collapse=pct["collapse"], pct_any=pct["any"], v_min_customer_pu=float(np.nanmin(vmin)) if
         np.isfinite(vmin).any() else np.nan,
         max_line_loading_pct=100 * float(np.nanmax(scan.line_loading_max)) if
         np.isfinite(scan.line_loading_max).any() else np.nan,
@@ -260,7 +275,7 @@ def analyse_network(cfg, network: str) -> tuple[pd.DataFrame, pd.DataFrame]:
     limit_kva = read_limit_kva(cfg, network)
     before = headroom_before(cfg, m)
     raw = validation_target(cfg).raw_dir
-    rows, zone_rows = [], []
+    rows, zone_rows, violations = [], [], {}
     for kind in KINDS:
         stitched = stitched_path(raw, network, kind)
         zd = compute_zones(stitched, m)
@@ -271,18 +286,62 @@ def analyse_network(cfg, network: str) -> tuple[pd.DataFrame, pd.DataFrame]:
         _write_kind(cfg, m, kind, zd, hd, scan, net_kw, v2g)
         rows.append(_summary_row(cfg, m, kind, scan, hd, before, net_kw, v2g, n_evs))
         zone_rows += _zone_rows(cfg, m, kind, zd, hd, before, net_kw, v2g)
+        violations[kind] = metrics.zone_violations(zd.n_overloaded, scan.zone_undervoltage,
+                                                   scan.flags)
     summary = pd.DataFrame(rows, columns=REPORT_COLUMNS)
     zones = pd.DataFrame(zone_rows)
-    _write_report(cfg, m, summary, zones)
-    return summary, zones
+    proof = proof_table(cfg, m, metrics.added_violations(violations["none"],
+                                                         violations["smart"]))
+    _log_proof(m.name, proof)
+    _write_report(cfg, m, summary, zones, proof)
+    return summary, zones, proof
+
+
+def proof_table(cfg, m: NetworkManifest, added: dict[str, np.ndarray]) -> pd.DataFrame:
+    """Where smart charging adds a violation to the no-EV baseline: one row per (kind, zone).
+
+    Columns: ``network``, ``violation`` (kind), ``zone`` (zones with customers; ``network``
+    for transformer overload and collapse, which are network-wide), ``steps`` added, ``first``
+    and ``last`` (ISO times of the first and last such step). Empty: the plan is proved.
+    """
+    times = study_times(cfg)
+    has = m.topology.zone_customers > 0
+    rows = []
+    for kind in metrics.KINDS_OF_VIOLATION:
+        flags = added[kind][:, has]
+        if kind in ("transformer", "collapse"):
+            per_zone = {"network": flags.any(axis=1)}
+        else:
+            per_zone = {z: flags[:, k] for k, z in enumerate(np.asarray(m.zone_ids)[has])}
+        for zone, steps in per_zone.items():
+            idx = np.flatnonzero(steps)
+            if idx.size:
+                rows.append(dict(network=m.name, violation=kind, zone=str(zone),
+                                 steps=int(idx.size), first=times[idx[0]].isoformat(),
+                                 last=times[idx[-1]].isoformat()))
+    return pd.DataFrame(rows, columns=PROOF_COLUMNS)
+
+
+def _log_proof(network: str, proof: pd.DataFrame) -> None:
+    if proof.empty:
+        logger.info("%s: proved: smart charging adds no violation to the no-EV baseline",
+                    network)
+        return
+    where = ", ".join(f"{r.violation} in {r.zone} ({r.steps} steps)"
+                      for r in proof.itertuples())
+    logger.warning("%s: NOT proved: smart charging adds violations to the no-EV baseline: %s",
+                   network, where)
 
 
 def analyse(cfg) -> pd.DataFrame:
-    """Analyse every network; write ``validation/report.csv``; return the summary rows."""
-    tables = [analyse_network(cfg, net.name)[0] for net in cfg.networks]
-    table = pd.concat(tables, ignore_index=True)
+    """Analyse every network; write ``validation/report.csv`` and ``validation/proof.csv``;
+    return the summary rows."""
+    results = [analyse_network(cfg, net.name) for net in cfg.networks]
+    table = pd.concat([r[0] for r in results], ignore_index=True)
     path = report_csv_path(cfg.out_dir)
     h5io.write_csv_atomic(table, path)
+    proof = pd.concat([r[2] for r in results], ignore_index=True)
+    h5io.write_csv_atomic(proof, proof_csv_path(cfg.out_dir))
     logger.info("validation report: %s", path)
     return table
 
@@ -299,11 +358,12 @@ def gather(cfg) -> pd.DataFrame:
 def format_report(table: pd.DataFrame) -> str:
     """The main columns of the validation summary as a fixed-width text table."""
     cols = ["network", "kind", "evs", "pct_thermal", "pct_undervoltage", "pct_tx_overload",
-            "v_min_customer_pu", "v2g_requests", "v2g_fulfilled_pct",
+            "pct_collapse", "v_min_customer_pu", "v2g_requests", "v2g_fulfilled_pct",
             "headroom_before_min_kva", "headroom_after_min_kva", "headroom_before_mean_kva",
             "headroom_after_mean_kva"]
     short = {"pct_thermal": "thermal%", "pct_undervoltage": "undervolt%",
-             "pct_tx_overload": "tx_over%", "v_min_customer_pu": "vmin_pu",
+             "pct_tx_overload": "tx_over%", "pct_collapse": "collapse%",
+             "v_min_customer_pu": "vmin_pu",
              "v2g_requests": "v2g_req", "v2g_fulfilled_pct": "v2g_ok%",
              "headroom_before_min_kva": "hr_min_before", "headroom_after_min_kva": "hr_min_after",
              "headroom_before_mean_kva": "hr_mean_before",
@@ -363,7 +423,8 @@ def _kind_variables(zd: ZoneData, hd, scan: FlowScan, net_kw, v2g) -> dict[str, 
     }
 
 
-def _write_report(cfg, m, summary: pd.DataFrame, zones: pd.DataFrame) -> None:
+def _write_report(cfg, m, summary: pd.DataFrame, zones: pd.DataFrame,
+                  proof: pd.DataFrame) -> None:
     path = report_h5_path(cfg.out_dir, m.name)
     attrs = h5io.provenance(cfg, network=m.name, v_min_pu=cfg.validate.v_min_pu,
                             tx_overload_factor=cfg.validate.tx_overload_factor,
@@ -372,3 +433,5 @@ def _write_report(cfg, m, summary: pd.DataFrame, zones: pd.DataFrame) -> None:
         g = f.create_group("report")
         h5io.write_table(g, "summary", summary)
         h5io.write_table(g, "zones", zones)
+        h5io.write_table(g, "proof", proof)
+        g.attrs["proved"] = int(proof.empty)
