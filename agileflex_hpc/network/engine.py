@@ -24,7 +24,8 @@ from dss_python_backend.enums import SetterFlags  # noqa: E402
 
 from agileflex_hpc.errors import NetworkError  # noqa: E402
 
-__all__ = ["LOAD_VMAX_PU", "LOAD_VMIN_PU", "DssNetwork", "StepResult", "engine_version", "pf_to_kvar_ratio"]
+__all__ = ["LOAD_VMAX_PU", "LOAD_VMIN_PU", "DssNetwork", "StepResult", "engine_version",
+           "pf_to_kvar_ratio"]
 
 logger = logging.getLogger(__name__)
 

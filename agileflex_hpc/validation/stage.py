@@ -40,15 +40,17 @@ from agileflex_hpc.validation.inputs import (
 )
 
 __all__ = ["FlowScan", "validation_dir", "validation_target", "kind_path", "report_h5_path",
-           "report_csv_path", "proof_csv_path", "proof_table", "scan_flows", "headroom_before", "analyse_network", "analyse",
-           "gather", "format_report", "REPORT_COLUMNS"]
+           "report_csv_path", "proof_csv_path", "proof_table", "scan_flows", "headroom_before",
+           "analyse_network", "analyse", "gather", "format_report", "REPORT_COLUMNS",
+           "PROOF_COLUMNS"]
 
 logger = logging.getLogger(__name__)
 
 _TIME_CHUNK = 1440  # steps read at once from the stitched files (bounds memory)
 _T = "seconds since 1970-01-01 00:00:00"
 REPORT_COLUMNS = ["network", "kind", "evs", "pct_thermal", "pct_undervoltage",
-                  "pct_tx_overload", "pct_collapse", "pct_any", "v_min_customer_pu", "max_line_loading_pct",
+                  "pct_tx_overload", "pct_collapse", "pct_any", "v_min_customer_pu",
+                  "max_line_loading_pct",
                   "v2g_requests", "v2g_fulfilled_pct", "headroom_before_min_kva",
                   "headroom_after_min_kva", "headroom_before_mean_kva", "headroom_after_mean_kva",
                   "negative_headroom_before_pct", "negative_headroom_after_pct",
@@ -222,8 +224,8 @@ def _summary_row(cfg, m, kind, scan: FlowScan, hd, before, net_kw, v2g, n_evs) -
     return dict(
         network=m.name, kind=kind, evs=n_evs, pct_thermal=pct["thermal"],
         pct_undervoltage=pct["undervoltage"], pct_tx_overload=pct["transformer"],
-        pct_collapse=pct["collapse"], pct_any=pct["any"], v_min_customer_pu=float(np.nanmin(vmin)) if
-        np.isfinite(vmin).any() else np.nan,
+        pct_collapse=pct["collapse"], pct_any=pct["any"],
+        v_min_customer_pu=float(np.nanmin(vmin)) if np.isfinite(vmin).any() else np.nan,
         max_line_loading_pct=100 * float(np.nanmax(scan.line_loading_max)) if
         np.isfinite(scan.line_loading_max).any() else np.nan,
         v2g_requests=int(req.sum()),
@@ -261,7 +263,7 @@ def _zone_rows(cfg, m, kind, zd: ZoneData, hd, before, net_kw, v2g) -> list[dict
     return rows
 
 
-def analyse_network(cfg, network: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+def analyse_network(cfg, network: str) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """Stages 3 and 5 and the metrics of one network's validation flows; writes its files.
 
     Returns
@@ -270,6 +272,8 @@ def analyse_network(cfg, network: str) -> tuple[pd.DataFrame, pd.DataFrame]:
         One row per kind, columns :data:`REPORT_COLUMNS`.
     zones : DataFrame
         One row per (kind, zone with customers).
+    proof : DataFrame
+        Where smart charging adds violations to the baseline (:func:`proof_table`).
     """
     m = read_manifest(manifest_path(cfg.out_dir, network))
     limit_kva = read_limit_kva(cfg, network)
