@@ -158,7 +158,7 @@ def test_solver_limit_is_retried_then_unknown(monkeypatch):
     real = mod.solve_schedule
 
     def limited(fleet, *args, **kwargs):
-        seen.append((fleet.n, kwargs.get("max_nodes")))
+        seen.append((fleet.n, kwargs.get("max_nodes"), kwargs.get("goal")))
         res = real(fleet, *args, **kwargs)
         if fleet.n == 2 and kwargs.get("max_nodes") == 10:  # the first solve at n = 2
             return dataclasses.replace(res, status="solution_limit", feasible=False)
@@ -170,10 +170,14 @@ def test_solver_limit_is_retried_then_unknown(monkeypatch):
     got = run_attempts(2, np.full(STEPS, HEAD_KW), FOOT, PRICE, seed=0, n_max=5,
                        successes_needed=1, max_nodes=10,
                        fleet_factory=lambda n, rng: _full_day_fleet(np.full(n, 10.0)))
-    assert seen[:2] == [(2, 10), (2, 20)]  # retried with doubled nodes, then feasible
+    # retried with doubled nodes, then feasible
+    assert seen[:2] == [(2, 10, "feasible"), (2, 20, "feasible")]
     assert got.attempts[0].retried and got.attempts[0].verdict == "feasible"
     assert [a.verdict for a in got.attempts if a.n == 3] == ["unknown"]  # 3 never proven
-    assert got.n == 2 and seen[2:] == [(3, 10), (3, 20)]
+    assert got.n == 2 and seen[2:4] == [(3, 10, "feasible"), (3, 20, "feasible")]
+    # the kept fleet at 2 is then solved to optimality (and retried the same way)
+    assert seen[4:] == [(2, 10, "optimal"), (2, 20, "optimal")]
+    assert got.schedule.status == "optimal"
     assert not got.confirmed and got.stop_reason == "undecided"
 
 

@@ -223,7 +223,8 @@ class AttemptsResult:
     fleet : EvFleet or None
         Fleet of the last feasible attempt at ``n``; None for 0 EVs.
     schedule : ScheduleResult or None
-        Schedule of that fleet.
+        Schedule of that fleet, optimal to the solver's ``mip_gap`` (the attempts themselves
+        only ask whether a schedule exists).
     attempts : list of AttemptRecord
         Every attempt in order.
     """
@@ -304,7 +305,8 @@ def run_attempts(
         k = len(records)
         fleet = fleet_factory(n, np.random.default_rng([*entropy, k]))
         result, retried = _solve_with_retry(fleet, head, footroom_kw, price,
-                                            step_minutes=step_minutes, **solve_kwargs)
+                                            step_minutes=step_minutes, goal="feasible",
+                                            **solve_kwargs)
         verdict = _verdict(result)
         if row["n"] != n or verdict == "infeasible":
             row.update(n=n, count=0)
@@ -320,6 +322,14 @@ def run_attempts(
     found = search_hosting(n_start, n_max, attempt, successes_needed=successes_needed,
                            max_attempts=max_attempts)
     fleet, schedule = kept.get(found.n, (None, None))
+    if fleet is not None:  # the schedule the zone keeps: optimal to mip_gap
+        best, _ = _solve_with_retry(fleet, head, footroom_kw, price, step_minutes=step_minutes,
+                                    goal="optimal", **solve_kwargs)
+        if best.feasible:
+            schedule = best
+        else:
+            logger.warning("the kept fleet's optimal schedule stopped without a solution (%s): "
+                           "keeping its first feasible schedule", best.status)
     timed_out = sum(r.status == "time_limit" for r in records)
     if timed_out:
         logger.warning("%d attempts stopped at the wall-clock safety limit (ev.time_limit_s): "

@@ -168,6 +168,7 @@ def solve_schedule(
     time_limit_s: float = 300.0,
     threads: int = 1,
     seed: int = 0,
+    goal: Literal["optimal", "feasible"] = "optimal",
 ) -> ScheduleResult:
     """Cheapest charging (and optional V2G) schedule of a zone's EVs within its head/footroom.
 
@@ -208,6 +209,11 @@ def solve_schedule(
         HiGHS threads.
     seed : int
         HiGHS random seed.
+    goal : {"optimal", "feasible"}
+        ``"feasible"`` answers only whether a schedule exists (the attempts' question): the
+        first schedule found is returned (status ``"feasible"``, its cost not optimised), and
+        an infeasible LP relaxation proves the MILP infeasible. ``"optimal"`` closes the gap
+        to ``mip_gap``.
 
     Returns
     -------
@@ -240,7 +246,8 @@ def solve_schedule(
     if max_nodes is not None:
         options["mip_max_nodes"] = int(max_nodes)
     if model == "milp":
-        run = _solve_milp(models[True], models[False], options, m=cells.m, min_kw=min_kw)
+        run = _solve_milp(models[True], models[False], options, m=cells.m, min_kw=min_kw,
+                          feasible_only=goal == "feasible")
     else:
         run = _run_highs(models[True][0], options)
     cols = models[model == "lp"][1]
@@ -503,8 +510,11 @@ def _run_highs(lp: tuple[Any, ...], options: dict[str, float | int],
 
 def _solve_milp(relaxed: tuple[tuple[Any, ...], dict[str, int]],
                 full: tuple[tuple[Any, ...], dict[str, int]], options: dict[str, float | int],
-                *, m: int, min_kw: float) -> _Run:
+                *, m: int, min_kw: float, feasible_only: bool = False) -> _Run:
     """LP bound, then restricted MILPs, then (only if still not within the gap) the full MILP.
+
+    With ``feasible_only`` the first schedule found ends the search (status ``"feasible"``);
+    the full MILP then stops at its first incumbent (``mip_max_improving_sols = 1``).
 
     1. The LP relaxation gives a lower bound; if it is infeasible so is the MILP.
     2. Restricted MILPs (RENS-like) fix binaries from the LP solution (`_fix_binaries`), first
@@ -523,9 +533,13 @@ def _solve_milp(relaxed: tuple[tuple[Any, ...], dict[str, int]],
     for wide in (False, True):
         remaining = {**options, "time_limit": max(deadline - time.perf_counter(), 0.0),
                      "mip_rel_gap": 0.1 * float(options["mip_rel_gap"])}  # vs the LP bound
+        if feasible_only:
+            remaining["mip_max_improving_sols"] = 1
         run = _run_highs(_fix_binaries(full, relaxed[1], bound, m=m, min_kw=min_kw, wide=wide),
                          remaining, start=None if best is None else best.x)
         spent += run.seconds
+        if run.x is not None and feasible_only:
+            return run._replace(status="feasible", gap=np.nan, seconds=spent)
         if run.x is not None and (best is None or run.objective < best.objective):
             best = run
         if best is not None:
@@ -536,8 +550,12 @@ def _solve_milp(relaxed: tuple[tuple[Any, ...], dict[str, int]],
             if close or time.perf_counter() >= deadline:
                 return best._replace(status="optimal" if close else "time_limit")
     logger.debug("restricted MILPs not within the gap: solving the full MILP")
-    run = _run_highs(full[0], {**options, "time_limit": max(deadline - time.perf_counter(), 0.0)},
-                     start=None if best is None else best.x)
+    last = {**options, "time_limit": max(deadline - time.perf_counter(), 0.0)}
+    if feasible_only:
+        last["mip_max_improving_sols"] = 1
+    run = _run_highs(full[0], last, start=None if best is None else best.x)
+    if feasible_only and run.x is not None:
+        return run._replace(status="feasible", gap=np.nan, seconds=spent + run.seconds)
     if run.x is None and best is not None:  # stopped before taking up the start
         return best._replace(status="time_limit", seconds=spent + run.seconds)
     return run._replace(seconds=spent + run.seconds)
