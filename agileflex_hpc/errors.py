@@ -8,6 +8,7 @@ __all__ = [
     "ConvergenceError",
     "SolverError",
     "ResultsError",
+    "StaleError",
 ]
 
 
@@ -42,3 +43,8 @@ class SolverError(AgileflexError, RuntimeError):
 
 class ResultsError(AgileflexError, RuntimeError):
     """Stored results are missing, incomplete or inconsistent."""
+
+
+class StaleError(ResultsError):
+    """An upstream result file is missing, incomplete, corrupt, or was computed from other
+    inputs than the current config and input files give (see :mod:`agileflex_hpc.fingerprint`)."""

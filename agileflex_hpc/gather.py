@@ -21,9 +21,9 @@ def main(argv: list[str] | None = None) -> int:
 
 def _body(cfg, workers, args) -> int:
     from agileflex_hpc.loadflow.gather import gather_all
-    from agileflex_hpc.loadflow.run import plan
+    from agileflex_hpc.loadflow.run import study_items
 
-    items = plan(cfg)
+    items = study_items(cfg)
     if args.dry_run:
         print(f"{len(items)} blocks to stitch into "
               f"{len({(i.network, i.case) for i in items})} files")

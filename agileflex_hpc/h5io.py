@@ -40,6 +40,7 @@ __all__ = [
     "time_slices",
     "open_dataset",
     "write_csv_atomic",
+    "attr_text",
 ]
 
 logger = logging.getLogger(__name__)
@@ -106,14 +107,15 @@ def is_complete(path: Path, *, expect: dict[str, Any] | None = None) -> bool:
             if int(f.attrs.get("complete", 0)) != 1:
                 return False
             for key, value in (expect or {}).items():
-                if _attr_str(f.attrs.get(key)) != _attr_str(value):
+                if attr_text(f.attrs.get(key)) != attr_text(value):
                     return False
     except (OSError, KeyError, ValueError):
         return False
     return True
 
 
-def _attr_str(value: Any) -> str:
+def attr_text(value: Any) -> str:
+    """An HDF5 attribute value as text (bytes decoded, numpy scalars unwrapped)."""
     if isinstance(value, bytes):
         return value.decode()
     if isinstance(value, np.generic):

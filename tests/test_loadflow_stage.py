@@ -42,6 +42,8 @@ def _plain_opendss(master, demand_kw, pv_kw, load_names):
     dss.Text.Command("Set DefaultBaseFrequency=50")
     dss.Text.Command(f'Compile "{master}"')
     dss.Text.Command("Set tolerance=1e-10")
+    # the study's load model (DESIGN stage 2): constant power down to 0.02 p.u.
+    dss.Text.Command("BatchEdit Load..* Vminpu=0.02 Vmaxpu=50")
     load_bus = {}
     for name in load_names:
         dss.Loads.Name(name)

@@ -63,7 +63,11 @@ def write_zone_file(cfg, network: str, zone: str, zone_index: int, n: int) -> No
     res = AttemptsResult(n=n, n_start=n, confirmed=True, direction="up", stop_reason="cap",
                          fleet=fleet if n else None, schedule=sched if n else None)
     task = ZoneTask(0, network, 0, zone, zone_index, n, n, n)
-    write_zone(zone_path(cfg.out_dir, network, zone), cfg, task, res)
+    from agileflex_hpc import fingerprint
+
+    key = fingerprint.Fingerprints(cfg).ev_zone(network, zone)
+    write_zone(zone_path(cfg.out_dir, network, zone), cfg, task, res,
+               fp_attrs=fingerprint.attrs(key))
 
 
 @pytest.fixture(scope="module")

@@ -18,11 +18,12 @@ import h5py
 import numpy as np
 import pandas as pd
 
-from agileflex_hpc import h5io
+from agileflex_hpc import fingerprint, h5io
 from agileflex_hpc.evcharging.attempts import AttemptsResult, run_attempts
 from agileflex_hpc.evcharging.fleet import EvFleet, draw_fleet, load_fleet_csv
 from agileflex_hpc.evcharging.tariff import tariff_p_per_kwh
-from agileflex_hpc.headroom.stage import hosting_path
+from agileflex_hpc.fingerprint import Fingerprints, freshness
+from agileflex_hpc.headroom.stage import hosting_path, require_hosting
 from agileflex_hpc.partition import split_by_cost
 
 __all__ = ["ZoneTask", "list_zone_tasks", "tasks_for", "zone_path", "zone_profiles", "run",
@@ -50,11 +51,15 @@ def zone_path(out_dir: Path, network: str, zone: str) -> Path:
     return Path(out_dir) / "ev" / network / f"{zone}.h5"
 
 
-def list_zone_tasks(cfg) -> list[ZoneTask]:
-    """Every zone with customers, in the fixed order, with its starting EV count."""
+def list_zone_tasks(cfg, fps: Fingerprints | None = None) -> list[ZoneTask]:
+    """Every zone with customers, in the fixed order, with its starting EV count.
+
+    Checks first that every hosting file is current (else StaleError naming it).
+    """
+    fps = fps or Fingerprints(cfg)
     tasks = []
     for k, net in enumerate(cfg.networks):
-        with h5py.File(hosting_path(cfg.out_dir, net.name), "r") as f:
+        with h5py.File(require_hosting(cfg, fps, net.name), "r") as f:
             zones = [z.decode() for z in f["zone"][()]]
             evs = f["hosting/evs_estimate"][()]
             customers = f["hosting/customers"][()]
@@ -168,16 +173,19 @@ def v2g_energy_kwh(head_kw: np.ndarray, net_kw: np.ndarray | None, *,
 
 
 def run(cfg, *, worker: int = 0, n_workers: int = 1) -> list[Path]:
-    """Solve this worker's zones whose file is missing; return the files written."""
-    tasks = tasks_for(worker, n_workers, list_zone_tasks(cfg))
+    """Solve this worker's zones unless their file holds the answer for the same inputs;
+    return the files written."""
+    fps = Fingerprints(cfg)
+    tasks = tasks_for(worker, n_workers, list_zone_tasks(cfg, fps))
     written = []
     for task in tasks:
         path = zone_path(cfg.out_dir, task.network, task.zone)
-        if h5io.is_complete(path, expect={"config_sha256": cfg.sha256}):
+        key = fps.ev_zone(task.network, task.zone)
+        if freshness(path, key) == "ok":
             continue
         t0 = time.perf_counter()
         result = solve_zone(cfg, task)
-        write_zone(path, cfg, task, result)
+        write_zone(path, cfg, task, result, fp_attrs=fingerprint.attrs(key))
         logger.info("%s/%s: %d EVs hosted%s (estimate %d, searched %s, %d attempts, %s) in "
                     "%.1f s", task.network, task.zone, result.n,
                     "" if result.confirmed else " UNCONFIRMED", task.n_start, result.direction,
@@ -186,7 +194,8 @@ def run(cfg, *, worker: int = 0, n_workers: int = 1) -> list[Path]:
     return written
 
 
-def write_zone(path: Path, cfg, task: ZoneTask, res: AttemptsResult) -> None:
+def write_zone(path: Path, cfg, task: ZoneTask, res: AttemptsResult, *,
+               fp_attrs: dict | None = None) -> None:
     """Write one zone's attempts, final fleet and schedule (see the module docstring)."""
     head, _ = zone_profiles(cfg, task.network, task.zone_index)
     net = None if res.schedule is None else res.schedule.net_kw.sum(axis=0)
@@ -195,7 +204,7 @@ def write_zone(path: Path, cfg, task: ZoneTask, res: AttemptsResult) -> None:
                             n_evs=res.n, confirmed=int(res.confirmed), direction=res.direction,
                             stop_reason=res.stop_reason, customers=task.customers,
                             n_max=task.n_max, v2g_requested_kwh=requested,
-                            v2g_delivered_kwh=delivered)
+                            v2g_delivered_kwh=delivered, **(fp_attrs or {}))
     steps = cfg.time.steps_per_day
     with h5io.atomic_h5(path, attrs=attrs) as f:
         h5io.write_coord(f, "step", (np.arange(steps) * cfg.time.step_minutes + 720) % 1440,
@@ -229,14 +238,15 @@ def hosting_answer(cfg, network: str) -> pd.DataFrame:
     the answer), ``confirmed`` (False: a solver limit left an attempt unproven), ``searched``
     (``up`` or ``down`` from the estimate), ``v2g_requested_kwh`` and ``v2g_delivered_kwh``
     (energy of the negative headroom and the part the schedule's net export covers). Zones
-    without customers host 0; zones whose EV file is missing show <NA>.
+    without customers host 0; zones whose EV file is missing or stale show <NA>.
     """
-    with h5py.File(hosting_path(cfg.out_dir, network), "r") as f:
+    fps = Fingerprints(cfg)
+    with h5py.File(require_hosting(cfg, fps, network), "r") as f:
         table = h5io.read_table(f["hosting"], "summary")
     extra: dict[str, list] = {c: [] for c in ANSWER_COLUMNS}
     for zone, customers in zip(table["zone"], table["customers"]):
         path = zone_path(cfg.out_dir, network, zone)
-        if customers == 0 or not h5io.is_complete(path):
+        if customers == 0 or freshness(path, fps.ev_zone(network, zone)) != "ok":
             none = customers == 0
             for c, v in zip(ANSWER_COLUMNS, (0, True, "none", 0.0, 0.0)):
                 extra[c].append(v if none else pd.NA)

@@ -19,9 +19,10 @@ import h5py
 import numpy as np
 import pandas as pd
 
-from agileflex_hpc import h5io
+from agileflex_hpc import fingerprint, h5io
 from agileflex_hpc.config import CASE_PATTERN
 from agileflex_hpc.errors import ResultsError
+from agileflex_hpc.fingerprint import Fingerprints, freshness, require_fresh
 from agileflex_hpc.headroom import (
     assign_hp_case,
     compute_headroom,
@@ -35,10 +36,11 @@ from agileflex_hpc.headroom import (
     zone_series,
 )
 from agileflex_hpc.inputs.stage import inputs_path, read_customers, study_times
-from agileflex_hpc.loadflow.gather import stitched_path
+from agileflex_hpc.loadflow.gather import require_stitched
 from agileflex_hpc.network.manifest import NetworkManifest, manifest_path, read_manifest
 
 __all__ = ["ZoneData", "compute_zones", "headroom_for", "run_network", "run", "hosting_path",
+           "output_paths", "require_upstream", "require_hosting",
            "summary_table"]
 
 logger = logging.getLogger(__name__)
@@ -101,27 +103,67 @@ def _supply_flow(s_kva: np.ndarray, m: NetworkManifest) -> np.ndarray:
     return out
 
 
-def run_network(cfg, network: str, *, raw_dir: Path | None = None) -> pd.DataFrame:
-    """Stages 3-6 of one network; returns its per-zone hosting summary."""
+def output_paths(cfg, network: str) -> list[Path]:
+    """Every file stages 3-6 write for a network."""
+    out, cases = Path(cfg.out_dir), list(cfg.cases.names)
+    return ([out / "zones" / network / f"{c}.h5" for c in cases]
+            + [out / "headroom" / network / f"{c}.h5" for c in cases]
+            + [out / "headroom" / network / "limits.h5", hosting_path(out, network)])
+
+
+def require_upstream(cfg, fps: Fingerprints, network: str) -> dict[str, Path]:
+    """Check everything stages 3-6 read for a network; return the stitched files by case.
+
+    Raises :class:`~agileflex_hpc.errors.StaleError` naming a stale, missing or corrupt
+    manifest, inputs file, stitched file or block.
+    """
+    require_fresh(manifest_path(cfg.out_dir, network), fps.network(network), producer="loadflow")
+    stitched = {}
+    for case in cfg.cases.names:
+        require_fresh(inputs_path(cfg.out_dir, network, case), fps.inputs(network, case),
+                      producer="loadflow")
+        stitched[case] = require_stitched(cfg, fps, network, case)
+    return stitched
+
+
+def require_hosting(cfg, fps: Fingerprints, network: str) -> Path:
+    """The hosting file of a network after checking it is current (else StaleError)."""
+    path = hosting_path(cfg.out_dir, network)
+    require_fresh(path, fps.headroom(network), producer="headroom")
+    return path
+
+
+def run_network(cfg, network: str, fps: Fingerprints | None = None) -> pd.DataFrame:
+    """Stages 3-6 of one network; returns its per-zone hosting summary.
+
+    Checks every upstream file first; outputs already computed from the same inputs are kept.
+    """
+    fps = fps or Fingerprints(cfg)
+    stitched = require_upstream(cfg, fps, network)
+    key = fps.headroom(network)
+    if all(freshness(p, key) == "ok" for p in output_paths(cfg, network)):
+        logger.info("%s: stages 3-6 up to date", network)
+        with h5py.File(hosting_path(cfg.out_dir, network), "r") as f:
+            return h5io.read_table(f["hosting"], "summary")
     m = read_manifest(manifest_path(cfg.out_dir, network))
-    raw_dir = Path(raw_dir or cfg.out_dir / "raw")
     cases = list(cfg.cases.names)
-    zones = {c: compute_zones(stitched_path(raw_dir, network, c), m) for c in cases}
+    zones = {c: compute_zones(stitched[c], m) for c in cases}
+    fp_attrs = fingerprint.attrs(key)
     for case, zd in zones.items():
-        _write_zones(cfg, m, case, zd)
+        _write_zones(cfg, m, case, zd, fp_attrs)
     customers = m.topology.zone_customers
     limits = _fit_limits(cfg, zones, customers)
-    _write_limits(cfg, m, limits)
+    _write_limits(cfg, m, limits, fp_attrs)
     heads = {c: headroom_for(cfg, m, zd, limits.limit_kva) for c, zd in zones.items()}
     for case, hd in heads.items():
-        _write_headroom(cfg, m, case, hd)
+        _write_headroom(cfg, m, case, hd, fp_attrs)
     collapse = np.array([int((~zd.converged).sum()) for zd in zones.values()])
     for case, n in zip(cases, collapse):
         if n:
             logger.warning("%s/%s: %d of %d steps collapsed (no power-flow solution): left out "
                            "of the voltage fit, NaN headroom, -inf in the quantile profile",
                            network, case, n, cfg.time.n_steps)
-    return _hosting(cfg, m, heads, collapse)
+    return _hosting(cfg, m, heads, collapse, fp_attrs)
 
 
 def _fit_limits(cfg, zones: dict[str, ZoneData], customers: np.ndarray):
@@ -146,7 +188,8 @@ def headroom_for(cfg, m: NetworkManifest, zd: ZoneData, limit_kva: np.ndarray):
                             has_customers=topo.zone_customers > 0)
 
 
-def _hosting(cfg, m: NetworkManifest, heads: dict, collapse: np.ndarray) -> pd.DataFrame:
+def _hosting(cfg, m: NetworkManifest, heads: dict, collapse: np.ndarray,
+             fp_attrs: dict) -> pd.DataFrame:
     """Stage 6: quantile profiles, HP case per zone, EVs hosted; writes hosting/<net>.h5."""
     hc, spd = cfg.headroom, cfg.time.steps_per_day
     cases = list(heads)
@@ -171,7 +214,8 @@ def _hosting(cfg, m: NetworkManifest, heads: dict, collapse: np.ndarray) -> pd.D
     tables = {c: read_customers(inputs_path(cfg.out_dir, m.name, c)) for c in cases}
     final = final_customers(tables, {z: zone_case[z] for z in m.zone_ids})
     summary = summary_table(m, cases, heads, q_head, assign, evs, chosen_energy, final)
-    _write_hosting(cfg, m, cases, q_head, q_foot, energy, assign, evs, final, summary, collapse)
+    _write_hosting(cfg, m, cases, q_head, q_foot, energy, assign, evs, final, summary, collapse,
+                   fp_attrs)
     return summary
 
 
@@ -197,11 +241,17 @@ def summary_table(m, cases, heads, q_head, assign, evs, energy, final) -> pd.Dat
     return pd.DataFrame(rows)
 
 
-def run(cfg, *, raw_dir: Path | None = None) -> dict[str, pd.DataFrame]:
-    """Stages 3-6 for every network of the job; returns the summaries by network."""
+def run(cfg) -> dict[str, pd.DataFrame]:
+    """Stages 3-6 for every network of the job; returns the summaries by network.
+
+    Every network's upstream files are checked before anything is written.
+    """
+    fps = Fingerprints(cfg)
+    for net in cfg.networks:
+        require_upstream(cfg, fps, net.name)
     out = {}
     for net in cfg.networks:
-        out[net.name] = run_network(cfg, net.name, raw_dir=raw_dir)
+        out[net.name] = run_network(cfg, net.name, fps)
         logger.debug("hosting of %s:\n%s", net.name, out[net.name].to_string(index=False))
     return out
 
@@ -213,9 +263,10 @@ def _time_and_zone(f, cfg, m) -> None:
     h5io.write_coord(f, "phase", np.array([1, 2, 3], dtype=np.int8))
 
 
-def _write_zones(cfg, m, case: str, zd: ZoneData) -> None:
+def _write_zones(cfg, m, case: str, zd: ZoneData, fp_attrs: dict | None = None) -> None:
     path = Path(cfg.out_dir) / "zones" / m.name / f"{case}.h5"
-    with h5io.atomic_h5(path, attrs=h5io.provenance(cfg, network=m.name, case=case)) as f:
+    attrs = h5io.provenance(cfg, network=m.name, case=case, **(fp_attrs or {}))
+    with h5io.atomic_h5(path, attrs=attrs) as f:
         _time_and_zone(f, cfg, m)
         g = f.create_group("zones")
         tz = ["time", "zone"]
@@ -233,10 +284,10 @@ def _write_zones(cfg, m, case: str, zd: ZoneData) -> None:
             h5io.write_var(g, name, data, dims=dims, units=units, description=desc)
 
 
-def _write_limits(cfg, m, lim) -> None:
+def _write_limits(cfg, m, lim, fp_attrs: dict) -> None:
     path = Path(cfg.out_dir) / "headroom" / m.name / "limits.h5"
-    with h5io.atomic_h5(path, attrs=h5io.provenance(cfg, network=m.name,
-                                                   v_lim_pu=cfg.headroom.v_lim_pu)) as f:
+    attrs = h5io.provenance(cfg, network=m.name, v_lim_pu=cfg.headroom.v_lim_pu, **fp_attrs)
+    with h5io.atomic_h5(path, attrs=attrs) as f:
         h5io.write_coord(f, "zone", np.array(m.zone_ids))
         g = f.create_group("limits")
         for name, units, desc in [
@@ -251,9 +302,10 @@ def _write_limits(cfg, m, lim) -> None:
                            description=desc, compress=False)
 
 
-def _write_headroom(cfg, m, case: str, hd) -> None:
+def _write_headroom(cfg, m, case: str, hd, fp_attrs: dict) -> None:
     path = Path(cfg.out_dir) / "headroom" / m.name / f"{case}.h5"
-    with h5io.atomic_h5(path, attrs=h5io.provenance(cfg, network=m.name, case=case)) as f:
+    attrs = h5io.provenance(cfg, network=m.name, case=case, **fp_attrs)
+    with h5io.atomic_h5(path, attrs=attrs) as f:
         _time_and_zone(f, cfg, m)
         g = f.create_group("headroom")
         tz = ["time", "zone"]
@@ -270,10 +322,10 @@ def _write_headroom(cfg, m, case: str, hd) -> None:
 
 
 def _write_hosting(cfg, m, cases, q_head, q_foot, energy, assign, evs, final, summary,
-                   collapse) -> None:
+                   collapse, fp_attrs: dict) -> None:
     path = hosting_path(cfg.out_dir, m.name)
     spd = cfg.time.steps_per_day
-    attrs = h5io.provenance(cfg, network=m.name, quantile=cfg.headroom.quantile)
+    attrs = h5io.provenance(cfg, network=m.name, quantile=cfg.headroom.quantile, **fp_attrs)
     with h5io.atomic_h5(path, attrs=attrs) as f:
         h5io.write_coord(f, "case", np.array(cases))
         h5io.write_coord(f, "step", np.arange(spd) * cfg.time.step_minutes,

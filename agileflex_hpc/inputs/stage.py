@@ -14,8 +14,9 @@ import h5py
 import numpy as np
 import pandas as pd
 
-from agileflex_hpc import h5io
+from agileflex_hpc import fingerprint, h5io
 from agileflex_hpc.errors import InputDataError
+from agileflex_hpc.fingerprint import Fingerprints, freshness
 
 __all__ = ["inputs_path", "study_times", "ensure_inputs", "read_inputs", "read_customers"]
 
@@ -32,24 +33,14 @@ def study_times(cfg) -> pd.DatetimeIndex:
                          freq=f"{cfg.time.step_minutes}min")
 
 
-def _fingerprint(cfg, network: str, case: str) -> str:
-    import hashlib
-    import json
-
-    net = cfg.network(network)
-    key = dict(seed=cfg.run.seed, start=str(cfg.time.start), days=cfg.time.days,
-               step=cfg.time.step_minutes, profiles=repr(cfg.profiles),
-               network=repr(net), case=case)
-    return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()
-
-
-def ensure_inputs(cfg, manifest, case: str) -> Path:
-    """Write the (network, case) inputs file unless a complete, matching one exists."""
+def ensure_inputs(cfg, manifest, case: str, fps: Fingerprints | None = None) -> Path:
+    """Write the (network, case) inputs file unless a complete one of the same inputs (by
+    content: config values, profile files, network files) exists."""
     from agileflex_hpc.inputs.assignment import assign_customers, build_profiles
 
     path = inputs_path(cfg.out_dir, manifest.name, case)
-    fp = _fingerprint(cfg, manifest.name, case)
-    if h5io.is_complete(path, expect={"fingerprint": fp}):
+    key = (fps or Fingerprints(cfg)).inputs(manifest.name, case)
+    if freshness(path, key) == "ok":
         return path
     customers = assign_customers(manifest.customers, network=manifest.name, case=case,
                                  seed=cfg.run.seed)
@@ -59,7 +50,7 @@ def ensure_inputs(cfg, manifest, case: str) -> Path:
                             source=pc.source, path=pc.path, hp_path=pc.hp_path,
                             pv_path=pc.pv_path)
     _check_series(series, manifest.name, case)
-    attrs = h5io.provenance(cfg, network=manifest.name, case=case, fingerprint=fp)
+    attrs = h5io.provenance(cfg, network=manifest.name, case=case, **fingerprint.attrs(key))
     with h5io.atomic_h5(path, attrs=attrs) as f:
         h5io.write_coord(f, "time", h5io.time_to_epoch(times),
                          units="seconds since 1970-01-01 00:00:00")

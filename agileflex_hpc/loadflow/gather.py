@@ -15,14 +15,21 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from agileflex_hpc import h5io
+from agileflex_hpc import fingerprint, h5io
 from agileflex_hpc.errors import ResultsError
+from agileflex_hpc.fingerprint import Fingerprints, Key, require_fresh
 from agileflex_hpc.inputs.stage import study_times
-from agileflex_hpc.loadflow.run import VARIABLES, block_path
+from agileflex_hpc.loadflow.run import (
+    VARIABLES,
+    LoadflowInputs,
+    block_path,
+    loadflow_target,
+    verify_blocks,
+)
 from agileflex_hpc.network.manifest import manifest_path, read_manifest
-from agileflex_hpc.partition import WorkItem
+from agileflex_hpc.partition import WorkItem, list_items
 
-__all__ = ["stitch", "stitched_path", "gather_all", "missing_blocks"]
+__all__ = ["stitch", "stitched_path", "gather_all", "missing_blocks", "require_stitched"]
 
 logger = logging.getLogger(__name__)
 
@@ -36,8 +43,13 @@ def missing_blocks(raw_dir: Path, items: list[WorkItem]) -> list[WorkItem]:
     return [it for it in items if not h5io.is_complete(block_path(raw_dir, it))]
 
 
-def stitch(cfg, raw_dir: Path, items: list[WorkItem], *, label: str = "loadflow") -> Path:
-    """Write the virtual-dataset file of one (network, case) from its items' blocks."""
+def stitch(cfg, raw_dir: Path, items: list[WorkItem], *, label: str = "loadflow",
+           key: Key | None = None) -> Path:
+    """Write the virtual-dataset file of one (network, case) from its items' blocks.
+
+    ``key`` is the stitched file's fingerprint key (stored with it); callers check the blocks
+    first (:func:`~agileflex_hpc.loadflow.run.verify_blocks`).
+    """
     network, case = items[0].network, items[0].case
     missing = missing_blocks(raw_dir, items)
     if missing:
@@ -56,7 +68,7 @@ def stitch(cfg, raw_dir: Path, items: list[WorkItem], *, label: str = "loadflow"
     n_time = items[-1].stop - items[0].start
     times = study_times(cfg)[items[0].start:items[-1].stop]
     attrs = h5io.provenance(cfg, network=network, case=case, stage=label,
-                            blocks=len(items))
+                            blocks=len(items), **(fingerprint.attrs(key) if key else {}))
     with h5io.atomic_h5(out, attrs=attrs) as f:
         h5io.write_coord(f, "time", h5io.time_to_epoch(times),
                          units="seconds since 1970-01-01 00:00:00")
@@ -80,40 +92,40 @@ def stitch(cfg, raw_dir: Path, items: list[WorkItem], *, label: str = "loadflow"
 
 
 def gather_all(cfg, items: list[WorkItem], raw_dir: Path | None = None, *,
-               label: str = "loadflow", target=None) -> list[Path]:
-    """Stitch every (network, case) of ``items``; raise listing what is missing or stale.
+               label: str = "loadflow", target: LoadflowInputs | None = None) -> list[Path]:
+    """Check every block of ``items`` (present, complete, current inputs, intact data), then
+    stitch every (network, case); nothing is written when a block is not usable.
 
-    ``target`` (a :class:`~agileflex_hpc.loadflow.run.LoadflowInputs`, default stage 2's)
-    gives the inputs files, so each block is checked against the fingerprint the current
-    config and inputs give it: a block left from another config is not stitched.
+    ``target`` (default stage 2's) gives the fingerprint keys of the blocks and stitched files.
     """
-    raw_dir = Path(raw_dir or cfg.out_dir / "raw")
+    target = target or loadflow_target(cfg)
+    raw_dir = Path(raw_dir or target.raw_dir)
+    fps = Fingerprints(cfg)
+    verify_blocks(raw_dir, items, lambda it: target.block_key(fps, it.network, it.case,
+                                                              it.start, it.stop), label=label)
     groups: dict[tuple[str, str], list[WorkItem]] = {}
     for it in items:
         groups.setdefault((it.network, it.case), []).append(it)
-    missing = missing_blocks(raw_dir, items) or _stale_blocks(cfg, raw_dir, groups, target)
-    if missing:
-        lines = [f"{m.network}/{m.case}/block_{m.block:05d}" for m in missing[:20]]
-        raise ResultsError(f"{len(missing)} of {len(items)} {label} blocks are missing, "
-                           f"incomplete or from another config under {raw_dir} (first: "
-                           f"{', '.join(lines)}); rerun the {label} stage: complete blocks "
-                           "are skipped")
-    return [stitch(cfg, raw_dir, group, label=label) for group in groups.values()]
+    return [stitch(cfg, raw_dir, group, label=label,
+                   key=target.stitched_key(fps, network, case))
+            for (network, case), group in groups.items()]
 
 
-def _stale_blocks(cfg, raw_dir: Path, groups: dict, target) -> list[WorkItem]:
-    """Complete blocks whose fingerprint is not the one the current config gives them."""
-    import h5py
+def require_stitched(cfg, fps: Fingerprints, network: str, case: str,
+                     target: LoadflowInputs | None = None) -> Path:
+    """The stitched file of (network, case), after checking that it and every block under it
+    were computed from the current inputs and hold their data intact.
 
-    from agileflex_hpc.inputs.stage import ensure_inputs
-    from agileflex_hpc.loadflow.run import block_fingerprint
-
-    inputs_for = target.inputs_for if target is not None else ensure_inputs
-    stale = []
-    for (network, case), group in groups.items():
-        manifest = read_manifest(manifest_path(cfg.out_dir, network))
-        with h5py.File(inputs_for(cfg, manifest, case), "r") as f:
-            fp_in = str(f.attrs["fingerprint"])
-        stale += [it for it in group if not h5io.is_complete(
-            block_path(raw_dir, it), expect={"fingerprint": block_fingerprint(cfg, it, fp_in)})]
-    return stale
+    Raises
+    ------
+    StaleError
+        Naming the stale, missing or corrupt file and what changed.
+    """
+    target = target or loadflow_target(cfg)
+    path = stitched_path(target.raw_dir, network, case)
+    require_fresh(path, target.stitched_key(fps, network, case), producer=target.label)
+    items = list_items([(network, 1)], [case], cfg.time.n_steps, cfg.time.block_steps)
+    verify_blocks(target.raw_dir, items,
+                  lambda it: target.block_key(fps, network, case, it.start, it.stop),
+                  label=target.label)
+    return path

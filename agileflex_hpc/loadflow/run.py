@@ -8,15 +8,18 @@ block's bytes do not depend on which worker ran it or what it ran before.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import h5py
 import numpy as np
 
-from agileflex_hpc import h5io
+from agileflex_hpc import fingerprint, h5io
+from agileflex_hpc.errors import StaleError
+from agileflex_hpc.fingerprint import Fingerprints, Key, freshness
 from agileflex_hpc.inputs.stage import ensure_inputs, read_inputs, study_times
 from agileflex_hpc.network.engine import DssNetwork, pf_to_kvar_ratio
 from agileflex_hpc.network.manifest import (
@@ -28,7 +31,8 @@ from agileflex_hpc.network.manifest import (
 )
 from agileflex_hpc.partition import WorkItem, items_for, list_items
 
-__all__ = ["run", "plan", "block_path", "block_fingerprint", "WorkerSummary", "LoadflowInputs"]
+__all__ = ["run", "plan", "study_items", "block_path", "block_checksum", "verify_blocks",
+           "WorkerSummary", "LoadflowInputs", "loadflow_target"]
 
 logger = logging.getLogger(__name__)
 
@@ -46,12 +50,21 @@ VARIABLES = {  # name: (dims, units, description)
 
 @dataclass(frozen=True)
 class LoadflowInputs:
-    """Where a load-flow run reads its injections and writes its blocks (stage 2 or 8)."""
+    """Where a load-flow run reads its injections and writes its blocks (stage 2 or 8), and
+    the fingerprint keys of its blocks and stitched files."""
 
     raw_dir: Path  # blocks in <raw_dir>/<network>/<case>/block_NNNNN.h5
-    inputs_for: object  # callable(cfg, manifest, case) -> inputs file path
+    inputs_for: Callable[..., Path]  # (cfg, manifest, case, fps) -> inputs file path
+    block_key: Callable[[Fingerprints, str, str, int, int], Key]  # fps, net, case, start, stop
+    stitched_key: Callable[[Fingerprints, str, str], Key]  # (fps, network, case)
     label: str = "loadflow"
     cases: tuple[str, ...] | None = None  # None: the job's cases
+
+
+def loadflow_target(cfg) -> LoadflowInputs:
+    """Stage 2's target: ``<out>/raw``, stage-1 inputs, the job's cases."""
+    return LoadflowInputs(Path(cfg.out_dir) / "raw", ensure_inputs, Fingerprints.block,
+                          Fingerprints.stitched)
 
 
 @dataclass
@@ -77,42 +90,92 @@ def block_path(raw_dir: Path, item: WorkItem) -> Path:
     return Path(raw_dir) / item.network / item.case / f"block_{item.block:05d}.h5"
 
 
-def block_fingerprint(cfg, item: WorkItem, inputs_fp: str) -> str:
-    """Hash of everything a block's results depend on (the code's versions included)."""
-    from agileflex_hpc import __version__
-    from agileflex_hpc.network.engine import engine_version
+def block_checksum(arrays: dict[str, np.ndarray]) -> str:
+    """sha256 of a block's data: every variable of :data:`VARIABLES`, in order, as stored."""
+    h = hashlib.sha256()
+    for name in VARIABLES:
+        data = np.ascontiguousarray(arrays[name])
+        h.update(f"{name}:{data.dtype.str}:{data.shape}".encode())
+        h.update(data.tobytes())
+    return h.hexdigest()
 
-    key = dict(lf=repr(cfg.loadflow), start=item.start, stop=item.stop, inputs=inputs_fp,
-               network=repr(cfg.network(item.network)), version=__version__,
-               engine=engine_version())
-    return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()
+
+def verify_blocks(raw_dir: Path, items: list[WorkItem], key_of: Callable[[WorkItem], Key], *,
+                  label: str = "loadflow") -> None:
+    """Check that every block of ``items`` exists, is complete, was computed from the current
+    inputs (fingerprint) and holds the data it was written with (checksum).
+
+    Raises
+    ------
+    StaleError
+        Naming the first bad blocks and why; nothing is written.
+    """
+    bad = []
+    for it in items:
+        path = block_path(raw_dir, it)
+        key = key_of(it)
+        state = freshness(path, key)
+        if state == "stale":
+            bad.append(f"{path} (stale: {fingerprint.explain(path, key)})")
+        elif state != "ok":
+            bad.append(f"{path} ({state})")
+        elif not _checksum_ok(path):
+            bad.append(f"{path} (its data does not match its checksum: overwritten or corrupt)")
+        if len(bad) >= 5:
+            break
+    if bad:
+        raise StaleError(f"{label} blocks not usable: {'; '.join(bad)}; rerun the {label} stage "
+                         "(it recomputes exactly these blocks)")
 
 
-def ensure_manifests(cfg) -> dict[str, Path]:
-    """Write each network's manifest if missing (compiling it once); return their paths."""
+def _checksum_ok(path: Path) -> bool:
+    try:
+        with h5py.File(path, "r") as f:
+            stored = f.attrs.get("data_sha256")
+            arrays = {name: f["loadflow"][name][()] for name in VARIABLES}
+    except (OSError, KeyError):
+        return False
+    return stored is not None and h5io.attr_text(stored) == block_checksum(arrays)
+
+
+def ensure_manifests(cfg, fps: Fingerprints | None = None) -> dict[str, Path]:
+    """Write each network's manifest unless one of the same network files exists (compiling
+    it once); return their paths."""
+    fps = fps or Fingerprints(cfg)
     paths = {}
     for net_cfg in cfg.networks:
         path = manifest_path(cfg.out_dir, net_cfg.name)
-        if not h5io.is_complete(path):
-            net = DssNetwork(network_master(cfg, net_cfg), tolerance=cfg.loadflow.tolerance,
+        master = network_master(cfg, net_cfg)  # (re)writes the embedded network if needed
+        key = fps.network(net_cfg.name)
+        if freshness(path, key) != "ok":
+            net = DssNetwork(master, tolerance=cfg.loadflow.tolerance,
                              max_iterations=cfg.loadflow.max_iterations)
-            write_manifest(path, build_manifest(net_cfg.name, net), cfg)
+            write_manifest(path, build_manifest(net_cfg.name, net), cfg,
+                           attrs=fingerprint.attrs(key))
         paths[net_cfg.name] = path
     return paths
 
 
-def plan(cfg, cases: tuple[str, ...] | None = None) -> list[WorkItem]:
+def plan(cfg, cases: tuple[str, ...] | None = None,
+         fps: Fingerprints | None = None) -> list[WorkItem]:
     """Every work item of the study in the fixed order, costed by buses x steps."""
-    paths = ensure_manifests(cfg)
+    paths = ensure_manifests(cfg, fps)
     nets = [(n.name, read_manifest(paths[n.name]).n_bus) for n in cfg.networks]
     return list_items(nets, list(cases or cfg.cases.names), cfg.time.n_steps,
                       cfg.time.block_steps)
 
 
+def study_items(cfg, cases: tuple[str, ...] | None = None) -> list[WorkItem]:
+    """Every work item in the fixed order, without costs (for checking and stitching: reads
+    and writes nothing, unlike :func:`plan`, which needs the compiled networks' sizes)."""
+    return list_items([(n.name, 1) for n in cfg.networks], list(cases or cfg.cases.names),
+                      cfg.time.n_steps, cfg.time.block_steps)
+
+
 def run(cfg, *, worker: int = 0, n_workers: int = 1, items: list[WorkItem] | None = None,
         target: LoadflowInputs | None = None, progress=None) -> WorkerSummary:
     """Solve this worker's items; skip blocks already complete; return a summary."""
-    target = target or LoadflowInputs(cfg.out_dir / "raw", ensure_inputs)
+    target = target or loadflow_target(cfg)
     items = plan(cfg, target.cases) if items is None else items
     mine = items_for(worker, n_workers, items)
     summary = WorkerSummary(worker)
@@ -141,6 +204,7 @@ class _Solver:
 
     def __init__(self, cfg):
         self.cfg = cfg
+        self.fps = Fingerprints(cfg)
         self.name: str | None = None
         self.net: DssNetwork | None = None
         self.manifest = None
@@ -165,11 +229,11 @@ class _Solver:
         cfg = self.cfg
         path = block_path(target.raw_dir, item)
         manifest = self._manifest(item.network)
-        inputs = target.inputs_for(cfg, manifest, item.case)
-        fp = block_fingerprint(cfg, item, _file_attr(inputs, "fingerprint"))
-        if h5io.is_complete(path, expect={"fingerprint": fp}):
+        key = target.block_key(self.fps, item.network, item.case, item.start, item.stop)
+        if freshness(path, key) == "ok":
             logger.debug("complete, skipped: %s", path)
             return 0, int(_file_attr(path, "nonconverged"))
+        inputs = target.inputs_for(cfg, manifest, item.case, self.fps)
         net = self._network()
         data = read_inputs(inputs, item.start, item.stop)
         p, q, pv = _injections(data, cfg.loadflow)
@@ -178,7 +242,7 @@ class _Solver:
         if bad:
             logger.warning("%s/%s block %d: %d of %d steps did not converge", item.network,
                            item.case, item.block, bad, item.n_steps)
-        _write_block(path, cfg, item, net, out, fp, target.label)
+        _write_block(path, cfg, item, net, out, key, target.label)
         return item.n_steps, bad
 
 
@@ -201,19 +265,20 @@ def _file_attr(path: Path, key: str) -> str:
         return str(f.attrs[key])
 
 
-def _write_block(path: Path, cfg, item: WorkItem, net: DssNetwork, out, fp: str,
+def _write_block(path: Path, cfg, item: WorkItem, net: DssNetwork, out, key: Key,
                  label: str) -> None:
     times = study_times(cfg)[item.start:item.stop]
+    arrays = {name: getattr(out, name) for name in VARIABLES}
+    arrays = {k: v.astype(np.uint8) if v.dtype == bool else v for k, v in arrays.items()}
     attrs = h5io.provenance(cfg, network=item.network, case=item.case, block=item.block,
-                            start=item.start, stop=item.stop, fingerprint=fp, stage=label,
-                            nonconverged=int((~out.converged).sum()))
+                            start=item.start, stop=item.stop, stage=label,
+                            nonconverged=int((~out.converged).sum()),
+                            data_sha256=block_checksum(arrays), **fingerprint.attrs(key))
     with h5io.atomic_h5(path, attrs=attrs) as f:
         _write_coords(f, times, net)
         g = f.create_group("loadflow")
         for name, (dims, units, desc) in VARIABLES.items():
-            data = getattr(out, name)
-            data = data.astype(np.uint8) if data.dtype == bool else data
-            h5io.write_var(g, name, data, dims=dims, units=units, description=desc,
+            h5io.write_var(g, name, arrays[name], dims=dims, units=units, description=desc,
                            compress=cfg.loadflow.compression, scales=False)
 
 
@@ -233,7 +298,8 @@ def prepare_inputs(cfg, items: list[WorkItem], workers, target: LoadflowInputs |
     The pairs the process group's items need (one process, an MPI world, or the ranks of one
     array task) are dealt round-robin over its ranks, which then wait for each other.
     """
-    target = target or LoadflowInputs(cfg.out_dir / "raw", ensure_inputs)
+    target = target or loadflow_target(cfg)
+    fps = Fingerprints(cfg)
     comm = workers.comm
     size, rank = (1, 0) if comm is None else (comm.Get_size(), comm.Get_rank())
     first = workers.index - rank  # the process group's first worker
@@ -243,7 +309,7 @@ def prepare_inputs(cfg, items: list[WorkItem], workers, target: LoadflowInputs |
     for network, case in share:
         if network not in manifests:
             manifests[network] = read_manifest(manifest_path(cfg.out_dir, network))
-        target.inputs_for(cfg, manifests[network], case)
+        target.inputs_for(cfg, manifests[network], case, fps)
     if workers.comm is not None:
         workers.comm.Barrier()
 

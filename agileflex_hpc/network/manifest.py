@@ -60,10 +60,10 @@ def network_master(cfg, net_cfg) -> Path:
         return Path(net_cfg.path) / net_cfg.master
     from agileflex_hpc.network.synthetic import write_synthetic_network
 
-    folder = cfg.out_dir / "networks" / net_cfg.name / "dss"
+    folder = cfg.out_dir / "networks" / net_cfg.name / f"dss_seed{net_cfg.seed}"
     master = folder / "Master.dss"
-    if not master.is_file():
-        tmp = folder.with_name(f"dss.{_pid()}.tmp")
+    if not master.is_file():  # one folder per generator seed: a new seed, a new network
+        tmp = folder.with_name(f"{folder.name}.{_pid()}.tmp")
         write_synthetic_network(tmp, seed=net_cfg.seed)
         try:
             tmp.rename(folder)
@@ -115,8 +115,10 @@ def _bus_xy(net) -> np.ndarray:
     return xy
 
 
-def write_manifest(path: Path, m: NetworkManifest, cfg=None) -> None:
-    """Write the manifest atomically (identical content from any worker)."""
+def write_manifest(path: Path, m: NetworkManifest, cfg=None, *,
+                   attrs: dict | None = None) -> None:
+    """Write the manifest atomically (identical content from any worker); ``attrs`` are
+    added to the provenance (e.g. the fingerprint)."""
     topo = m.topology
     bus_feeder = np.full(m.n_bus, -1)
     line_feeder = np.full(len(m.line_names), -1)
@@ -126,7 +128,7 @@ def write_manifest(path: Path, m: NetworkManifest, cfg=None) -> None:
         line_feeder[topo.feeder_lines[f]] = f
         supply[topo.supply_lines[f]] = True
     with h5io.atomic_h5(path, attrs=h5io.provenance(cfg, network=m.name, master=m.master,
-                                                   busbar=topo.busbar)) as f:
+                                                   busbar=topo.busbar, **(attrs or {}))) as f:
         h5io.write_coord(f, "bus", m.bus_names)
         h5io.write_coord(f, "line", m.line_names)
         h5io.write_coord(f, "transformer", m.transformer_names)

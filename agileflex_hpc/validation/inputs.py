@@ -23,8 +23,6 @@ schedule asked for.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,13 +32,14 @@ import h5py
 import numpy as np
 import pandas as pd
 
-from agileflex_hpc import h5io
-from agileflex_hpc.errors import InputDataError, ResultsError
+from agileflex_hpc import fingerprint, h5io
+from agileflex_hpc.errors import InputDataError
 from agileflex_hpc.evcharging.dumb import dumb_charging_kw
 from agileflex_hpc.evcharging.fleet import EvFleet
 from agileflex_hpc.evcharging.stage import read_zone, zone_path
-from agileflex_hpc.headroom.stage import hosting_path
-from agileflex_hpc.inputs.stage import ensure_inputs, inputs_path, study_times
+from agileflex_hpc.fingerprint import Fingerprints, Key, freshness, require_fresh
+from agileflex_hpc.headroom.stage import require_hosting
+from agileflex_hpc.inputs.stage import inputs_path, study_times
 
 __all__ = ["KINDS", "Kind", "ValidationInputs", "validation_inputs_path", "horizon_index",
            "tile_daily", "map_evs_to_customers", "zone_candidates", "fleet_from_table",
@@ -69,8 +68,8 @@ class ValidationInputs:
         Demand incl. HP, PV output and EV demand (negative: V2G export). [kW]
     v2g_discharge_kw : ndarray, shape (time, zone)
         V2G discharge the schedule asks for, summed over the zone's EVs. [kW]
-    fingerprint : str
-        Hash of everything the file depends on.
+    fingerprint : dict
+        Fingerprint key of everything the file depends on.
     """
 
     customers: pd.DataFrame
@@ -78,7 +77,7 @@ class ValidationInputs:
     pv_kw: np.ndarray
     ev_kw: np.ndarray
     v2g_discharge_kw: np.ndarray
-    fingerprint: str
+    fingerprint: Key
 
 
 def validation_inputs_path(out_dir: Path, network: str, kind: str) -> Path:
@@ -217,44 +216,36 @@ def zone_ev_kw(zone: dict, kind: str, *, steps: int, step_minutes: int,
 
 
 # ------------------------------------------------------------------------ file assembly
-def _read_hosting(cfg, network: str) -> tuple[pd.DataFrame, np.ndarray]:
-    """Final customers table and customers per zone from ``hosting/<network>.h5``."""
-    path = hosting_path(cfg.out_dir, network)
-    if not h5io.is_complete(path):
-        raise ResultsError(f"{path} is missing or incomplete: run the headroom stage first")
-    with h5py.File(path, "r") as f:
+def _read_hosting(cfg, network: str, fps: Fingerprints) -> tuple[pd.DataFrame, np.ndarray]:
+    """Final customers table and customers per zone from ``hosting/<network>.h5`` (checked
+    current first)."""
+    with h5py.File(require_hosting(cfg, fps, network), "r") as f:
         final = h5io.read_table(f["hosting"], "customers_final")
         zone_customers = f["hosting/customers"][()]
     return final, zone_customers
 
 
-def _read_zones(cfg, manifest, zone_customers: np.ndarray) -> dict[int, dict]:
-    """EV zone files of every zone with customers, by zone index."""
-    zones, missing = {}, []
+def _read_zones(cfg, manifest, zone_customers: np.ndarray,
+                fps: Fingerprints) -> dict[int, dict]:
+    """EV zone files of every zone with customers, by zone index (each checked current)."""
+    zones = {}
     for z, zid in enumerate(manifest.zone_ids):
         if zone_customers[z] <= 0:
             continue
         path = zone_path(cfg.out_dir, manifest.name, zid)
-        if not h5io.is_complete(path):
-            missing.append(str(path))
-            continue
+        require_fresh(path, fps.ev_zone(manifest.name, zid), producer="ev")
         zones[z] = read_zone(path)
-    if missing:
-        raise ResultsError(f"{len(missing)} EV zone files missing or incomplete (first: "
-                           f"{', '.join(missing[:5])}); run the ev stage first")
     return zones
 
 
-def _case_fingerprints(cfg, manifest, final: pd.DataFrame) -> dict[str, str]:
-    """Stage-1 inputs fingerprint of every assigned case (writing missing inputs files)."""
+def _check_cases(cfg, manifest, final: pd.DataFrame, fps: Fingerprints) -> None:
+    """The final table lists the manifest's loads; every assigned case's inputs is current."""
     if list(final["load"]) != list(manifest.customers["load"]):
         raise InputDataError(f"{manifest.name}: the final customers table does not list the "
                              "network's loads in manifest order; rerun the headroom stage")
-    fps = {}
     for case in sorted(set(final["assigned_case"])):
-        with h5py.File(ensure_inputs(cfg, manifest, case), "r") as f:
-            fps[case] = str(f.attrs["fingerprint"])
-    return fps
+        require_fresh(inputs_path(cfg.out_dir, manifest.name, case),
+                      fps.inputs(manifest.name, case), producer="loadflow")
 
 
 def _assigned_series(cfg, manifest, final: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
@@ -298,36 +289,19 @@ def _ev_demand(cfg, manifest, kind: str, final: pd.DataFrame, zones: dict[int, d
     return ev_kw, v2g, table
 
 
-def _fingerprint(cfg, manifest, kind: str, final: pd.DataFrame, case_fps: dict,
-                 zones: dict[int, dict]) -> str:
-    """Hash of the kind, seed, time axis, assigned cases' inputs and the EV zone files."""
-    t = cfg.time
-    key = dict(kind=kind, seed=cfg.run.seed, start=str(t.start), days=t.days,
-               step=t.step_minutes, efficiency=cfg.ev.efficiency, network=manifest.name,
-               networks=[n.name for n in cfg.networks], cases=case_fps,
-               assigned=[str(c) for c in final["assigned_case"]], loads=list(final["load"]))
-    h = hashlib.sha256(json.dumps(key, sort_keys=True).encode())
-    for z in sorted(zones):
-        zone = zones[z]
-        h.update(f"|{z}|{int(zone['attrs']['n_evs'])}".encode())
-        if "fleet" in zone:
-            h.update(pd.util.hash_pandas_object(zone["fleet"], index=False).to_numpy().tobytes())
-            for k in ("charge_kw", "discharge_kw"):
-                h.update(np.ascontiguousarray(zone[k], dtype=np.float64).tobytes())
-    return h.hexdigest()
-
-
-def _sources(cfg, manifest, kind: str) -> tuple[pd.DataFrame, dict[int, dict], str]:
-    """Final customers table, EV zone files and the fingerprint of one (network, kind)."""
+def _sources(cfg, manifest, kind: str,
+             fps: Fingerprints) -> tuple[pd.DataFrame, dict[int, dict], Key]:
+    """Final customers table, EV zone files and the fingerprint key of one (network, kind)."""
     if kind not in KINDS:
         raise InputDataError(f"validation kind {kind!r} is not one of {KINDS}")
-    final, zone_customers = _read_hosting(cfg, manifest.name)
-    zones = _read_zones(cfg, manifest, zone_customers)
-    case_fps = _case_fingerprints(cfg, manifest, final)
-    return final, zones, _fingerprint(cfg, manifest, kind, final, case_fps, zones)
+    final, zone_customers = _read_hosting(cfg, manifest.name, fps)
+    zones = _read_zones(cfg, manifest, zone_customers, fps)
+    _check_cases(cfg, manifest, final, fps)
+    return final, zones, fps.validation_inputs(manifest.name, kind)
 
 
-def build_validation_inputs(cfg, manifest, kind: str) -> ValidationInputs:
+def build_validation_inputs(cfg, manifest, kind: str,
+                            fps: Fingerprints | None = None) -> ValidationInputs:
     """Assemble the validation inputs of one (network, kind) (no file is written).
 
     Raises
@@ -337,25 +311,25 @@ def build_validation_inputs(cfg, manifest, kind: str) -> ValidationInputs:
     InputDataError
         Unknown kind, a zone with more EVs than customers, or a customers table out of order.
     """
-    final, zones, fp = _sources(cfg, manifest, kind)
+    final, zones, key = _sources(cfg, manifest, kind, fps or Fingerprints(cfg))
     demand, pv = _assigned_series(cfg, manifest, final)
     ev_kw, v2g, table = _ev_demand(cfg, manifest, kind, final, zones, study_times(cfg))
     return ValidationInputs(table, demand.astype(np.float32), pv.astype(np.float32),
-                            ev_kw.astype(np.float32), v2g.astype(np.float32), fp)
+                            ev_kw.astype(np.float32), v2g.astype(np.float32), key)
 
 
-def ensure_validation_inputs(cfg, manifest, kind: str) -> Path:
-    """Write ``validation/inputs/<network>/<kind>.h5`` unless a complete, matching one exists.
+def ensure_validation_inputs(cfg, manifest, kind: str, fps: Fingerprints | None = None) -> Path:
+    """Write ``validation/inputs/<network>/<kind>.h5`` unless one from the same inputs exists.
 
-    The signature is stage 2's ``inputs_for(cfg, manifest, case)`` with the kind as the case;
-    it is called once per block, so a complete file costs only the fingerprint (file
-    attributes, the hosting table and the EV schedules), never the series.
+    The signature is stage 2's ``inputs_for(cfg, manifest, case, fps)`` with the kind as the
+    case. Before writing, the hosting file, every EV zone file and the assigned cases' inputs
+    are checked current (else StaleError naming the file).
     """
+    fps = fps or Fingerprints(cfg)
     path = validation_inputs_path(cfg.out_dir, manifest.name, kind)
-    _, _, fp = _sources(cfg, manifest, kind)
-    if h5io.is_complete(path, expect={"fingerprint": fp}):
+    if freshness(path, fps.validation_inputs(manifest.name, kind)) == "ok":
         return path
-    vi = build_validation_inputs(cfg, manifest, kind)
+    vi = build_validation_inputs(cfg, manifest, kind, fps)
     _write(path, cfg, manifest, kind, vi)
     n_evs = int(sum(len(e.split(";")) for e in vi.customers["ev"] if e))
     logger.info("validation inputs written: %s (%d EVs)", path, n_evs)
@@ -364,7 +338,7 @@ def ensure_validation_inputs(cfg, manifest, kind: str) -> Path:
 
 def _write(path: Path, cfg, manifest, kind: str, vi: ValidationInputs) -> None:
     attrs = h5io.provenance(cfg, network=manifest.name, case=kind, kind=kind,
-                            fingerprint=vi.fingerprint, stage="validate-inputs")
+                            stage="validate-inputs", **fingerprint.attrs(vi.fingerprint))
     tc = ["time", "customer"]
     with h5io.atomic_h5(path, attrs=attrs) as f:
         h5io.write_coord(f, "time", h5io.time_to_epoch(study_times(cfg)),

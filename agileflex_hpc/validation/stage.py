@@ -25,12 +25,12 @@ import h5py
 import numpy as np
 import pandas as pd
 
-from agileflex_hpc import h5io
-from agileflex_hpc.errors import ResultsError
-from agileflex_hpc.headroom.stage import ZoneData, compute_zones, headroom_for, hosting_path
+from agileflex_hpc import fingerprint, h5io
+from agileflex_hpc.fingerprint import Fingerprints, freshness, require_fresh
+from agileflex_hpc.headroom.stage import ZoneData, compute_zones, headroom_for, require_hosting
 from agileflex_hpc.inputs.stage import study_times
-from agileflex_hpc.loadflow.gather import gather_all, stitched_path
-from agileflex_hpc.loadflow.run import LoadflowInputs, plan
+from agileflex_hpc.loadflow.gather import gather_all, require_stitched
+from agileflex_hpc.loadflow.run import LoadflowInputs, study_items
 from agileflex_hpc.network.manifest import NetworkManifest, manifest_path, read_manifest
 from agileflex_hpc.validation import metrics
 from agileflex_hpc.validation.inputs import (
@@ -101,9 +101,12 @@ def validation_dir(out_dir: Path) -> Path:
 
 
 def validation_target(cfg) -> LoadflowInputs:
-    """Stage 2's target for the validation flows: own raw folder, inputs, label and cases."""
+    """Stage 2's target for the validation flows: own raw folder, inputs, keys, label, cases."""
     return LoadflowInputs(raw_dir=validation_dir(cfg.out_dir) / "raw",
-                          inputs_for=ensure_validation_inputs, label="validate", cases=KINDS)
+                          inputs_for=ensure_validation_inputs,
+                          block_key=Fingerprints.validation_block,
+                          stitched_key=Fingerprints.validation_stitched, label="validate",
+                          cases=KINDS)
 
 
 def kind_path(out_dir: Path, network: str, kind: str) -> Path:
@@ -177,32 +180,34 @@ def _combine(parts: list[dict]) -> FlowScan:
 
 
 # ------------------------------------------------------------------------ inputs of the analysis
-def read_limit_kva(cfg, network: str) -> np.ndarray:
+def read_limit_kva(cfg, network: str, fps: Fingerprints) -> np.ndarray:
     """Stage-4 voltage limit per zone from ``headroom/<network>/limits.h5`` (not refitted)."""
     path = Path(cfg.out_dir) / "headroom" / network / "limits.h5"
-    if not h5io.is_complete(path):
-        raise ResultsError(f"{path} is missing or incomplete: run the headroom stage first")
+    require_fresh(path, fps.headroom(network), producer="headroom")
     with h5py.File(path, "r") as f:
         return f["limits/limit_kva"][()]
 
 
-def headroom_before(cfg, m: NetworkManifest) -> np.ndarray:
+def headroom_before(cfg, m: NetworkManifest, fps: Fingerprints) -> np.ndarray:
     """Stage-5 headroom (time, zone) [kVA] of each zone's assigned case (NaN: not converged)."""
-    with h5py.File(hosting_path(cfg.out_dir, m.name), "r") as f:
+    with h5py.File(require_hosting(cfg, fps, m.name), "r") as f:
         cases = [c.decode() if isinstance(c, bytes) else str(c) for c in f["case"][()]]
         case_index = f["hosting/case_index"][()]
     out = np.full((cfg.time.n_steps, len(m.zone_ids)), np.nan)
     for k in sorted(set(case_index.tolist())):
         path = Path(cfg.out_dir) / "headroom" / m.name / f"{cases[k]}.h5"
+        require_fresh(path, fps.headroom(m.name), producer="headroom")
         cols = np.flatnonzero(case_index == k)
         with h5py.File(path, "r") as f:
             out[:, cols] = f["headroom/headroom_kva"][()][:, cols]
     return out
 
 
-def zone_ev_series(cfg, m: NetworkManifest, kind: str) -> tuple[np.ndarray, np.ndarray, int]:
+def zone_ev_series(cfg, m: NetworkManifest, kind: str,
+                   fps: Fingerprints) -> tuple[np.ndarray, np.ndarray, int]:
     """Net EV power and V2G discharge per zone (time, zone) [kW], and the number of EVs."""
     path = validation_inputs_path(cfg.out_dir, m.name, kind)
+    require_fresh(path, fps.validation_inputs(m.name, kind), producer="validate")
     with h5py.File(path, "r") as f:
         ev_kw = f["inputs/ev_kw"][()].astype(np.float64)
         v2g = f["inputs/v2g_discharge_kw"][()].astype(np.float64)
@@ -275,19 +280,27 @@ def analyse_network(cfg, network: str) -> tuple[pd.DataFrame, pd.DataFrame, pd.D
     proof : DataFrame
         Where smart charging adds violations to the baseline (:func:`proof_table`).
     """
+    fps = Fingerprints(cfg)
+    target = validation_target(cfg)
+    stitched = {kind: require_stitched(cfg, fps, network, kind, target) for kind in KINDS}
     m = read_manifest(manifest_path(cfg.out_dir, network))
-    limit_kva = read_limit_kva(cfg, network)
-    before = headroom_before(cfg, m)
-    raw = validation_target(cfg).raw_dir
+    limit_kva = read_limit_kva(cfg, network, fps)
+    before = headroom_before(cfg, m, fps)
+    key = fps.validation(network)
+    if all(freshness(p, key) == "ok" for p in [*(kind_path(cfg.out_dir, network, k)
+                                                 for k in KINDS),
+                                               report_h5_path(cfg.out_dir, network)]):
+        logger.info("%s: validation analysis up to date", network)
+        return _read_report(cfg, network)
+    fp_attrs = fingerprint.attrs(key)
     rows, zone_rows, violations = [], [], {}
     for kind in KINDS:
-        stitched = stitched_path(raw, network, kind)
-        zd = compute_zones(stitched, m)
+        zd = compute_zones(stitched[kind], m)
         hd = headroom_for(cfg, m, zd, limit_kva)
-        scan = scan_flows(stitched, m, v_min_pu=cfg.validate.v_min_pu,
+        scan = scan_flows(stitched[kind], m, v_min_pu=cfg.validate.v_min_pu,
                           tx_factor=cfg.validate.tx_overload_factor)
-        net_kw, v2g, n_evs = zone_ev_series(cfg, m, kind)
-        _write_kind(cfg, m, kind, zd, hd, scan, net_kw, v2g)
+        net_kw, v2g, n_evs = zone_ev_series(cfg, m, kind, fps)
+        _write_kind(cfg, m, kind, zd, hd, scan, net_kw, v2g, fp_attrs)
         rows.append(_summary_row(cfg, m, kind, scan, hd, before, net_kw, v2g, n_evs))
         zone_rows += _zone_rows(cfg, m, kind, zd, hd, before, net_kw, v2g)
         violations[kind] = metrics.zone_violations(zd.n_overloaded, scan.zone_undervoltage,
@@ -297,8 +310,15 @@ def analyse_network(cfg, network: str) -> tuple[pd.DataFrame, pd.DataFrame, pd.D
     proof = proof_table(cfg, m, metrics.added_violations(violations["none"],
                                                          violations["smart"]))
     _log_proof(m.name, proof)
-    _write_report(cfg, m, summary, zones, proof)
+    _write_report(cfg, m, summary, zones, proof, fp_attrs)
     return summary, zones, proof
+
+
+def _read_report(cfg, network: str) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """(summary, zones, proof) of a network from its ``report.h5``."""
+    with h5py.File(report_h5_path(cfg.out_dir, network), "r") as f:
+        return tuple(h5io.read_table(f["report"], name)  # type: ignore[return-value]
+                     for name in ("summary", "zones", "proof"))
 
 
 def proof_table(cfg, m: NetworkManifest, added: dict[str, np.ndarray]) -> pd.DataFrame:
@@ -353,7 +373,7 @@ def analyse(cfg) -> pd.DataFrame:
 def gather(cfg) -> pd.DataFrame:
     """After the array tasks: stitch the validation blocks, then :func:`analyse`."""
     target = validation_target(cfg)
-    items = plan(cfg, target.cases)
+    items = study_items(cfg, target.cases)
     for path in gather_all(cfg, items, target.raw_dir, label=target.label, target=target):
         logger.info("wrote %s", path)
     return analyse(cfg)
@@ -376,10 +396,11 @@ def format_report(table: pd.DataFrame) -> str:
 
 
 # ------------------------------------------------------------------------ writers
-def _write_kind(cfg, m, kind, zd: ZoneData, hd, scan: FlowScan, net_kw, v2g) -> None:
+def _write_kind(cfg, m, kind, zd: ZoneData, hd, scan: FlowScan, net_kw, v2g,
+                fp_attrs: dict) -> None:
     path = kind_path(cfg.out_dir, m.name, kind)
     with h5io.atomic_h5(path, attrs=h5io.provenance(cfg, network=m.name, case=kind,
-                                                   stage="validate")) as f:
+                                                   stage="validate", **fp_attrs)) as f:
         h5io.write_coord(f, "time", h5io.time_to_epoch(study_times(cfg)), units=_T)
         h5io.write_coord(f, "zone", np.array(m.zone_ids))
         h5io.write_coord(f, "phase", np.array([1, 2, 3], dtype=np.int8))
@@ -428,11 +449,11 @@ def _kind_variables(zd: ZoneData, hd, scan: FlowScan, net_kw, v2g) -> dict[str, 
 
 
 def _write_report(cfg, m, summary: pd.DataFrame, zones: pd.DataFrame,
-                  proof: pd.DataFrame) -> None:
+                  proof: pd.DataFrame, fp_attrs: dict) -> None:
     path = report_h5_path(cfg.out_dir, m.name)
     attrs = h5io.provenance(cfg, network=m.name, v_min_pu=cfg.validate.v_min_pu,
                             tx_overload_factor=cfg.validate.tx_overload_factor,
-                            stage="validate")
+                            stage="validate", **fp_attrs)
     with h5io.atomic_h5(path, attrs=attrs) as f:
         g = f.create_group("report")
         h5io.write_table(g, "summary", summary)

@@ -1,0 +1,284 @@
+"""Content fingerprints: what every output file was computed from (DESIGN: "valid means the
+same inputs, by content").
+
+A file's **key** is a flat mapping of everything it depends on, transitively: the bytes
+(sha256) of every input file (network files, profile CSVs, EV session tables), the parsed config
+sections that matter to it (a comment in the TOML changes nothing), the seed, its identity
+(network, case, block, zone, kind) and the code and engine versions. Its **fingerprint** is the
+sha256 of the key. Every writer stores both (``fingerprint``, ``fingerprint_key``); every
+reader computes the fingerprint the current config and input files give the file and refuses
+a file that differs, naming what changed (:func:`require_fresh`). Because keys are computed from
+the config and the input files alone, a stage can check its upstream without reading or
+rewriting it.
+
+One :class:`Fingerprints` per process and config: file hashes are cached by (path, size,
+mtime), so a file is hashed once.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import logging
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import h5py
+
+from agileflex_hpc import __version__
+from agileflex_hpc.errors import StaleError
+
+__all__ = ["Key", "Fingerprints", "digest", "attrs", "explain", "file_sha256", "network_files",
+           "require_fresh", "freshness", "stored_key"]
+
+logger = logging.getLogger(__name__)
+
+Key = dict[str, str]
+
+# OpenDSS commands that read another file: Redirect/Compile (scripts), BusCoords (coordinates)
+_FILE_COMMAND = re.compile(r"^\s*(redirect|compile|buscoords|latlongcoords)\s+(\S+)", re.I)
+_FILE_PROPERTY = re.compile(r"\bfile\s*=\s*([^\s,)\]]+)", re.I)  # e.g. LoadShape mult=(file=..)
+
+
+def digest(key: Key) -> str:
+    """The fingerprint of a key: sha256 of its canonical JSON."""
+    return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()
+
+
+@functools.lru_cache(maxsize=4096)
+def _sha256_cached(path: str, size: int, mtime_ns: int) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def file_sha256(path: Path) -> str:
+    """sha256 of a file's bytes (cached by path, size and modification time)."""
+    st = os.stat(path)
+    return _sha256_cached(str(Path(path).resolve()), st.st_size, st.st_mtime_ns)
+
+
+def network_files(master: Path) -> list[Path]:
+    """The master and every file it reads (Redirect/Compile/BusCoords/``file=``), recursively,
+    plus ``XY_Position.csv`` beside it (read for bus coordinates); sorted, existing files."""
+    master = Path(master).resolve()
+    seen: set[Path] = set()
+    todo = [master]
+    while todo:
+        path = todo.pop()
+        if path in seen or not path.is_file():
+            continue
+        seen.add(path)
+        if path.suffix.lower() == ".csv":
+            continue
+        for ref in _referenced(path):
+            for base in (path.parent, master.parent):
+                if (base / ref).is_file():
+                    todo.append((base / ref).resolve())
+                    break
+    xy = master.parent / "XY_Position.csv"
+    if xy.is_file():
+        seen.add(xy.resolve())
+    return sorted(seen)
+
+
+def _referenced(path: Path) -> list[str]:
+    """File names an OpenDSS script names in file-reading commands and ``file=`` values."""
+    refs = []
+    text = path.read_text(errors="replace")
+    for line in text.splitlines():
+        line = re.split(r"!|//", line, maxsplit=1)[0]
+        m = _FILE_COMMAND.match(line)
+        if m:
+            refs.append(m.group(2).strip("\"'()[]"))
+        refs += [v.strip("\"'") for v in _FILE_PROPERTY.findall(line)]
+    return refs
+
+
+def _section(obj: Any) -> str:
+    """Hash of a parsed config section (its dataclass repr: values, not TOML text)."""
+    return hashlib.sha256(repr(obj).encode()).hexdigest()[:16]
+
+
+def _files(paths: list[Path], prefix: str) -> Key:
+    """``{"<prefix>:<path>": sha256}`` of files; a folder counts as every file in it."""
+    out: Key = {}
+    for path in paths:
+        path = Path(path)
+        members = sorted(p for p in path.iterdir() if p.is_file()) if path.is_dir() else [path]
+        for p in members:
+            out[f"{prefix}:{p.resolve()}"] = file_sha256(p)
+    return out
+
+
+@dataclass
+class Fingerprints:
+    """Keys of every output file of one job, from its config and input files."""
+
+    cfg: Any
+    _cache: dict[tuple, Key] = field(default_factory=dict, repr=False)
+
+    def _memo(self, name: tuple, build) -> Key:
+        if name not in self._cache:
+            self._cache[name] = build()
+        return dict(self._cache[name])
+
+    # ------------------------------------------------------------ stage 1-2
+    def code(self) -> Key:
+        from agileflex_hpc.network.engine import engine_version
+
+        return {"code": f"agileflex_hpc {__version__}; OpenDSS {engine_version()}"}
+
+    def network(self, network: str) -> Key:
+        """The compiled network: its files' bytes (or the embedded generator's seed)."""
+        def build() -> Key:
+            net = self.cfg.network(network)
+            key = {**self.code(), "network": network, "config:network": _section(net)}
+            if net.path is None:
+                key["embedded_seed"] = str(net.seed)
+                return key
+            files = network_files(Path(net.path) / net.master)
+            return {**key, **_files(files, "network_file")}
+        return self._memo(("network", network), build)
+
+    def inputs(self, network: str, case: str) -> Key:
+        """Stage 1: customers table and demand/PV series of (network, case)."""
+        def build() -> Key:
+            cfg = self.cfg
+            pc = cfg.profiles
+            paths = [p for p in (pc.path, pc.hp_path, pc.pv_path) if p is not None]
+            return {**self.network(network), "seed": str(cfg.run.seed),
+                    "config:time": _section(cfg.time), "config:profiles": _section(pc),
+                    **_files(paths, "profile_file"), "case": case}
+        return self._memo(("inputs", network, case), build)
+
+    def block(self, network: str, case: str, start: int, stop: int) -> Key:
+        """Stage 2: one block of load flows."""
+        return {**self.inputs(network, case), "config:loadflow": _section(self.cfg.loadflow),
+                "steps": f"{start}-{stop}"}
+
+    def stitched(self, network: str, case: str) -> Key:
+        """Stage 2: the virtual-dataset file over every block of (network, case)."""
+        return {**self.inputs(network, case), "config:loadflow": _section(self.cfg.loadflow),
+                "steps": f"0-{self.cfg.time.n_steps}"}
+
+    # ------------------------------------------------------------ stages 3-8
+    def headroom(self, network: str) -> Key:
+        """Stages 3-6 of a network (zones, limits, headroom, hosting): every case's flows."""
+        def build() -> Key:
+            cfg = self.cfg
+            key: Key = {}
+            for case in cfg.cases.names:
+                key.update(self.stitched(network, case))
+            key.pop("case", None)
+            return {**key, "config:cases": _section(cfg.cases),
+                    "config:headroom": _section(cfg.headroom)}
+        return self._memo(("headroom", network), build)
+
+    def ev(self, network: str) -> Key:
+        """What every stage-7 zone file of a network depends on (the zone id aside)."""
+        def build() -> Key:
+            ev = self.cfg.ev
+            paths = [p for p in (ev.sessions_csv, ev.vehicles_csv) if p is not None]
+            return {**self.headroom(network), "config:ev": _section(ev),
+                    "network_index": str([n.name for n in self.cfg.networks].index(network)),
+                    **_files(paths, "session_file")}
+        return self._memo(("ev", network), build)
+
+    def ev_zone(self, network: str, zone: str) -> Key:
+        """Stage 7: one zone's attempts and schedule."""
+        return {**self.ev(network), "zone": zone}
+
+    def validation_inputs(self, network: str, kind: str) -> Key:
+        """Stage 8 inputs of (network, kind): the final assignment and every zone's EVs."""
+        return {**self.ev(network), "kind": kind}
+
+    def validation_block(self, network: str, kind: str, start: int, stop: int) -> Key:
+        return {**self.validation_inputs(network, kind),
+                "config:loadflow": _section(self.cfg.loadflow), "steps": f"{start}-{stop}"}
+
+    def validation_stitched(self, network: str, kind: str) -> Key:
+        return self.validation_block(network, kind, 0, self.cfg.time.n_steps)
+
+    def validation(self, network: str) -> Key:
+        """Stage 8 analysis of a network (kind files and the report)."""
+        from agileflex_hpc.validation.inputs import KINDS
+
+        key: Key = {}
+        for kind in KINDS:
+            key.update(self.validation_stitched(network, kind))
+        key.pop("kind", None)
+        return {**key, "config:validate": _section(self.cfg.validate)}
+
+
+def stored_key(path: Path) -> Key | None:
+    """The key a file was written with, or None (no such attribute)."""
+    with h5py.File(path, "r") as f:
+        text = f.attrs.get("fingerprint_key")
+    if text is None:
+        return None
+    return json.loads(text.decode() if isinstance(text, bytes) else str(text))
+
+
+def freshness(path: Path, key: Key) -> str:
+    """``"ok"``, ``"missing"``, ``"incomplete"`` or ``"stale"`` for a result file."""
+    path = Path(path)
+    if not path.is_file():
+        return "missing"
+    try:
+        with h5py.File(path, "r") as f:
+            if int(f.attrs.get("complete", 0)) != 1:
+                return "incomplete"
+            stored = f.attrs.get("fingerprint")
+    except (OSError, KeyError, ValueError):
+        return "incomplete"
+    stored = stored.decode() if isinstance(stored, bytes) else str(stored)
+    return "ok" if stored == digest(key) else "stale"
+
+
+def explain(path: Path, key: Key) -> str:
+    """What differs between the key a file was written with and ``key`` (one line)."""
+    try:
+        old = stored_key(path) or {}
+    except (OSError, ValueError):
+        old = {}
+    changed = sorted(k for k in set(old) | set(key) if old.get(k) != key.get(k))
+    if not old:
+        return "it carries no fingerprint (written by an older version)"
+    parts = []
+    for k in changed[:6]:
+        kind, _, name = k.partition(":")
+        if kind.endswith("_file"):
+            what = f"{kind.replace('_', ' ')} {name}"
+            parts.append(f"{what} {'changed' if k in old and k in key else 'added or removed'}")
+        elif kind == "config":
+            parts.append(f"config [{name}] changed")
+        else:
+            parts.append(f"{k} {old.get(k, '-')!s:.20} -> {key.get(k, '-')!s:.20}")
+    more = f" and {len(changed) - 6} more" if len(changed) > 6 else ""
+    return "; ".join(parts) + more
+
+
+def require_fresh(path: Path, key: Key, *, producer: str) -> None:
+    """Raise :class:`StaleError` unless ``path`` is complete and matches ``key``.
+
+    ``producer`` names the stage to rerun (e.g. ``"loadflow"``).
+    """
+    state = freshness(path, key)
+    if state == "ok":
+        return
+    if state == "stale":
+        raise StaleError(f"{path} is stale: {explain(path, key)}; rerun the {producer} stage "
+                         "(python -m agileflex_hpc run CONFIG recomputes what changed)")
+    raise StaleError(f"{path} is {state}: run the {producer} stage first")
+
+
+def attrs(key: Key) -> dict[str, str]:
+    """The two attributes a writer stores: the fingerprint and its key (JSON)."""
+    return {"fingerprint": digest(key), "fingerprint_key": json.dumps(key, sort_keys=True)}
