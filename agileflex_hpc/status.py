@@ -1,7 +1,8 @@
 """CLI: ``python -m agileflex_hpc.status CONFIG``: what is complete and what is missing, per stage.
 
-Reads only the files (never OpenDSS): a file counts as complete when it opens and carries
-``complete = 1`` (written last, after an atomic rename).
+Reads only the files (never OpenDSS): a file counts as complete when it opens, carries
+``complete = 1`` (written last, after an atomic rename) and the fingerprint the current config
+and input files give it; otherwise it is listed as missing, incomplete or stale.
 """
 
 from __future__ import annotations
@@ -11,47 +12,74 @@ from pathlib import Path
 
 from agileflex_hpc import h5io
 from agileflex_hpc.cli import run_stage
+from agileflex_hpc.fingerprint import Fingerprints, explain, freshness
 
 __all__ = ["stage_status", "main"]
 
 
 def stage_status(cfg) -> list[tuple[str, int, int, list[str]]]:
-    """(stage, complete, expected, first missing names) for every stage of the job."""
+    """(stage, current, expected, first problems) for every stage of the job.
+
+    A file is current when it is complete and its fingerprint is the one the current config
+    and input files give it; the problems name missing, incomplete and stale files (with what
+    changed).
+    """
+    from agileflex_hpc.evcharging.stage import zone_path
+    from agileflex_hpc.headroom.stage import output_paths
     from agileflex_hpc.inputs.stage import inputs_path
     from agileflex_hpc.loadflow.gather import stitched_path
-    from agileflex_hpc.loadflow.run import block_path
+    from agileflex_hpc.loadflow.run import block_path, study_items
     from agileflex_hpc.network.manifest import manifest_path
-    from agileflex_hpc.partition import list_items
+    from agileflex_hpc.validation.stage import report_h5_path
 
+    fps = Fingerprints(cfg)
     out = cfg.out_dir
     nets = [n.name for n in cfg.networks]
     cases = list(cfg.cases.names)
-    rows = [_check("manifests", [manifest_path(out, n) for n in nets]),
-            _check("inputs", [inputs_path(out, n, c) for n in nets for c in cases])]
-    items = list_items([(n, 1) for n in nets], cases, cfg.time.n_steps, cfg.time.block_steps)
-    rows.append(_check("loadflow blocks", [block_path(out / "raw", it) for it in items]))
-    rows.append(_check("stitched", [stitched_path(out / "raw", n, c) for n in nets
-                                     for c in cases]))
-    rows.append(_check("headroom", [out / "hosting" / f"{n}.h5" for n in nets]))
-    rows.append(_check("ev zones", _ev_paths(cfg)))
-    rows.append(_check("validation", [out / "validation" / n / "report.h5" for n in nets]))
-    rows.append(_check("report", [out / "report" / "index.html"]))
+    raw = out / "raw"
+    rows = [
+        _check("manifests", [(manifest_path(out, n), fps.network(n)) for n in nets]),
+        _check("inputs", [(inputs_path(out, n, c), fps.inputs(n, c)) for n in nets
+                          for c in cases]),
+        _check("loadflow blocks", [(block_path(raw, it), fps.block(it.network, it.case,
+                                                                    it.start, it.stop))
+                                   for it in study_items(cfg)]),
+        _check("stitched", [(stitched_path(raw, n, c), fps.stitched(n, c)) for n in nets
+                            for c in cases]),
+        _check("headroom", [(p, fps.headroom(n)) for n in nets for p in output_paths(cfg, n)]),
+        _check("ev zones", [(zone_path(out, n, z), fps.ev_zone(n, z))
+                            for n, z in _ev_zones(cfg)]),
+        _check("validation", [(report_h5_path(out, n), fps.validation(n)) for n in nets]),
+    ]
+    index = out / "report" / "index.html"
+    rows.append(("report", int(index.is_file()), 1, [] if index.is_file() else
+                 [f"{index} (missing)"]))
     return rows
 
 
-def _ev_paths(cfg) -> list[Path]:
-    """Zone files the EV stage will write (known once every hosting file exists)."""
-    from agileflex_hpc.evcharging.stage import list_zone_tasks, zone_path
+def _ev_zones(cfg) -> list[tuple[str, str]]:
+    """(network, zone) of every zone with customers, from the manifests (none if missing)."""
+    from agileflex_hpc.network.manifest import manifest_path, read_manifest
 
-    if not all(h5io.is_complete(cfg.out_dir / "hosting" / f"{n.name}.h5") for n in cfg.networks):
-        return []
-    return [zone_path(cfg.out_dir, t.network, t.zone) for t in list_zone_tasks(cfg)]
+    zones = []
+    for net in cfg.networks:
+        path = manifest_path(cfg.out_dir, net.name)
+        if not h5io.is_complete(path):
+            continue
+        m = read_manifest(path)
+        zones += [(net.name, z) for z, n in zip(m.zone_ids, m.topology.zone_customers) if n > 0]
+    return zones
 
 
-def _check(stage: str, paths: list[Path]) -> tuple[str, int, int, list[str]]:
-    missing = [p for p in paths if not (h5io.is_complete(p) if p.suffix == ".h5"
-                                        else p.is_file())]
-    return stage, len(paths) - len(missing), len(paths), [str(p) for p in missing[:5]]
+def _check(stage: str, files: list[tuple[Path, dict]]) -> tuple[str, int, int, list[str]]:
+    problems = []
+    for path, key in files:
+        state = freshness(path, key)
+        if state == "stale":
+            problems.append(f"{path} (stale: {explain(path, key)})")
+        elif state != "ok":
+            problems.append(f"{path} ({state})")
+    return stage, len(files) - len(problems), len(files), problems[:5]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -63,7 +91,8 @@ def _body(cfg, workers, args) -> int:
     print(f"run {cfg.run.name!r} in {cfg.out_dir}")
     print(f"{'stage':18s} {'complete':>9s} {'expected':>9s}")
     for stage, done, expected, missing in stage_status(cfg):
-        mark = "ok" if done == expected else "MISSING"
+        stale = any("(stale" in m for m in missing)
+        mark = "ok" if done == expected else ("STALE" if stale else "MISSING")
         print(f"{stage:18s} {done:9d} {expected:9d}  {mark}")
         for path in missing:
             print(f"{'':20s}- {path}")

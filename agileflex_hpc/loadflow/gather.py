@@ -17,7 +17,7 @@ import numpy as np
 
 from agileflex_hpc import fingerprint, h5io
 from agileflex_hpc.errors import ResultsError
-from agileflex_hpc.fingerprint import Fingerprints, Key, require_fresh
+from agileflex_hpc.fingerprint import Fingerprints, Key, freshness, require_fresh
 from agileflex_hpc.inputs.stage import study_times
 from agileflex_hpc.loadflow.run import (
     VARIABLES,
@@ -94,7 +94,8 @@ def stitch(cfg, raw_dir: Path, items: list[WorkItem], *, label: str = "loadflow"
 def gather_all(cfg, items: list[WorkItem], raw_dir: Path | None = None, *,
                label: str = "loadflow", target: LoadflowInputs | None = None) -> list[Path]:
     """Check every block of ``items`` (present, complete, current inputs, intact data), then
-    stitch every (network, case); nothing is written when a block is not usable.
+    stitch every (network, case) whose stitched file is not current; nothing is written when
+    a block is not usable. Returns the files written.
 
     ``target`` (default stage 2's) gives the fingerprint keys of the blocks and stitched files.
     """
@@ -106,9 +107,12 @@ def gather_all(cfg, items: list[WorkItem], raw_dir: Path | None = None, *,
     groups: dict[tuple[str, str], list[WorkItem]] = {}
     for it in items:
         groups.setdefault((it.network, it.case), []).append(it)
-    return [stitch(cfg, raw_dir, group, label=label,
-                   key=target.stitched_key(fps, network, case))
-            for (network, case), group in groups.items()]
+    written = []
+    for (network, case), group in groups.items():
+        key = target.stitched_key(fps, network, case)
+        if freshness(stitched_path(raw_dir, network, case), key) != "ok":
+            written.append(stitch(cfg, raw_dir, group, label=label, key=key))
+    return written
 
 
 def require_stitched(cfg, fps: Fingerprints, network: str, case: str,

@@ -230,7 +230,7 @@ class _Solver:
         path = block_path(target.raw_dir, item)
         manifest = self._manifest(item.network)
         key = target.block_key(self.fps, item.network, item.case, item.start, item.stop)
-        if freshness(path, key) == "ok":
+        if freshness(path, key) == "ok" and _checksum_ok(path):
             logger.debug("complete, skipped: %s", path)
             return 0, int(_file_attr(path, "nonconverged"))
         inputs = target.inputs_for(cfg, manifest, item.case, self.fps)
