@@ -26,6 +26,7 @@ def body(cfg, workers, args) -> int:
         tasks_for,
         write_hosting_answer,
     )
+    from agileflex_hpc.loadflow.progress import Progress
 
     tasks = list_zone_tasks(cfg)
     if args.dry_run:
@@ -33,17 +34,40 @@ def body(cfg, workers, args) -> int:
             mine = tasks_for(w, workers.count, tasks)
             print(f"worker {w}: {len(mine)} zones, {sum(t.n_start for t in mine)} EVs to try")
         return 0
-    written = run(cfg, worker=workers.index, n_workers=workers.count)
-    logger.info("worker %d/%d: %d zone files written", workers.index, workers.count,
-                len(written))
+    mine = tasks_for(workers.index, workers.count, tasks)
+    bar = Progress(len(mine), workers, label="ev", unit="zone")
+    attempts = [0]
+
+    def step(zone_run) -> None:
+        attempts[0] += zone_run.attempts
+        bar.advance(1, attempts=attempts[0])
+
+    runs = run(cfg, worker=workers.index, n_workers=workers.count, progress=step)
+    bar.close()
     if workers.comm is not None:
+        runs = [r for part in workers.comm.gather(runs, root=0) or [] for r in part]
         workers.comm.Barrier()
-    if workers.covers_all and workers.is_root:
+    if not workers.is_root:
+        return 0
+    print(format_runs(runs), file=sys.stderr)
+    if workers.covers_all:
         for net in cfg.networks:
             table = write_hosting_answer(cfg, net.name)
             print(f"\n== EVs hosted (stage 7) beside the estimate (stage 6): {net.name} ==\n"
                   f"{format_answer(table)}")
     return 0
+
+
+def format_runs(runs) -> str:
+    """What the stage did: zones solved and up to date, attempts, time, the slowest zones."""
+    solved = [r for r in runs if r.solved]
+    lines = [f"ev summary: {len(solved)} zones solved ({sum(r.attempts for r in solved)} "
+             f"attempts, {sum(r.wall_s for r in solved):.1f} s), {len(runs) - len(solved)} "
+             "zones up to date"]
+    for r in sorted(solved, key=lambda r: -r.wall_s)[:3]:
+        lines.append(f"  slowest: {r.network}/{r.zone} {r.wall_s:.1f} s ({r.attempts} attempts, "
+                     f"{r.n_evs} EVs hosted, estimate {r.n_start})")
+    return "\n".join(lines)
 
 
 def format_answer(table) -> str:

@@ -1,5 +1,6 @@
 """Stage 7 runner: the same zone results however the zones are split over workers."""
 
+import os
 import shutil
 import subprocess
 import sys
@@ -11,7 +12,7 @@ from agileflex_hpc.__main__ import run_pipeline
 from agileflex_hpc.config import load_config
 from agileflex_hpc.ev import main as ev_main
 from agileflex_hpc.evcharging.stage import list_zone_tasks, read_zone, zone_path
-from tests.conftest import write_job
+from tests.conftest import REPO, write_job
 
 pytestmark = [pytest.mark.requires_opendss, pytest.mark.slow]
 
@@ -113,3 +114,40 @@ def test_bad_session_table_is_named(tmp_path, capfd):
     assert ev_main([str(job)]) == 1
     err = capfd.readouterr().err
     assert "sessions.csv: row 1, column 't_out'" in err, err
+
+
+@pytest.mark.mpi
+def test_ev_stage_under_mpirun_gives_the_single_process_answers(tmp_path, mpirun):
+    """Zones split over 2 MPI ranks: the same answers, verdicts and schedules as one process,
+    the root prints the summary (slowest zones) and the answer table."""
+    one = write_job(tmp_path, JOB.format(root="one"), "one.toml")
+    cfg1 = load_config(one)
+    run_pipeline(cfg1, stages=("loadflow", "headroom"))
+    shutil.copytree(cfg1.out_dir.parent, tmp_path / "two")
+    two = write_job(tmp_path, JOB.format(root="two"), "two.toml")
+    assert ev_main([str(one), "--log-level", "WARNING"]) == 0
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    env.pop("SLURM_ARRAY_TASK_ID", None)
+    res = subprocess.run([mpirun, "-n", "2", sys.executable, "-m", "agileflex_hpc.ev", str(two)],
+                         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert _results(cfg1) == _results(load_config(two))
+    assert "ev summary: 12 zones solved" in res.stderr and "slowest:" in res.stderr
+    assert "EVs hosted (stage 7) beside the estimate" in res.stdout
+    assert "[mpi 0/2]" in res.stderr  # the ranks really ran under MPI
+
+
+def test_progress_counts_zones_and_attempts(tmp_path, capfd):
+    """Without a terminal the EV stage logs zones done, attempts and an ETA; a rerun finds
+    every zone up to date and solves nothing."""
+    job = write_job(tmp_path, JOB.format(root="p"))
+    cfg = load_config(job)
+    run_pipeline(cfg, stages=("loadflow", "headroom"))
+    capfd.readouterr()
+    assert ev_main([str(job)]) == 0  # stderr is captured: not a terminal
+    err = capfd.readouterr().err
+    assert "ev: 12/12 zones" in err and "attempts" in err and "ETA" in err
+    assert "ev summary: 12 zones solved" in err
+    assert ev_main([str(job)]) == 0
+    assert "ev summary: 0 zones solved (0 attempts, 0.0 s), 12 zones up to date" in \
+        capfd.readouterr().err

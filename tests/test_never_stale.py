@@ -95,14 +95,17 @@ def contents(out: Path) -> dict[str, bytes]:
     solve times aside)."""
     found: dict[str, bytes] = {}
     for path in sorted(out.rglob("*.h5")):
+        rel = path.relative_to(out)
         with h5py.File(path, "r") as f:
-            def visit(name, obj, rel=path.relative_to(out)):
+            names: list[str] = []
+            f.visit(names.append)
+            for name in names:
+                obj = f[name]
                 if (isinstance(obj, h5py.Dataset) and not obj.is_virtual
                         and not name.endswith("solve_time_s")):
                     data = np.asarray(obj[()])
                     found[f"{rel}:{name}"] = ("\x00".join(map(str, data.ravel())).encode()
                                               if data.dtype == object else data.tobytes())
-            f.visititems(visit)
     return found
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, fields
 from pathlib import Path
 
@@ -26,7 +27,7 @@ from agileflex_hpc.fingerprint import Fingerprints, freshness
 from agileflex_hpc.headroom.stage import hosting_path, require_hosting
 from agileflex_hpc.partition import split_by_cost
 
-__all__ = ["ZoneTask", "list_zone_tasks", "tasks_for", "zone_path", "zone_profiles", "run",
+__all__ = ["ZoneTask", "ZoneRun", "list_zone_tasks", "tasks_for", "zone_path", "zone_profiles", "run",
            "read_zone", "write_zone", "hosting_answer", "write_hosting_answer",
            "v2g_energy_kwh"]
 
@@ -172,16 +173,37 @@ def v2g_energy_kwh(head_kw: np.ndarray, net_kw: np.ndarray | None, *,
             float(np.minimum(export, deficit).sum() * step_hours))
 
 
-def run(cfg, *, worker: int = 0, n_workers: int = 1) -> list[Path]:
-    """Solve this worker's zones unless their file holds the answer for the same inputs;
-    return the files written."""
+@dataclass(frozen=True)
+class ZoneRun:
+    """What the EV stage did for one zone: ``solved`` False when its file was current."""
+
+    network: str
+    zone: str
+    n_start: int
+    n_evs: int
+    attempts: int
+    wall_s: float
+    solved: bool
+
+
+def run(cfg, *, worker: int = 0, n_workers: int = 1,
+        progress: Callable[[ZoneRun], None] | None = None) -> list[ZoneRun]:
+    """Solve this worker's zones unless their file holds the answer for the same inputs.
+
+    Returns one :class:`ZoneRun` per zone of this worker; ``progress`` is called after each.
+    """
     fps = Fingerprints(cfg)
     tasks = tasks_for(worker, n_workers, list_zone_tasks(cfg, fps))
-    written = []
+    runs = []
     for task in tasks:
         path = zone_path(cfg.out_dir, task.network, task.zone)
         key = fps.ev_zone(task.network, task.zone)
         if freshness(path, key) == "ok":
+            with h5py.File(path, "r") as f:
+                runs.append(ZoneRun(task.network, task.zone, task.n_start, int(f.attrs["n_evs"]),
+                                    0, 0.0, False))
+            if progress is not None:
+                progress(runs[-1])
             continue
         t0 = time.perf_counter()
         result = solve_zone(cfg, task)
@@ -190,8 +212,11 @@ def run(cfg, *, worker: int = 0, n_workers: int = 1) -> list[Path]:
                     "%.1f s", task.network, task.zone, result.n,
                     "" if result.confirmed else " UNCONFIRMED", task.n_start, result.direction,
                     len(result.attempts), result.stop_reason, time.perf_counter() - t0)
-        written.append(path)
-    return written
+        runs.append(ZoneRun(task.network, task.zone, task.n_start, result.n,
+                            len(result.attempts), time.perf_counter() - t0, True))
+        if progress is not None:
+            progress(runs[-1])
+    return runs
 
 
 def write_zone(path: Path, cfg, task: ZoneTask, res: AttemptsResult, *,

@@ -9,45 +9,62 @@ import time
 from agileflex_hpc.loadflow.run import collapse_counts
 from agileflex_hpc.partition import WorkItem, items_for
 
-__all__ = ["ProgressReporter", "format_summary"]
+__all__ = ["Progress", "ProgressReporter", "format_summary"]
 
 logger = logging.getLogger(__name__)
 
 
-class ProgressReporter:
-    """Counts this worker's steps; shows a bar (single process on a TTY) or logs every 30 s."""
+class Progress:
+    """Counts this worker's units of work; a tqdm bar (single process on a TTY), else a log
+    line every ``every_s`` seconds and at the end (done, rate, ETA)."""
 
-    def __init__(self, items: list[WorkItem], workers, *, label: str = "loadflow",
+    def __init__(self, total: int, workers, *, label: str, unit: str = "step",
                  every_s: float = 30.0):
-        mine = items_for(workers.index, workers.count, items)
-        self.total = sum(it.n_steps for it in mine)
+        self.total = total
         self.done = 0
-        self.label = label
+        self.label, self.unit = label, unit
         self.every_s = every_s
         self.t0 = self.last = time.perf_counter()
         self.bar = None
         if workers.comm is None and sys.stderr.isatty():
             from tqdm import tqdm
 
-            self.bar = tqdm(total=self.total, unit="step", desc=label, file=sys.stderr)
+            self.bar = tqdm(total=self.total, unit=unit, desc=label, file=sys.stderr)
 
-    def update(self, item: WorkItem, solved: int) -> None:
-        """Called after each item; ``solved`` is 0 when the block was already complete."""
-        self.done += item.n_steps
+    def advance(self, n: int, **postfix: object) -> None:
+        """``n`` more units done; ``postfix`` (e.g. attempts=12) is shown beside the count."""
+        self.done += n
         if self.bar is not None:
-            self.bar.update(item.n_steps)
+            if postfix:
+                self.bar.set_postfix(postfix, refresh=False)
+            self.bar.update(n)
             return
         now = time.perf_counter()
         if now - self.last >= self.every_s or self.done == self.total:
             rate = self.done / max(now - self.t0, 1e-9)
             eta = (self.total - self.done) / rate if rate else float("nan")
-            logger.info("%s: %d/%d steps (%.0f steps/s, ETA %.0f s)", self.label, self.done,
-                        self.total, rate, eta)
+            extra = "".join(f", {k} {v}" for k, v in postfix.items())
+            logger.info("%s: %d/%d %ss (%.3g %ss/s%s, ETA %.0f s)", self.label, self.done,
+                        self.total, self.unit, rate, self.unit, extra, eta)
             self.last = now
 
     def close(self) -> None:
         if self.bar is not None:
             self.bar.close()
+
+
+class ProgressReporter(Progress):
+    """Progress of a load-flow worker, in steps of its share of ``items``."""
+
+    def __init__(self, items: list[WorkItem], workers, *, label: str = "loadflow",
+                 every_s: float = 30.0):
+        mine = items_for(workers.index, workers.count, items)
+        super().__init__(sum(it.n_steps for it in mine), workers, label=label, unit="step",
+                         every_s=every_s)
+
+    def update(self, item: WorkItem, solved: int) -> None:
+        """Called after each item; ``solved`` is 0 when the block was already complete."""
+        self.advance(item.n_steps)
 
 
 def format_summary(summaries, *, label: str = "loadflow") -> str:

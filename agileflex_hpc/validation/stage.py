@@ -360,7 +360,11 @@ def _log_proof(network: str, proof: pd.DataFrame) -> None:
 def analyse(cfg) -> pd.DataFrame:
     """Analyse every network; write ``validation/report.csv`` and ``validation/proof.csv``;
     return the summary rows."""
+    from agileflex_hpc.evcharging.stage import write_hosting_answer
+
     results = [analyse_network(cfg, net.name) for net in cfg.networks]
+    for net in cfg.networks:  # the EV answer beside the estimate (array runs end here)
+        write_hosting_answer(cfg, net.name)
     table = pd.concat([r[0] for r in results], ignore_index=True)
     path = report_csv_path(cfg.out_dir)
     h5io.write_csv_atomic(table, path)
