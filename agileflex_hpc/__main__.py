@@ -32,6 +32,20 @@ def run_pipeline(cfg, *, stages: tuple[str, ...] = STAGES) -> None:
         logger.info("== stage %s ==", stage)
         _STAGE_BODIES[stage](cfg, single, args)
         logger.info("== stage %s done in %.1f s ==", stage, time.perf_counter() - t0)
+        if stage == "validate":
+            _plan_validate_loop(cfg, single, args)
+
+
+def _plan_validate_loop(cfg, workers, args) -> None:
+    """Re-plan unproved zones and validate again, up to ``validate.max_rounds`` rounds."""
+    from agileflex_hpc.replan import replan, rounds_done
+
+    while replan(cfg):
+        t0 = time.perf_counter()
+        logger.info("== plan-validate round %d ==", rounds_done(cfg, cfg.networks[0].name))
+        _ev(cfg, workers, args)
+        _validate(cfg, workers, args)
+        logger.info("== round done in %.1f s ==", time.perf_counter() - t0)
 
 
 def _loadflow(cfg, workers, args):

@@ -265,9 +265,20 @@ class ValidateConfig:
 
     v_min_pu: float = 0.9  # statutory minimum (216 V at 240 V nominal)
     tx_overload_factor: float = 1.0  # transformer overload above factor x rating
+    max_rounds: int = 3  # plan-validate rounds (1: plan and validate once)
+    replan_cut: float = 0.25  # share of an unproved zone's import cut at offending times
 
     def _check(self) -> list[str]:
-        return [] if 0 < self.v_min_pu < 1.2 else ["validate.v_min_pu: must be within (0, 1.2)"]
+        errs = []
+        if not 0 < self.v_min_pu < 1.2:
+            errs.append("validate.v_min_pu: must be within (0, 1.2)")
+        if not 0 < self.tx_overload_factor < 10:
+            errs.append("validate.tx_overload_factor: must be within (0, 10)")
+        if self.max_rounds < 1:
+            errs.append("validate.max_rounds: must be >= 1")
+        if not 0 < self.replan_cut <= 1:
+            errs.append("validate.replan_cut: must be within (0, 1]")
+        return errs
 
 
 @dataclass(frozen=True)

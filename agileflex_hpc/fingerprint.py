@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import h5py
+import numpy as np
 
 from agileflex_hpc import __version__
 from agileflex_hpc.errors import StaleError
@@ -123,6 +124,7 @@ class Fingerprints:
 
     cfg: Any
     _cache: dict[tuple, Key] = field(default_factory=dict, repr=False)
+    _arrays: dict[tuple, Any] = field(default_factory=dict, repr=False)
 
     def _memo(self, name: tuple, build) -> Key:
         if name not in self._cache:
@@ -191,13 +193,33 @@ class Fingerprints:
                     **_files(paths, "session_file")}
         return self._memo(("ev", network), build)
 
+    def _caps(self, network: str):
+        """The plan-validate loop's import caps of a network (zone, step), or None."""
+        if ("caps", network) not in self._arrays:
+            from agileflex_hpc.replan import read_caps
+
+            self._arrays[("caps", network)] = read_caps(self.cfg, network)[0]
+        return self._arrays[("caps", network)]
+
     def ev_zone(self, network: str, zone: str) -> Key:
-        """Stage 7: one zone's attempts and schedule."""
-        return {**self.ev(network), "zone": zone}
+        """Stage 7: one zone's attempts and schedule (with its import cap, if re-planned)."""
+        key = {**self.ev(network), "zone": zone}
+        caps = self._caps(network)
+        if caps is not None:
+            from agileflex_hpc.network.topology import zone_position
+
+            row = caps[zone_position(zone)]
+            if np.isfinite(row).any():
+                key["import_cap"] = hashlib.sha256(row.tobytes()).hexdigest()[:16]
+        return key
 
     def validation_inputs(self, network: str, kind: str) -> Key:
         """Stage 8 inputs of (network, kind): the final assignment and every zone's EVs."""
-        return {**self.ev(network), "kind": kind}
+        key = {**self.ev(network), "kind": kind}
+        caps = self._caps(network)
+        if caps is not None:
+            key["import_caps"] = hashlib.sha256(caps.tobytes()).hexdigest()[:16]
+        return key
 
     def validation_block(self, network: str, kind: str, start: int, stop: int) -> Key:
         return {**self.validation_inputs(network, kind),

@@ -1,7 +1,11 @@
 #!/bin/bash
 # Submit the whole agileflex_hpc pipeline as a chain of SLURM jobs (run on a login node, not via sbatch):
 #
-#   loadflow (array) -> gather -> headroom -> ev (array) -> validate (array) -> validate --gather -> report
+#   loadflow (array) -> gather -> headroom -> ev (array) -> validate (array) -> validate --gather
+#   [-> replan -> ev (array) -> validate (array) -> validate --gather]  x (validate.max_rounds - 1)
+#   -> report
+# The plan-validate rounds are always submitted; a round after the proof holds finds every
+# result current and does nothing.
 #
 # Each job depends on the previous one with --dependency=afterok:<id> and --kill-on-invalid-dep=yes,
 # so a failing stage cancels everything after it instead of leaving it pending forever.
@@ -80,10 +84,10 @@ try:
     c = load_config(sys.argv[1])
 except ConfigError as exc:
     sys.exit(str(exc))
-print(c.slurm.workers, c.slurm.max_parallel)' "$CONFIG"); then
+print(c.slurm.workers, c.slurm.max_parallel, c.validate.max_rounds)' "$CONFIG"); then
     die "bad job config $CONFIG (see above)"
 fi
-read -r CFG_WORKERS CFG_MAXPAR <<<"${defaults:-4 0}"
+read -r CFG_WORKERS CFG_MAXPAR MAX_ROUNDS <<<"${defaults:-4 0 1}"
 WORKERS=${WORKERS:-${CFG_WORKERS:-4}}
 [[ -z $MAX_PAR && ${CFG_MAXPAR:-0} != 0 ]] && MAX_PAR=$CFG_MAXPAR
 LF_WORKERS=${LF_WORKERS:-$WORKERS}
@@ -154,6 +158,15 @@ for ((i = start; i < ${#STAGES[@]}; i++)); do
             submit validate-gather validate.sh --job-name=af-validate-gather \
                 --output=slurm-logs/%x_%j.out -- --gather
             ;;
-        report) submit report report.sh -- ;;
+        report)
+            for ((r = 2; r <= MAX_ROUNDS; r++)); do
+                submit "replan-$r" replan.sh --job-name="af-replan-$r" --
+                submit "ev-$r" ev.sh --array="$(array_spec "$EV_WORKERS")" --
+                submit "validate-$r" validate.sh --array="$(array_spec "$VAL_WORKERS")" --
+                submit "validate-gather-$r" validate.sh --job-name="af-validate-gather-$r" \
+                    --output=slurm-logs/%x_%j.out -- --gather
+            done
+            submit report report.sh --
+            ;;
     esac
 done

@@ -169,6 +169,7 @@ def solve_schedule(
     threads: int = 1,
     seed: int = 0,
     goal: Literal["optimal", "feasible"] = "optimal",
+    import_cap_kw: np.ndarray | None = None,
 ) -> ScheduleResult:
     """Cheapest charging (and optional V2G) schedule of a zone's EVs within its head/footroom.
 
@@ -214,6 +215,8 @@ def solve_schedule(
         first schedule found is returned (status ``"feasible"``, its cost not optimised), and
         an infeasible LP relaxation proves the MILP infeasible. ``"optimal"`` closes the gap
         to ``mip_gap``.
+    import_cap_kw : ndarray, shape (steps,), optional
+        A further cap on the zone's net EV import (the plan-validate loop's; inf: none). [kW]
 
     Returns
     -------
@@ -234,9 +237,10 @@ def solve_schedule(
         return ScheduleResult("optimal", True, 0.0, 0.0, 0.0, zeros, zeros,
                               np.zeros((0, steps + 1)), model)
     started = time.perf_counter()
+    bound = head if import_cap_kw is None else np.minimum(head, import_cap_kw)
     cells = _cells(fleet)
     eff_price = effective_price_p_per_kwh(price, head, v2g_premium=v2g_premium)
-    models = {relaxed: _build_lp(fleet, cells, head, foot, eff_price, step_h=step_h, v2g=v2g,
+    models = {relaxed: _build_lp(fleet, cells, bound, foot, eff_price, step_h=step_h, v2g=v2g,
                                  min_kw=min_kw, efficiency=efficiency,
                                  footroom_factor=footroom_factor, relaxed=relaxed)
               for relaxed in ((True, False) if model == "milp" else (True,))}

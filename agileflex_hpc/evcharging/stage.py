@@ -27,8 +27,8 @@ from agileflex_hpc.fingerprint import Fingerprints, freshness
 from agileflex_hpc.headroom.stage import hosting_path, require_hosting
 from agileflex_hpc.partition import split_by_cost
 
-__all__ = ["ZoneTask", "ZoneRun", "list_zone_tasks", "tasks_for", "zone_path", "zone_profiles", "run",
-           "read_zone", "write_zone", "hosting_answer", "write_hosting_answer",
+__all__ = ["ZoneTask", "ZoneRun", "list_zone_tasks", "tasks_for", "zone_path", "zone_profiles",
+           "run", "read_zone", "write_zone", "hosting_answer", "write_hosting_answer",
            "v2g_energy_kwh"]
 
 logger = logging.getLogger(__name__)
@@ -133,7 +133,11 @@ def session_sampler(cfg):
 
 def solve_zone(cfg, task: ZoneTask, *, successes: int | None = None) -> AttemptsResult:
     """The attempts search of one zone (a -inf quantile, a collapsing time of day, is no room)."""
+    from agileflex_hpc.replan import read_caps
+
     head, foot = zone_profiles(cfg, task.network, task.zone_index)
+    caps = read_caps(cfg, task.network)[0]
+    cap = None if caps is None else np.nan_to_num(caps[task.zone_index], nan=np.inf)
     ev = cfg.ev
     return run_attempts(
         task.n_start, head, foot, _price(cfg), fleet_factory=session_sampler(cfg),
@@ -144,6 +148,7 @@ def solve_zone(cfg, task: ZoneTask, *, successes: int | None = None) -> Attempts
         efficiency=ev.efficiency, footroom_factor=ev.footroom_factor,
         v2g_premium=ev.v2g_premium, mip_gap=ev.mip_gap, max_nodes=ev.max_nodes,
         time_limit_s=ev.time_limit_s, threads=ev.threads,
+        import_cap_kw=None if cap is None or np.isinf(cap).all() else cap,
     )
 
 

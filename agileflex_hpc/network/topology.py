@@ -15,12 +15,18 @@ from scipy.sparse.csgraph import connected_components
 
 from agileflex_hpc.errors import NetworkError
 
-__all__ = ["Topology", "derive_topology", "zone_id"]
+__all__ = ["Topology", "derive_topology", "zone_id", "zone_position"]
 
 
 def zone_id(feeder: int, phase: int) -> str:
     """Zone name of 1-based ``feeder`` and ``phase``, e.g. ``F2P3``."""
     return f"F{feeder}P{phase}"
+
+
+def zone_position(zone: str) -> int:
+    """Index of a zone id in the feeder-major zone order: ``F2P3`` -> 5."""
+    feeder, _, phase = zone[1:].partition("P")
+    return 3 * (int(feeder) - 1) + int(phase) - 1
 
 
 @dataclass(frozen=True)

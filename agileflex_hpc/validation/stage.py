@@ -42,6 +42,7 @@ from agileflex_hpc.validation.inputs import (
 __all__ = ["FlowScan", "validation_dir", "validation_target", "kind_path", "report_h5_path",
            "report_csv_path", "proof_csv_path", "proof_table", "scan_flows", "headroom_before",
            "analyse_network", "analyse", "gather", "format_report", "REPORT_COLUMNS",
+           "added_violation_flags",
            "PROOF_COLUMNS"]
 
 logger = logging.getLogger(__name__)
@@ -307,11 +308,23 @@ def analyse_network(cfg, network: str) -> tuple[pd.DataFrame, pd.DataFrame, pd.D
                                                    scan.flags)
     summary = pd.DataFrame(rows, columns=REPORT_COLUMNS)
     zones = pd.DataFrame(zone_rows)
-    proof = proof_table(cfg, m, metrics.added_violations(violations["none"],
-                                                         violations["smart"]))
+    added = metrics.added_violations(violations["none"], violations["smart"])
+    proof = proof_table(cfg, m, added)
     _log_proof(m.name, proof)
-    _write_report(cfg, m, summary, zones, proof, fp_attrs)
+    _write_report(cfg, m, summary, zones, proof, added, fp_attrs)
     return summary, zones, proof
+
+
+def added_violation_flags(cfg, network: str) -> tuple[np.ndarray, list[str]]:
+    """(step, zone) where smart charging adds a violation of any kind, from ``report.h5``, and
+    per zone the kinds added (``"thermal;undervoltage"``, "" for none)."""
+    path = report_h5_path(cfg.out_dir, network)
+    require_fresh(path, Fingerprints(cfg).validation(network), producer="validate")
+    with h5py.File(path, "r") as f:
+        flags = {k: f["added"][k][()].astype(bool) for k in metrics.KINDS_OF_VIOLATION}
+    kinds = [";".join(k for k in metrics.KINDS_OF_VIOLATION if flags[k][:, z].any())
+             for z in range(next(iter(flags.values())).shape[1])]
+    return np.logical_or.reduce(list(flags.values())), kinds
 
 
 def _read_report(cfg, network: str) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
@@ -453,7 +466,7 @@ def _kind_variables(zd: ZoneData, hd, scan: FlowScan, net_kw, v2g) -> dict[str, 
 
 
 def _write_report(cfg, m, summary: pd.DataFrame, zones: pd.DataFrame,
-                  proof: pd.DataFrame, fp_attrs: dict) -> None:
+                  proof: pd.DataFrame, added: dict[str, np.ndarray], fp_attrs: dict) -> None:
     path = report_h5_path(cfg.out_dir, m.name)
     attrs = h5io.provenance(cfg, network=m.name, v_min_pu=cfg.validate.v_min_pu,
                             tx_overload_factor=cfg.validate.tx_overload_factor,
@@ -464,3 +477,10 @@ def _write_report(cfg, m, summary: pd.DataFrame, zones: pd.DataFrame,
         h5io.write_table(g, "zones", zones)
         h5io.write_table(g, "proof", proof)
         g.attrs["proved"] = int(proof.empty)
+        h5io.write_coord(f, "time", h5io.time_to_epoch(study_times(cfg)), units=_T)
+        h5io.write_coord(f, "zone", np.array(m.zone_ids))
+        a = f.create_group("added")
+        for kind, flags in added.items():
+            h5io.write_var(a, kind, flags.astype(np.uint8), dims=["time", "zone"], units="1",
+                           description=f"smart charging adds a {kind} violation to the no-EV "
+                           "baseline at the step, in the zone")

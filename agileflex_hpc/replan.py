@@ -1,0 +1,255 @@
+"""The plan-validate loop: tighten the EV bound of zones the validation did not prove.
+
+Stage 7 plans each zone against a zonal, lossless approximation; stage 8 checks the plan with
+full power flows. Where smart charging adds a violation to the no-EV baseline (the proof of
+:mod:`agileflex_hpc.validation.stage`), the zones whose EVs imported at the offending steps get
+an **import cap** at those times of day, and stages 7-8 run again (``validate.max_rounds``
+rounds in all; 1 = a single pass).
+
+The rule (documented decision), for every zone responsible for an offending step:
+
+1. at a time of day ``h`` where the zone's EVs imported ``p`` kW at an offending step (the most
+   over the offending days), its import bound at ``h`` becomes ``(1 - validate.replan_cut) x
+   p`` (0.25 by default), or stays lower where a cap exists;
+2. its bound at every other time of day is derated by twice the worst relative exceedance
+   ``e`` seen at its offending steps (transformer: ``|S| / (factor x rating) - 1``; thermal:
+   ``I / rating - 1``; undervoltage: ``(v_min - v) / v_min``; collapse: 1), so at most
+   ``(1 - 2e) x`` the stage-7 bound.
+
+Why: the violations the loop meets are small exceedances of a linear, lossless model (losses
+grow with the square of the load, phase unbalance, the quantile's days). Rule 1 removes the
+cause where it was seen, whatever its kind, with no model of the network, and converges
+geometrically. Rule 2 stops the optimiser from moving the same load to the next cheapest time
+of day, where the same model error would show again: the exceedance measures the model's error,
+and doubling it leaves a margin. Responsible zones at an offending step: the flagged zones that
+imported; if none did (an undervoltage caused from another phase), the importing zones of the
+same feeders; if none, every importing zone of the network (the transformer and collapse are
+network-wide anyway).
+
+Files: ``<out>/replan/<network>.h5`` holds the caps (``cap_kw``, zone x horizon step, NaN = no
+cap), the round they are for, and the history of every round; ``<out>/replan/rounds.csv``
+the history of all networks. Caps count only while the network's stage 3-6 inputs are the ones
+they were computed from (else the loop starts over).
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pandas as pd
+
+from agileflex_hpc import fingerprint, h5io
+
+__all__ = ["caps_path", "read_caps", "tighten_caps", "replan_network", "replan", "rounds_done",
+           "HISTORY_COLUMNS"]
+
+logger = logging.getLogger(__name__)
+
+HISTORY_COLUMNS = ["round", "network", "zone", "violations", "steps", "evs_hosted",
+                   "replanned", "cap_min_kw"]
+
+
+def caps_path(out_dir: Path, network: str) -> Path:
+    return Path(out_dir) / "replan" / f"{network}.h5"
+
+
+def _base(cfg, network: str) -> str:
+    """What the caps are valid for: the network's stage 3-6 inputs."""
+    return fingerprint.digest(fingerprint.Fingerprints(cfg).headroom(network))
+
+
+def read_caps(cfg, network: str) -> tuple[np.ndarray | None, int, pd.DataFrame]:
+    """(caps (zone, step) [kW] or None, the round they are for (1: none yet), history)."""
+    path = caps_path(cfg.out_dir, network)
+    empty = pd.DataFrame(columns=HISTORY_COLUMNS)
+    if not h5io.is_complete(path, expect={"base": _base(cfg, network)}):
+        return None, 1, empty
+    with h5py.File(path, "r") as f:
+        caps = f["replan/cap_kw"][()]
+        history = h5io.read_table(f["replan"], "history")
+        return (caps if np.isfinite(caps).any() else None), int(f.attrs["round"]), history
+
+
+def rounds_done(cfg, network: str) -> int:
+    """The round the current EV plan of the network belongs to (1: the first pass)."""
+    return read_caps(cfg, network)[1]
+
+
+def tighten_caps(caps: np.ndarray, added: np.ndarray, import_kw: np.ndarray,
+                 zone_feeder: np.ndarray, horizon_step: np.ndarray, *,
+                 bound_kw: np.ndarray | None = None, exceedance: np.ndarray | None = None,
+                 cut: float = 0.25) -> tuple[np.ndarray, np.ndarray]:
+    """New import caps from one round's validation (pure; see the module docstring).
+
+    Parameters
+    ----------
+    caps : ndarray, shape (zone, step)
+        Current caps on the EV horizon; NaN = none. [kW]
+    added : ndarray of bool, shape (time, zone)
+        (step, zone) where smart charging adds a violation of any kind.
+    import_kw : ndarray, shape (time, zone)
+        The zones' net EV power in the validation flow, + import. [kW]
+    zone_feeder : ndarray of int, shape (zone,)
+        Feeder of each zone.
+    horizon_step : ndarray of int, shape (time,)
+        Horizon step (time of day) of each study step.
+    bound_kw : ndarray, shape (zone, step), optional
+        The zones' stage-7 import bound (max(headroom, 0)); with ``exceedance``, rule 2. [kW]
+    exceedance : ndarray, shape (time,), optional
+        Relative exceedance of the worst violation at each step (0 where none). [-]
+    cut : float
+        Share of the import taken off at an offending time of day. [-]
+
+    Returns
+    -------
+    caps : ndarray, shape (zone, step)
+        Tightened caps. [kW]
+    blamed : ndarray of bool, shape (zone,)
+        Zones whose cap was tightened.
+    """
+    new = np.array(caps, dtype=float, copy=True)
+    blamed = np.zeros(new.shape[0], dtype=bool)
+    importing = import_kw > 1e-6
+    for t in np.flatnonzero(added.any(axis=1)):
+        zones = np.flatnonzero(added[t] & importing[t])
+        if not zones.size:
+            feeders = np.unique(zone_feeder[added[t]])
+            zones = np.flatnonzero(np.isin(zone_feeder, feeders) & importing[t])
+        if not zones.size:
+            zones = np.flatnonzero(importing[t])
+        h = horizon_step[t]
+        for z in zones:
+            limit = (1.0 - cut) * import_kw[t, z]
+            new[z, h] = limit if np.isnan(new[z, h]) else min(new[z, h], limit)
+            blamed[z] = True
+            if bound_kw is not None and exceedance is not None:
+                derated = max(1.0 - 2.0 * float(exceedance[t]), 0.0) * bound_kw[z]
+                new[z] = np.fmin(new[z], derated)
+    return new, blamed
+
+
+def replan_network(cfg, network: str) -> bool:
+    """After a round's validation: record it, and tighten the caps of the zones it did not
+    prove. Returns True when the network needs another round (caps written)."""
+    from agileflex_hpc.evcharging.stage import hosting_answer
+    from agileflex_hpc.inputs.stage import study_times
+    from agileflex_hpc.network.manifest import manifest_path, read_manifest
+    from agileflex_hpc.validation.inputs import horizon_index
+    from agileflex_hpc.validation.stage import added_violation_flags, kind_path
+
+    caps, round_, history = read_caps(cfg, network)
+    m = read_manifest(manifest_path(cfg.out_dir, network))
+    added, kinds = added_violation_flags(cfg, network)
+    answer = hosting_answer(cfg, network).set_index("zone")
+    if caps is None:
+        caps = np.full((len(m.zone_ids), cfg.time.steps_per_day), np.nan)
+    proved = not added.any()
+    done = proved or round_ >= cfg.validate.max_rounds
+    if not done:
+        with h5py.File(kind_path(cfg.out_dir, network, "smart"), "r") as f:
+            import_kw = f["ev/net_kw"][()].astype(float)
+            exceed = _exceedance(cfg, f["flags"])
+        steps = horizon_index(study_times(cfg), step_minutes=cfg.time.step_minutes)
+        new, blamed = tighten_caps(caps, added, import_kw, m.topology.zone_feeder, steps,
+                                   bound_kw=_bounds(cfg, network, len(m.zone_ids)),
+                                   exceedance=exceed, cut=cfg.validate.replan_cut)
+    else:
+        new, blamed = caps, np.zeros(len(m.zone_ids), dtype=bool)
+    rows = history[history["round"] != round_].to_dict("records")
+    for z, zone in enumerate(m.zone_ids):
+        if m.topology.zone_customers[z] <= 0:
+            continue
+        rows.append(dict(round=round_, network=network, zone=zone, violations=kinds[z],
+                         steps=int(added[:, z].sum()),
+                         evs_hosted=int(answer.loc[zone, "evs_hosted"]),
+                         replanned=bool(blamed[z]),
+                         cap_min_kw=float(np.nanmin(new[z])) if np.isfinite(new[z]).any()
+                         else np.nan))
+    table = pd.DataFrame(rows, columns=HISTORY_COLUMNS)
+    next_round = round_ if done else round_ + 1
+    if not (done and next_round == round_ and _same_history(history, table)):
+        _write(cfg, network, new, next_round, table)  # (a finished loop is not rewritten)
+    if proved:
+        logger.info("%s: proved after round %d", network, round_)
+    elif done:
+        logger.warning("%s: still not proved after %d rounds (validate.max_rounds): %s",
+                       network, round_, ", ".join(sorted({z for z, k in zip(m.zone_ids, kinds)
+                                                          if k})))
+    else:
+        logger.info("%s: round %d not proved: %d zones re-planned for round %d", network,
+                    round_, int(blamed.sum()), next_round)
+    return not done
+
+
+def _same_history(old: pd.DataFrame, new: pd.DataFrame) -> bool:
+    """The stored history already holds exactly these rows (compared as text)."""
+    return len(old) == len(new) and old.astype(str).reset_index(drop=True).equals(
+        new.astype(str).reset_index(drop=True))
+
+
+def _exceedance(cfg, flags) -> np.ndarray:
+    """Relative exceedance of the worst violation at each step of a validation flow [-]."""
+    vc = cfg.validate
+    collapse = flags["collapse"][()].astype(bool)
+    parts = [flags["tx_loading_max"][()] / vc.tx_overload_factor - 1.0,
+             flags["line_loading_max"][()] - 1.0,
+             (vc.v_min_pu - flags["vmin_customer_pu"][()]) / vc.v_min_pu]
+    worst = np.clip(np.nan_to_num(np.fmax.reduce(parts), nan=0.0), 0.0, None)
+    return np.where(collapse, 1.0, worst)
+
+
+def _bounds(cfg, network: str, n_zones: int) -> np.ndarray:
+    """Every zone's stage-7 import bound, max(headroom, 0) on the horizon [kW] (zone, step)."""
+    from agileflex_hpc.evcharging.stage import zone_profiles
+
+    return np.stack([np.clip(zone_profiles(cfg, network, z)[0], 0.0, None)
+                     for z in range(n_zones)])
+
+
+def _write(cfg, network: str, caps: np.ndarray, round_: int, history: pd.DataFrame) -> None:
+    path = caps_path(cfg.out_dir, network)
+    attrs = h5io.provenance(cfg, network=network, round=round_, base=_base(cfg, network),
+                            cut=cfg.validate.replan_cut)
+    with h5io.atomic_h5(path, attrs=attrs) as f:
+        g = f.create_group("replan")
+        h5io.write_var(g, "cap_kw", caps, dims=["zone", "step"], units="kW",
+                       description="EV import cap on the noon-to-noon horizon (NaN: none)",
+                       scales=False)
+        h5io.write_table(g, "history", history)
+
+
+def replan(cfg) -> bool:
+    """:func:`replan_network` for every network; write ``replan/rounds.csv``. Returns True
+    when any network needs another round."""
+    again = [replan_network(cfg, net.name) for net in cfg.networks]
+    tables = [read_caps(cfg, net.name)[2] for net in cfg.networks]
+    out = Path(cfg.out_dir) / "replan" / "rounds.csv"
+    h5io.write_csv_atomic(pd.concat(tables, ignore_index=True), out)
+    return any(again)
+
+
+def main(argv: list[str] | None = None) -> int:
+    from agileflex_hpc.cli import run_stage
+
+    return run_stage(argv, "python -m agileflex_hpc.replan",
+                     "The plan-validate loop: tighten the EV bounds of unproved zones.", _body)
+
+
+def _body(cfg, workers, args) -> int:
+    if not workers.is_root:
+        return 0
+    if args.dry_run:
+        print("replan: record the validation round; tighten the caps of unproved zones")
+        return 0
+    again = replan(cfg)
+    print("replan: another round of the ev and validate stages is needed" if again else
+          "replan: no further round (proved, or validate.max_rounds reached)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,128 @@
+"""The plan-validate loop: import caps from a round's validation, by hand and end to end."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pandas as pd
+import pytest
+
+from agileflex_hpc.replan import tighten_caps
+
+
+def test_caps_cut_what_the_responsible_zones_imported():
+    """Three zones (feeders 0, 0, 1), four steps on a 2-step horizon (two days).
+
+    step 0 (horizon 0): zone 0 flagged and importing 8 kW -> cap 6 (cut 0.25).
+    step 1 (horizon 1): zone 1 flagged but not importing; zone 0 (same feeder) imports 4 kW
+                        -> blamed instead: cap 3. Zone 2 (other feeder) imports, untouched.
+    step 2 (horizon 0): zone 0 flagged again, importing 10 kW -> 7.5, but 6 is lower: stays 6.
+    step 3 (horizon 1): a network-wide flag (transformer) on zone 2 only importing -> 0.75 x 2.
+    """
+    added = np.array([[1, 0, 0], [0, 1, 0], [1, 0, 0], [0, 0, 1]], bool)
+    imp = np.array([[8.0, 0, 3], [4, 0, 5], [10, 0, 0], [0, 0, 2]])
+    caps = np.full((3, 2), np.nan)
+    new, blamed = tighten_caps(caps, added, imp, np.array([0, 0, 1]), np.array([0, 1, 0, 1]))
+    np.testing.assert_allclose(new, [[6.0, 3.0], [np.nan, np.nan], [np.nan, 1.5]])
+    assert blamed.tolist() == [True, False, True]
+    # an existing lower cap is kept; unflagged steps change nothing
+    again, _ = tighten_caps(np.array([[5.0, np.nan], [np.nan, 1.0], [np.nan, np.nan]]),
+                            added[:1], imp[:1], np.array([0, 0, 1]), np.array([0]))
+    np.testing.assert_allclose(again, [[5.0, np.nan], [np.nan, 1.0], [np.nan, np.nan]])
+
+
+def test_nothing_to_tighten_when_proved():
+    caps = np.full((2, 4), np.nan)
+    new, blamed = tighten_caps(caps, np.zeros((8, 2), bool), np.ones((8, 2)), np.array([0, 0]),
+                               np.arange(8) % 4)
+    assert np.isnan(new).all() and not blamed.any()
+
+
+def test_exceedance_derates_the_whole_day_of_a_responsible_zone():
+    """A 3 % transformer overload at step 0 (horizon 0) caused by zone 0: its bound is derated
+    by 2 x 3 % at every time of day, and cut to 0.75 x its import where it was seen."""
+    bound = np.array([[10.0, 20.0, 0.0], [10.0, 10.0, 10.0]])
+    added = np.array([[1, 1], [0, 0]], bool)
+    imp = np.array([[9.0, 0.0], [5.0, 5.0]])
+    new, blamed = tighten_caps(np.full((2, 3), np.nan), added, imp, np.array([0, 1]),
+                               np.array([0, 1]), bound_kw=bound,
+                               exceedance=np.array([0.03, 0.0]))
+    np.testing.assert_allclose(new[0], [0.75 * 9.0, 0.94 * 20.0, 0.0])
+    assert np.isnan(new[1]).all() and blamed.tolist() == [True, False]
+
+
+# ------------------------------------------------------------------------ end to end
+
+def _loop_job(tmp_path, extra: str = "") -> Path:
+    """The demo on 2 days of 10-minute steps: the first plan fills the transformer overnight
+    and the losses the zonal model leaves out overload it; the loop must then prove it."""
+    from tests.conftest import SHORT_DEMO, write_job
+
+    text = SHORT_DEMO.replace("step_minutes = 30", "step_minutes = 10").replace(
+        "block_steps = 48", "block_steps = 144")
+    return write_job(tmp_path, text + extra)
+
+
+@pytest.mark.slow
+def test_loop_tightens_the_unproved_plan_then_proves_it(tmp_path):
+    from agileflex_hpc.__main__ import main
+
+    job = _loop_job(tmp_path)
+    assert main(["run", str(job), "--log-level", "WARNING"]) == 0
+    out = tmp_path / "Data" / "demo_short"
+    rounds = pd.read_csv(out / "replan" / "rounds.csv")
+    first, last = rounds[rounds["round"] == 1], rounds[rounds["round"] == rounds["round"].max()]
+    assert (first["steps"] > 0).any() and first["replanned"].any()  # round 1 not proved
+    assert rounds["round"].max() == 2 and (last["steps"] == 0).all()  # round 2 proved
+    assert pd.read_csv(out / "validation" / "proof.csv").empty
+    assert last["evs_hosted"].sum() <= first["evs_hosted"].sum()  # the loop's cost in EVs
+    # the final answer is the last round's
+    answer = pd.read_csv(out / "hosting" / "default_summary.csv")
+    assert answer["evs_hosted"].tolist() == last["evs_hosted"].tolist()
+    # a rerun finds everything current: no file is rewritten
+    before = {p: p.read_bytes() for p in out.rglob("*.h5")}
+    assert main(["run", str(job), "--log-level", "WARNING"]) == 0
+    assert {p: p.read_bytes() for p in out.rglob("*.h5")} == before
+
+
+@pytest.mark.slow
+def test_loop_stops_at_max_rounds_and_names_the_unproved_zones(tmp_path):
+    from agileflex_hpc.__main__ import main
+
+    job = _loop_job(tmp_path, "[validate]\nmax_rounds = 1\n")
+    assert main(["run", str(job), "--log-level", "WARNING"]) == 0
+    out = tmp_path / "Data" / "demo_short"
+    rounds = pd.read_csv(out / "replan" / "rounds.csv")
+    assert rounds["round"].unique().tolist() == [1] and not rounds["replanned"].any()
+    proof = pd.read_csv(out / "validation" / "proof.csv")
+    assert not proof.empty and set(proof["violation"]) == {"transformer"}
+
+
+@pytest.mark.slow
+def test_a_zone_without_a_new_cap_is_untouched(tmp_path):
+    """Cap one zone only: the EV stage recomputes that zone; every other zone's file keeps
+    its bytes, and the validation inputs (which see every zone) are recomputed."""
+    from agileflex_hpc.__main__ import main
+    from agileflex_hpc.config import load_config
+    from agileflex_hpc.ev import main as ev_main
+    from agileflex_hpc.replan import _write, read_caps
+
+    job = _loop_job(tmp_path, "[validate]\nmax_rounds = 1\n")
+    assert main(["run", str(job), "--log-level", "WARNING"]) == 0
+    cfg = load_config(job)
+    zones = cfg.out_dir / "ev" / "default"
+    before = {p.name: p.read_bytes() for p in zones.glob("*.h5")}
+    caps, _, history = read_caps(cfg, "default")
+    caps = np.full((12, cfg.time.steps_per_day), np.nan)
+    caps[0, :] = 5.0  # zone F1P1: at most 5 kW of EV import at any time
+    _write(cfg, "default", caps, 2, history)
+    assert ev_main([str(job), "--log-level", "WARNING"]) == 0
+    after = {p.name: p.read_bytes() for p in zones.glob("*.h5")}
+    assert after["F1P1.h5"] != before["F1P1.h5"]
+    assert {k: v for k, v in after.items() if k != "F1P1.h5"} == \
+        {k: v for k, v in before.items() if k != "F1P1.h5"}
+    with h5py.File(zones / "F1P1.h5", "r") as f:
+        net = f["evcharging/charge_kw"][()].sum(0) - f["evcharging/discharge_kw"][()].sum(0)
+    assert net.max() <= 5.0 + 1e-6
