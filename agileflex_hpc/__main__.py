@@ -23,7 +23,12 @@ STAGES = ("loadflow", "headroom", "ev", "validate", "report")
 
 def run_pipeline(cfg, *, stages: tuple[str, ...] = STAGES) -> None:
     """Run ``stages`` of the job in this process, in pipeline order."""
+    from agileflex_hpc.h5io import remove_stale_temp_files
+
     single = Workers(0, 1, None, "single")
+    n = remove_stale_temp_files(cfg.out_dir, recursive=True)
+    if n:
+        logger.info("removed %d temporary files left by writers that died", n)
     args = argparse.Namespace(dry_run=False, no_gather=False)
     for stage in STAGES:
         if stage not in stages:
@@ -89,7 +94,8 @@ def main(argv: list[str] | None = None) -> int:
     run_p.add_argument("config")
     run_p.add_argument("--stages", default=",".join(STAGES),
                        help=f"comma-separated subset of {','.join(STAGES)}")
-    run_p.add_argument("--log-level", default="INFO")
+    run_p.add_argument("--log-level", default="INFO", type=str.upper,
+                       choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     st = sub.add_parser("status", help="list complete and missing results per stage")
     st.add_argument("config")
     args = ap.parse_args(argv)

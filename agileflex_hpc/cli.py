@@ -102,7 +102,10 @@ def resolve_workers(args: argparse.Namespace) -> Workers:
 def _array_share(args: argparse.Namespace) -> Workers:
     """The share from --worker/--workers, the SLURM array variables, else one worker."""
     env = slurm_env()
-    count = args.workers or _int_env("AGILEFLEX_WORKERS")
+    count = args.workers if args.workers is not None else _int_env("AGILEFLEX_WORKERS")
+    if count is not None and count < 1:
+        raise ConfigError(f"the number of workers must be >= 1, got {count} (--workers or "
+                          "AGILEFLEX_WORKERS)")
     index = args.worker if args.worker is not None else env["task"]
     if index is None:
         if args.workers is not None:
@@ -123,7 +126,12 @@ def _array_share(args: argparse.Namespace) -> Workers:
 
 def _int_env(name: str) -> int | None:
     value = os.environ.get(name)
-    return int(value) if value else None
+    if not value:
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        raise ConfigError(f"{name}={value!r} is not an integer") from None
 
 
 def setup_logging(level: str, workers: Workers | None = None) -> None:
@@ -157,7 +165,11 @@ def run_stage(argv: list[str] | None, prog: str, description: str,
     comm = workers.comm
     try:
         cfg = _load(args.config, comm)
+        _clean_leftovers(cfg, workers)
         return body(cfg, workers, args)
+    except BrokenPipeError:  # e.g. `status CONFIG | head`: the reader has gone
+        _quiet_stdout()
+        return 0
     except AgileflexError as exc:
         logger.error("%s", exc)
         if comm is not None:
@@ -171,6 +183,23 @@ def run_stage(argv: list[str] | None, prog: str, description: str,
               + traceback.format_exc(), file=sys.stderr, flush=True)
         comm.Abort(1)
         return 1
+
+
+def _clean_leftovers(cfg: Config, workers: Workers) -> None:
+    """Remove temporary files that killed writers of this host left in the run's folder."""
+    from agileflex_hpc.h5io import remove_stale_temp_files
+
+    if workers.is_root:
+        n = remove_stale_temp_files(cfg.out_dir, recursive=True)
+        if n:
+            logger.info("removed %d temporary files left by writers that died", n)
+
+
+def _quiet_stdout() -> None:
+    """Point stdout at /dev/null so that Python's exit flush does not fail again."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
 
 
 def _load(path: str, comm) -> Config:

@@ -12,6 +12,7 @@ import dataclasses
 import datetime as dt
 import hashlib
 import logging
+import math
 import re
 import tomllib
 import types
@@ -42,7 +43,15 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 CASE_PATTERN = re.compile(r"^(\d{2,3})PV(\d{2,3})HP$")
-_NAME_PATTERN = re.compile(r"^[A-Za-z0-9_.-]+$")
+_NAME_PATTERN = re.compile(r"[A-Za-z0-9_.-]+")
+
+
+def _name_problem(field: str, name: str) -> list[str]:
+    """A run or network name must be one plain path component (it names output folders)."""
+    if not _NAME_PATTERN.fullmatch(name) or set(name) == {"."}:
+        return [f"{field}: {name!r} must be a plain folder name: letters, digits, '_', '.', "
+                "'-', not only dots"]
+    return []
 
 
 @dataclass(frozen=True)
@@ -58,8 +67,9 @@ class RunConfig:
 
     def _check(self) -> list[str]:
         errs = []
-        if not _NAME_PATTERN.match(self.name):
-            errs.append(f"run.name: {self.name!r} must use only letters, digits, '_', '.', '-'")
+        errs += _name_problem("run.name", self.name)
+        if self.seed < 0:
+            errs.append(f"run.seed: {self.seed} must be >= 0")
         limit = self.max_failure_fraction
         if limit is not None and not 0.0 <= limit <= 1.0:
             errs.append("run.max_failure_fraction: must be within [0, 1]")
@@ -113,8 +123,9 @@ class NetworkConfig:
 
     def _check(self) -> list[str]:
         errs = []
-        if not _NAME_PATTERN.match(self.name):
-            errs.append(f"network.name: {self.name!r} must use only letters, digits, '_', '.', '-'")
+        errs += _name_problem("network.name", self.name)
+        if self.seed < 0:
+            errs.append(f"network[{self.name}].seed: {self.seed} must be >= 0")
         if self.path is not None and not (self.path / self.master).is_file():
             errs.append(f"network[{self.name}].path: no {self.master} in {self.path}")
         return errs
@@ -205,8 +216,10 @@ class HeadroomConfig:
                 errs.append(f"headroom.{name}: must be within (0, 1]")
         if not 0 <= self.quantile <= 1:
             errs.append("headroom.quantile: must be within [0, 1]")
-        if self.kwh_per_ev <= 0 or self.v_ll_kv <= 0:
-            errs.append("headroom.kwh_per_ev and headroom.v_ll_kv: must be > 0")
+        for name in ("kwh_per_ev", "v_ll_kv", "v2g_energy_kwh"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value > 0):
+                errs.append(f"headroom.{name}: {value} must be a finite number > 0")
         return errs
 
 
@@ -250,6 +263,14 @@ class EvConfig:
             errs.append("ev.successes_needed: must be >= 1")
         if not 0 < self.efficiency <= 1:
             errs.append("ev.efficiency: must be within (0, 1]")
+        if not (math.isfinite(self.min_kw) and 0 <= self.min_kw <= 3.7):
+            errs.append(f"ev.min_kw: {self.min_kw} must be within [0, 3.7] kW (at most the "
+                        "smallest charger; 1.38 kW is 6 A at 230 V)")
+        if not 0 <= self.footroom_factor <= 1:
+            errs.append("ev.footroom_factor: must be within [0, 1]")
+        for name in ("v2g_premium", "green", "amber", "red", "energy"):
+            if not math.isfinite(getattr(self, name)):
+                errs.append(f"ev.{name}: must be a finite price [p/kWh]")
         if (self.sessions_csv is None) != (self.vehicles_csv is None):
             errs.append("ev.sessions_csv and ev.vehicles_csv: give both or neither")
         for name in ("sessions_csv", "vehicles_csv"):
@@ -343,9 +364,12 @@ def load_config(path: str | Path) -> Config:
     """Read and validate a job TOML file; relative paths resolve against its folder."""
     path = Path(path)
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path} is not UTF-8 text (byte {exc.start}): save the job as "
+                          "UTF-8") from None
     return parse_config(text, base_dir=path.resolve().parent, source=path)
 
 
@@ -443,7 +467,8 @@ def _convert(hint: Any, value: Any, base_dir: Path) -> tuple[bool, Any]:
     if hint is dt.date:
         return _convert_date(value)
     if hint is float:
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        ok = (isinstance(value, (int, float)) and not isinstance(value, bool)
+              and math.isfinite(value))
         return ok, float(value) if ok else None
     if hint is int:
         return isinstance(value, int) and not isinstance(value, bool), value
@@ -471,6 +496,6 @@ def _describe(hint: Any) -> str:
         return "one of " + ", ".join(repr(a) for a in typing.get_args(hint))
     if origin is tuple:
         return f"a list of {_describe(typing.get_args(hint)[0])}"
-    names = {Path: "a path string", dt.date: "a date (YYYY-MM-DD)", float: "a number",
+    names = {Path: "a path string", dt.date: "a date (YYYY-MM-DD)", float: "a finite number",
              int: "an integer", str: "a string", bool: "true or false"}
     return names.get(hint, str(hint))

@@ -17,7 +17,10 @@ import json
 import logging
 import os
 import platform
+import re
+import shutil
 import subprocess
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -26,6 +29,7 @@ import h5py
 import numpy as np
 
 from agileflex_hpc import __version__
+from agileflex_hpc.errors import ResultsError
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -41,6 +45,9 @@ __all__ = [
     "open_dataset",
     "write_csv_atomic",
     "attr_text",
+    "atomic_path",
+    "write_text_atomic",
+    "remove_stale_temp_files",
 ]
 
 logger = logging.getLogger(__name__)
@@ -50,51 +57,104 @@ _TARGET_CHUNK_BYTES = 2 * 1024 * 1024
 
 
 @contextlib.contextmanager
+def atomic_path(path: Path) -> Iterator[Path]:
+    """A fresh temporary file beside ``path`` to write; renamed onto ``path`` on success.
+
+    The temporary name is ``<name>.<host>.<pid>.<random>.tmp``, created exclusively
+    (``O_EXCL``: an existing file or planted link there is never followed or overwritten).
+    Before the rename the temporary must still be a regular file (not a link) and is synced to
+    disk. On any error it is removed and ``path`` is left as it was; a full disk or another
+    write error becomes one :class:`~agileflex_hpc.errors.ResultsError` naming the file and
+    the free space.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temp_files(path.parent, prefix=path.name)
+    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f"{path.name}.{_HOST}.{os.getpid()}.",
+                                suffix=".tmp")
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        yield tmp
+        if tmp.is_symlink() or not tmp.is_file():
+            raise ResultsError(f"{tmp} was replaced by something that is not a plain file "
+                               f"while {path} was written; nothing was installed")
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise ResultsError(_write_error(path, exc)) from None
+    finally:
+        if tmp.exists() or tmp.is_symlink():
+            tmp.unlink()
+
+
+def _write_error(path: Path, exc: OSError) -> str:
+    try:
+        free = shutil.disk_usage(path.parent).free
+    except OSError:
+        free = -1
+    where = f"{free / 1e6:.1f} MB free on its disk" if free >= 0 else "free space unknown"
+    return (f"cannot write {path}: {exc.strerror or exc} ({where}); nothing was installed and "
+            "earlier results are untouched")
+
+
+@contextlib.contextmanager
 def atomic_h5(path: Path, *, attrs: dict[str, Any] | None = None) -> Iterator[h5py.File]:
-    """Open ``path`` for writing via ``<path>.<host>.<pid>.tmp``; rename into place on success.
+    """Open ``path`` for writing through :func:`atomic_path`; rename into place on success.
 
     The file gets ``attrs`` plus ``complete = 1`` as its last write. On an exception the
     temporary file is removed and any existing ``path`` is left untouched.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    _remove_dead_writers_tmp(path)
-    tmp = path.with_name(f"{path.name}.{_HOST}.{os.getpid()}.tmp")
-    try:
+    with atomic_path(path) as tmp:
         with h5py.File(tmp, "w", track_order=True) as f:
             for key, value in (attrs or {}).items():
                 f.attrs[key] = value
             yield f
             f.attrs["complete"] = 1
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 _HOST = platform.node().split(".")[0].replace(".", "_") or "host"
+HOST = _HOST  # the host part of temporary names
+_TEMP = re.compile(r"\.(?P<host>[^.]+)\.(?P<pid>\d+)(\.[^.]+)?\.tmp$")
 
 
-def _remove_dead_writers_tmp(path: Path) -> None:
-    """Delete ``<path>.<this host>.<pid>.tmp`` files left by killed writers on this host.
+def remove_stale_temp_files(folder: Path, *, prefix: str = "", recursive: bool = False) -> int:
+    """Delete temporary files (and folders) of writers on this host that are no longer alive.
 
-    Temporary files of live processes (another rank writing the same shared file) and of
-    other hosts are left alone.
+    Temporary names end in ``.<host>.<pid>[.<random>].tmp``; a zombie counts as dead; files of
+    live processes and of other hosts are left alone. Returns how many were removed.
     """
-    for tmp in path.parent.glob(f"{path.name}.{_HOST}.*.tmp"):
-        pid = tmp.name[len(path.name) + len(_HOST) + 2:-4]
-        if pid.isdigit() and not _alive(int(pid)):
+    folder = Path(folder)
+    if not folder.is_dir():
+        return 0
+    found = folder.rglob(f"{prefix}*.tmp") if recursive else folder.glob(f"{prefix}*.tmp")
+    removed = 0
+    for tmp in list(found):
+        m = _TEMP.search(tmp.name)
+        if not m or m.group("host") != _HOST or _alive(int(m.group("pid"))):
+            continue
+        if tmp.is_dir() and not tmp.is_symlink():
+            shutil.rmtree(tmp, ignore_errors=True)
+        else:
             tmp.unlink(missing_ok=True)
+        removed += 1
+    return removed
 
 
 def _alive(pid: int) -> bool:
+    """A running (not zombie) process with this pid exists on this host."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
+        pass
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
         return True
-    return True
+    return stat.rsplit(")", 1)[-1].split()[0] not in ("Z", "X")
 
 
 def is_complete(path: Path, *, expect: dict[str, Any] | None = None) -> bool:
@@ -204,11 +264,15 @@ def open_dataset(path: Path, group: str):
 
 
 def write_csv_atomic(df, path: Path) -> None:
-    """Write a DataFrame as CSV via a temporary file and a rename."""
-    path = Path(path)
-    tmp = path.with_name(f"{path.name}.{_HOST}.{os.getpid()}.tmp")
-    df.to_csv(tmp, index=False)
-    os.replace(tmp, path)
+    """Write a DataFrame as CSV through :func:`atomic_path`."""
+    with atomic_path(path) as tmp:
+        df.to_csv(tmp, index=False)
+
+
+def write_text_atomic(text: str, path: Path) -> None:
+    """Write UTF-8 text through :func:`atomic_path`."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
 
 
 def time_slices(n_time: int, chunk: int) -> Iterator[slice]:

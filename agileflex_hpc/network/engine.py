@@ -9,8 +9,12 @@ that each step is: batch-set loads and generators (DSS C-API ``Batch_Float64Arra
 
 from __future__ import annotations
 
+import atexit
+import functools
 import logging
 import os
+import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +27,8 @@ from dss import DSSException  # noqa: E402
 from dss_python_backend.enums import SetterFlags  # noqa: E402
 
 from agileflex_hpc.errors import NetworkError  # noqa: E402
+from agileflex_hpc.fingerprint import network_files  # noqa: E402
+from agileflex_hpc.network.safety import check_network_files  # noqa: E402
 
 __all__ = ["LOAD_VMAX_PU", "LOAD_VMIN_PU", "DssNetwork", "StepResult", "engine_version",
            "pf_to_kvar_ratio"]
@@ -85,6 +91,8 @@ class DssNetwork:
     def _compile(self, tolerance: float, max_iterations: int) -> None:
         if not self.master.is_file():
             raise NetworkError(f"network master file not found: {self.master}")
+        check_network_files(network_files(self.master))
+        _sandbox_engine()
         dss.Basic.AllowChangeDir(False)
         dss.Text.Command("Clear")
         dss.Text.Command("Set DefaultBaseFrequency=50")
@@ -92,6 +100,7 @@ class DssNetwork:
             dss.Text.Command(f'Compile "{self.master}"')
         except DSSException as exc:
             raise NetworkError(f"OpenDSS could not compile {self.master}: {exc}") from None
+        _sandbox_engine()
         if dss.Circuit.Name() == "":
             raise NetworkError(f"{self.master} defines no circuit (New Circuit.<name>)")
         if dss.Transformers.Count() == 0:
@@ -335,6 +344,22 @@ class DssNetwork:
             self.set_injections(p_load_kw[t], q, p_pv_kw[t], load_pf=load_pf)
             self.solve_into(out, t)
         return out
+
+
+def _sandbox_engine() -> None:
+    """No editor, forms or shell commands, and OpenDSS's own output in a private folder
+    (called before and after each compile: a compile moves the data path to the master's)."""
+    dss.Basic.AllowEditor(False)
+    dss.Basic.AllowForms(False)
+    dss.Basic.AllowDOScmd(False)
+    dss.Basic.DataPath(_private_folder())
+
+
+@functools.lru_cache(maxsize=1)
+def _private_folder() -> str:
+    folder = tempfile.mkdtemp(prefix="agileflex-dss-")
+    atexit.register(shutil.rmtree, folder, True)
+    return folder
 
 
 def _csr(rows, cols, vals, shape) -> sp.csr_matrix:

@@ -63,7 +63,7 @@ def network_master(cfg, net_cfg) -> Path:
     folder = cfg.out_dir / "networks" / net_cfg.name / f"dss_seed{net_cfg.seed}"
     master = folder / "Master.dss"
     if not master.is_file():  # one folder per generator seed: a new seed, a new network
-        tmp = folder.with_name(f"{folder.name}.{_pid()}.tmp")
+        tmp = folder.with_name(f"{folder.name}.{h5io.HOST}.{_pid()}.tmp")
         write_synthetic_network(tmp, seed=net_cfg.seed)
         try:
             tmp.rename(folder)

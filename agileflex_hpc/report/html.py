@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from agileflex_hpc import h5io
 from agileflex_hpc.report.plots import Plot
 
 __all__ = ["NetworkSection", "render_index", "write_index", "table_html"]
@@ -91,10 +92,6 @@ def render_index(*, run: str, base: Path, overview: pd.DataFrame | None,
 def write_index(path: Path, **kwargs) -> Path:
     """Write :func:`render_index` to ``path`` atomically (temporary name, then rename)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    text = render_index(base=path.parent, **kwargs)
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
+    h5io.write_text_atomic(render_index(base=path.parent, **kwargs), path)
     logger.info("report page written: %s", path)
     return path

@@ -78,8 +78,8 @@ def _zone_axes(axes: np.ndarray, z: int):
 
 def _save(fig: Figure, path: Path) -> Path:
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=_DPI)
+    with h5io.atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=_DPI, format="png")
     logger.debug("figure written: %s", path)
     return path
 

@@ -1,0 +1,142 @@
+"""Untrusted network files and names, and one clear error per bad input (no traceback)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from agileflex_hpc.config import load_config
+from agileflex_hpc.errors import ConfigError, NetworkError
+from agileflex_hpc.network.engine import DssNetwork
+from tests.conftest import REPO, TINY_MASTER, write_job
+
+MINIMAL = """
+[run]
+name = "{name}"
+seed = {seed}
+[time]
+start = "2013-12-01"
+[[network]]
+name = "{net}"
+"""
+
+
+@pytest.mark.parametrize(("name", "net", "field"), [
+    ("..", "default", "run.name"), (".", "default", "run.name"), ("a/b", "default", "run.name"),
+    ("crash\\n", "default", "run.name"), ("ok", "..", "network.name"),
+])
+def test_names_must_be_plain_folder_names(tmp_path, name, net, field):
+    with pytest.raises(ConfigError, match=field.replace(".", r"\.")):
+        load_config(write_job(tmp_path, MINIMAL.format(name=name, seed=1, net=net)))
+
+
+def test_every_problem_reported_at_once(tmp_path):
+    text = MINIMAL.format(name="bad run", seed=-1, net="default") + (
+        "seed = -2\n[headroom]\nkwh_per_ev = inf\n[validate]\ntx_overload_factor = -1\n"
+        "[ev]\nmin_kw = 9.0\n")
+    text = text.replace('start = "2013-12-01"', 'start = "2013-12-01"\nstep_minutes = 7')
+    with pytest.raises(ConfigError) as err:
+        load_config(write_job(tmp_path, text))
+    message = str(err.value)
+    for field in ("run.name", "run.seed", "network[default].seed", "headroom.kwh_per_ev",
+                  "validate.tx_overload_factor", "ev.min_kw", "time.step_minutes"):
+        assert field in message, (field, message)
+
+
+def test_non_utf8_config_is_a_clear_error(tmp_path):
+    path = tmp_path / "job.toml"
+    path.write_bytes(MINIMAL.format(name="t", seed=1, net="default").encode() + b"# \xff\xfe\n")
+    with pytest.raises(ConfigError, match="not UTF-8"):
+        load_config(path)
+
+
+@pytest.mark.requires_opendss
+@pytest.mark.parametrize("line", ["Show Voltages", "Set Editor=/bin/sh", "set datapath=/tmp",
+                                  "Export Currents", "Plot Circuit", "DOScmd rm -rf x"])
+def test_network_files_cannot_run_programs_or_write_files(tmp_path, line):
+    """A command that starts a program or writes a file, in the master or a redirected file,
+    stops the compile with the file and line named; nothing runs, nothing is written."""
+    folder = tmp_path / "net"
+    folder.mkdir()
+    (folder / "Master.dss").write_text(TINY_MASTER + "Redirect extra.dss\n")
+    (folder / "extra.dss").write_text(f"! harmless comment: Show Voltages\n{line}\n")
+    with pytest.raises(NetworkError, match=r"extra\.dss, line 2: .* not allowed"):
+        DssNetwork(folder / "Master.dss")
+    assert sorted(p.name for p in folder.iterdir()) == ["Master.dss", "extra.dss"]
+
+
+@pytest.mark.requires_opendss
+def test_engine_editor_and_output_are_sandboxed(tiny_master):
+    import opendssdirect as dss
+
+    DssNetwork(tiny_master)
+    assert not dss.Basic.AllowEditor() and not dss.Basic.AllowDOScmd()
+    assert "agileflex-dss-" in dss.Basic.DataPath()
+
+
+def _cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    import os
+
+    return subprocess.run([sys.executable, "-m", *args], cwd=REPO, capture_output=True,
+                          text=True, timeout=120, env={**os.environ, **(env or {})})
+
+
+@pytest.mark.parametrize(("args", "env", "needle"), [
+    (("agileflex_hpc.loadflow", "jobs/demo.toml", "--workers", "0", "--worker", "0"), None,
+     "must be >= 1"),
+    (("agileflex_hpc.loadflow", "jobs/demo.toml", "--worker", "0"), {"AGILEFLEX_WORKERS": "abc"},
+     "AGILEFLEX_WORKERS"),
+    (("agileflex_hpc", "run", "jobs/demo.toml", "--log-level", "foo"), None,
+     "invalid choice: 'FOO'"),
+])
+def test_bad_command_lines_are_one_message(args, env, needle):
+    res = _cli(*args, env=env)
+    assert res.returncode != 0 and needle in res.stderr, res.stderr
+    assert "Traceback" not in res.stderr
+
+
+def test_status_into_a_closed_pipe_is_quiet(tmp_path):
+    job = write_job(tmp_path, MINIMAL.format(name="t", seed=1, net="default"))
+    res = subprocess.run(f"{sys.executable} -m agileflex_hpc.status {job} | head -1", shell=True,
+                         cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0 and res.stdout.startswith("run 't'")
+    assert "Traceback" not in res.stderr and "BrokenPipe" not in res.stderr
+
+
+def test_writers_never_follow_planted_links_and_clean_dead_temp_files(tmp_path):
+    """A link planted at any temporary name is neither followed nor installed; temporary files
+    of dead writers (killed, or zombies) are removed, those of live ones kept."""
+    import os
+
+    import pandas as pd
+
+    from agileflex_hpc import h5io
+
+    target = tmp_path / "outside.txt"
+    target.write_text("precious")
+    out = tmp_path / "run"
+    out.mkdir()
+    for pid in range(os.getpid(), os.getpid() + 50):  # every name a writer of ours could pick
+        (out / f"report.csv.{h5io.HOST}.{pid}.tmp").symlink_to(target)
+    h5io.write_csv_atomic(pd.DataFrame({"a": [1]}), out / "report.csv")
+    assert target.read_text() == "precious"
+    assert not (out / "report.csv").is_symlink() and "a" in (out / "report.csv").read_text()
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    zombie = subprocess.Popen([sys.executable, "-c", "pass"])  # exits, not reaped: a zombie
+    import time
+
+    time.sleep(0.5)
+    live = out / f"x.h5.{h5io.HOST}.{os.getpid()}.abc.tmp"
+    for pid, name in ((dead.pid, "a.h5"), (zombie.pid, "b.csv")):
+        (out / f"{name}.{h5io.HOST}.{pid}.xyz.tmp").write_text("junk")
+    (out / f"dss_seed0.{h5io.HOST}.{dead.pid}.tmp").mkdir()
+    live.write_text("mine")
+    other_host = out / f"c.h5.otherhost.{dead.pid}.tmp"
+    other_host.write_text("theirs")
+    n = h5io.remove_stale_temp_files(out, recursive=True)
+    zombie.wait()
+    assert n == 3 and live.exists() and other_host.exists()
+    assert not list(out.glob("*.xyz.tmp")) and not list(out.glob("dss_seed0.*"))
