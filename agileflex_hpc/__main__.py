@@ -96,13 +96,15 @@ def main(argv: list[str] | None = None) -> int:
                        help=f"comma-separated subset of {','.join(STAGES)}")
     run_p.add_argument("--log-level", default="INFO", type=str.upper,
                        choices=["DEBUG", "INFO", "WARNING", "ERROR"])
-    st = sub.add_parser("status", help="list complete and missing results per stage")
+    st = sub.add_parser("status", help="list current, missing and stale results per stage")
     st.add_argument("config")
+    st.add_argument("--clean", action="store_true",
+                    help="also remove temporary files left by writers that died")
     args = ap.parse_args(argv)
     if args.command == "status":
         from agileflex_hpc.status import main as status_main
 
-        return status_main([args.config])
+        return status_main([args.config, *(["--clean"] if args.clean else [])])
     setup_logging(args.log_level.upper())
     stages = tuple(s.strip() for s in args.stages.split(",") if s.strip())
     unknown = sorted(set(stages) - set(STAGES))

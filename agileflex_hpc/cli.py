@@ -147,7 +147,8 @@ def setup_logging(level: str, workers: Workers | None = None) -> None:
 
 def run_stage(argv: list[str] | None, prog: str, description: str,
               body: Callable[[Config, Workers, argparse.Namespace], int],
-              extend: Callable[[argparse.ArgumentParser], None] | None = None) -> int:
+              extend: Callable[[argparse.ArgumentParser], None] | None = None, *,
+              clean: bool = True) -> int:
     """Parse, load the config (rank 0 then broadcast), run ``body``; errors exit non-zero.
 
     Under MPI an exception on any rank prints its traceback and aborts every rank.
@@ -165,7 +166,8 @@ def run_stage(argv: list[str] | None, prog: str, description: str,
     comm = workers.comm
     try:
         cfg = _load(args.config, comm)
-        _clean_leftovers(cfg, workers)
+        if clean or getattr(args, "clean", False):
+            _clean_leftovers(cfg, workers)
         return body(cfg, workers, args)
     except BrokenPipeError:  # e.g. `status CONFIG | head`: the reader has gone
         _quiet_stdout()

@@ -84,7 +84,13 @@ def _check(stage: str, files: list[tuple[Path, dict]]) -> tuple[str, int, int, l
 
 def main(argv: list[str] | None = None) -> int:
     return run_stage(argv, "python -m agileflex_hpc.status",
-                     "List complete and missing results per stage.", _body)
+                     "List current, missing and stale results per stage.", _body,
+                     extend=_extend, clean=False)
+
+
+def _extend(p) -> None:
+    p.add_argument("--clean", action="store_true",
+                   help="also remove temporary files left by writers that died")
 
 
 def _body(cfg, workers, args) -> int:

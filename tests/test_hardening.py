@@ -140,3 +140,18 @@ def test_writers_never_follow_planted_links_and_clean_dead_temp_files(tmp_path):
     zombie.wait()
     assert n == 3 and live.exists() and other_host.exists()
     assert not list(out.glob("*.xyz.tmp")) and not list(out.glob("dss_seed0.*"))
+
+
+def test_status_clean_removes_dead_writers_temp_files(tmp_path):
+    from agileflex_hpc import h5io
+    from agileflex_hpc.__main__ import main
+
+    job = write_job(tmp_path, MINIMAL.format(name="t", seed=1, net="default").replace(
+        '[run]\nname = "t"', '[run]\nname = "t"\nroot = "Data"'))
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    leftover = tmp_path / "Data" / "t" / "hosting" / f"x.csv.{h5io.HOST}.{dead.pid}.a1.tmp"
+    leftover.parent.mkdir(parents=True)
+    leftover.write_text("junk")
+    assert main(["status", str(job)]) == 0 and leftover.exists()  # status alone only reads
+    assert main(["status", str(job), "--clean"]) == 0 and not leftover.exists()

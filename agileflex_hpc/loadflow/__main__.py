@@ -48,7 +48,7 @@ def body(cfg, workers: Workers, args: argparse.Namespace,
     """Plan, solve this worker's items, then (single process or whole-job MPI root) stitch."""
     comm = workers.comm
     cases = target.cases if target else None
-    items = plan(cfg, cases) if workers.is_root else None
+    items = plan(cfg, cases, build=target is None) if workers.is_root else None
     if comm is not None:
         items = comm.bcast(items, root=0)
     label = target.label if target else "loadflow"

@@ -156,10 +156,20 @@ def ensure_manifests(cfg, fps: Fingerprints | None = None) -> dict[str, Path]:
     return paths
 
 
-def plan(cfg, cases: tuple[str, ...] | None = None,
-         fps: Fingerprints | None = None) -> list[WorkItem]:
-    """Every work item of the study in the fixed order, costed by buses x steps."""
-    paths = ensure_manifests(cfg, fps)
+def plan(cfg, cases: tuple[str, ...] | None = None, fps: Fingerprints | None = None, *,
+         build: bool = True) -> list[WorkItem]:
+    """Every work item of the study in the fixed order, costed by buses x steps.
+
+    ``build``: (re)write missing or stale network manifests (stage 2); without it (stage 8,
+    which reads stage 2's) a stale or missing manifest is a StaleError.
+    """
+    fps = fps or Fingerprints(cfg)
+    if build:
+        paths = ensure_manifests(cfg, fps)
+    else:
+        paths = {n.name: manifest_path(cfg.out_dir, n.name) for n in cfg.networks}
+        for n in cfg.networks:
+            fingerprint.require_fresh(paths[n.name], fps.network(n.name), producer="loadflow")
     nets = [(n.name, read_manifest(paths[n.name]).n_bus) for n in cfg.networks]
     return list_items(nets, list(cases or cfg.cases.names), cfg.time.n_steps,
                       cfg.time.block_steps)
