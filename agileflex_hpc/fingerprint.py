@@ -208,9 +208,9 @@ class Fingerprints:
         if caps is not None:
             from agileflex_hpc.network.topology import zone_position
 
-            row = caps[zone_position(zone)]
+            row = np.ascontiguousarray(caps[:, zone_position(zone)])
             if np.isfinite(row).any():
-                key["import_cap"] = hashlib.sha256(row.tobytes()).hexdigest()[:16]
+                key["ev_caps"] = hashlib.sha256(row.tobytes()).hexdigest()[:16]
         return key
 
     def validation_inputs(self, network: str, kind: str) -> Key:
@@ -218,7 +218,7 @@ class Fingerprints:
         key = {**self.ev(network), "kind": kind}
         caps = self._caps(network)
         if caps is not None:
-            key["import_caps"] = hashlib.sha256(caps.tobytes()).hexdigest()[:16]
+            key["ev_caps"] = hashlib.sha256(caps.tobytes()).hexdigest()[:16]
         return key
 
     def validation_block(self, network: str, kind: str, start: int, stop: int) -> Key:

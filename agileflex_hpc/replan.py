@@ -6,7 +6,9 @@ full power flows. Where smart charging adds a violation to the no-EV baseline (t
 an **import cap** at those times of day, and stages 7-8 run again (``validate.max_rounds``
 rounds in all; 1 = a single pass).
 
-The rule (documented decision), for every zone responsible for an offending step:
+Caps bound a zone's net EV power on the EV horizon: ``cap_kw[0]`` its import (charging),
+``cap_kw[1]`` its export (V2G discharge). The rule (documented decision), for every zone
+responsible for an offending step:
 
 1. at a time of day ``h`` where the zone's EVs imported ``p`` kW at an offending step (the most
    over the offending days), its import bound at ``h`` becomes ``(1 - validate.replan_cut) x
@@ -26,8 +28,8 @@ imported; if none did (an undervoltage caused from another phase), the importing
 same feeders; if none, every importing zone of the network (the transformer and collapse are
 network-wide anyway).
 
-Files: ``<out>/replan/<network>.h5`` holds the caps (``cap_kw``, zone x horizon step, NaN = no
-cap), the round they are for, and the history of every round; ``<out>/replan/rounds.csv``
+Files: ``<out>/replan/<network>.h5`` holds the caps (``cap_kw``, (import/export, zone, horizon
+step), NaN = no cap), the round they are for, and the history of every round; ``<out>/replan/rounds.csv``
 the history of all networks. Caps count only while the network's stage 3-6 inputs are the ones
 they were computed from (else the loop starts over).
 """
@@ -50,7 +52,7 @@ __all__ = ["caps_path", "read_caps", "tighten_caps", "replan_network", "replan",
 logger = logging.getLogger(__name__)
 
 HISTORY_COLUMNS = ["round", "network", "zone", "violations", "steps", "evs_hosted",
-                   "replanned", "cap_min_kw"]
+                   "replanned", "cap_min_kw", "export_cap_min_kw"]
 
 
 def caps_path(out_dir: Path, network: str) -> Path:
@@ -63,7 +65,8 @@ def _base(cfg, network: str) -> str:
 
 
 def read_caps(cfg, network: str) -> tuple[np.ndarray | None, int, pd.DataFrame]:
-    """(caps (zone, step) [kW] or None, the round they are for (1: none yet), history)."""
+    """(caps (2, zone, step) [kW]: import, export; or None), the round they are for (1: none
+    yet) and the history."""
     path = caps_path(cfg.out_dir, network)
     empty = pd.DataFrame(columns=HISTORY_COLUMNS)
     if not h5io.is_complete(path, expect={"base": _base(cfg, network)}):
@@ -83,16 +86,16 @@ def tighten_caps(caps: np.ndarray, added: np.ndarray, import_kw: np.ndarray,
                  zone_feeder: np.ndarray, horizon_step: np.ndarray, *,
                  bound_kw: np.ndarray | None = None, exceedance: np.ndarray | None = None,
                  cut: float = 0.25) -> tuple[np.ndarray, np.ndarray]:
-    """New import caps from one round's validation (pure; see the module docstring).
+    """New caps from one round's validation (pure; see the module docstring).
 
     Parameters
     ----------
-    caps : ndarray, shape (zone, step)
-        Current caps on the EV horizon; NaN = none. [kW]
+    caps : ndarray, shape (2, zone, step)
+        Current import and export caps on the EV horizon; NaN = none. [kW]
     added : ndarray of bool, shape (time, zone)
         (step, zone) where smart charging adds a violation of any kind.
     import_kw : ndarray, shape (time, zone)
-        The zones' net EV power in the validation flow, + import. [kW]
+        The zones' net EV power in the validation flow, + import, - export. [kW]
     zone_feeder : ndarray of int, shape (zone,)
         Feeder of each zone.
     horizon_step : ndarray of int, shape (time,)
@@ -102,34 +105,40 @@ def tighten_caps(caps: np.ndarray, added: np.ndarray, import_kw: np.ndarray,
     exceedance : ndarray, shape (time,), optional
         Relative exceedance of the worst violation at each step (0 where none). [-]
     cut : float
-        Share of the import taken off at an offending time of day. [-]
+        Share of the import (export) taken off at an offending time of day. [-]
 
     Returns
     -------
-    caps : ndarray, shape (zone, step)
+    caps : ndarray, shape (2, zone, step)
         Tightened caps. [kW]
     blamed : ndarray of bool, shape (zone,)
-        Zones whose cap was tightened.
+        Zones whose caps were tightened.
     """
     new = np.array(caps, dtype=float, copy=True)
-    blamed = np.zeros(new.shape[0], dtype=bool)
-    importing = import_kw > 1e-6
+    blamed = np.zeros(new.shape[1], dtype=bool)
     for t in np.flatnonzero(added.any(axis=1)):
-        zones = np.flatnonzero(added[t] & importing[t])
-        if not zones.size:
-            feeders = np.unique(zone_feeder[added[t]])
-            zones = np.flatnonzero(np.isin(zone_feeder, feeders) & importing[t])
-        if not zones.size:
-            zones = np.flatnonzero(importing[t])
+        direction, zones = _responsible(added[t], import_kw[t], zone_feeder)
         h = horizon_step[t]
         for z in zones:
-            limit = (1.0 - cut) * import_kw[t, z]
-            new[z, h] = limit if np.isnan(new[z, h]) else min(new[z, h], limit)
+            limit = (1.0 - cut) * abs(import_kw[t, z])
+            new[direction, z, h] = np.fmin(new[direction, z, h], limit)
             blamed[z] = True
-            if bound_kw is not None and exceedance is not None:
+            if direction == 0 and bound_kw is not None and exceedance is not None:
                 derated = max(1.0 - 2.0 * float(exceedance[t]), 0.0) * bound_kw[z]
-                new[z] = np.fmin(new[z], derated)
+                new[0, z] = np.fmin(new[0, z], derated)
     return new, blamed
+
+
+def _responsible(flagged: np.ndarray, net_kw: np.ndarray,
+                 zone_feeder: np.ndarray) -> tuple[int, np.ndarray]:
+    """(0 import / 1 export, zones) held responsible for an offending step."""
+    importing, exporting = net_kw > 1e-6, net_kw < -1e-6
+    feeder = np.isin(zone_feeder, np.unique(zone_feeder[flagged]))
+    for direction, mask in ((0, flagged & importing), (0, feeder & importing),
+                            (1, feeder & exporting), (0, importing), (1, exporting)):
+        if mask.any():
+            return direction, np.flatnonzero(mask)
+    return 0, np.zeros(0, dtype=int)
 
 
 def replan_network(cfg, network: str) -> bool:
@@ -146,7 +155,7 @@ def replan_network(cfg, network: str) -> bool:
     added, kinds = added_violation_flags(cfg, network)
     answer = hosting_answer(cfg, network).set_index("zone")
     if caps is None:
-        caps = np.full((len(m.zone_ids), cfg.time.steps_per_day), np.nan)
+        caps = np.full((2, len(m.zone_ids), cfg.time.steps_per_day), np.nan)
     proved = not added.any()
     done = proved or round_ >= cfg.validate.max_rounds
     if not done:
@@ -167,8 +176,10 @@ def replan_network(cfg, network: str) -> bool:
                          steps=int(added[:, z].sum()),
                          evs_hosted=int(answer.loc[zone, "evs_hosted"]),
                          replanned=bool(blamed[z]),
-                         cap_min_kw=float(np.nanmin(new[z])) if np.isfinite(new[z]).any()
-                         else np.nan))
+                         cap_min_kw=float(np.nanmin(new[0, z])) if np.isfinite(new[0, z]).any()
+                         else np.nan,
+                         export_cap_min_kw=float(np.nanmin(new[1, z]))
+                         if np.isfinite(new[1, z]).any() else np.nan))
     table = pd.DataFrame(rows, columns=HISTORY_COLUMNS)
     next_round = round_ if done else round_ + 1
     if not (done and next_round == round_ and _same_history(history, table)):
@@ -216,9 +227,9 @@ def _write(cfg, network: str, caps: np.ndarray, round_: int, history: pd.DataFra
                             cut=cfg.validate.replan_cut)
     with h5io.atomic_h5(path, attrs=attrs) as f:
         g = f.create_group("replan")
-        h5io.write_var(g, "cap_kw", caps, dims=["zone", "step"], units="kW",
-                       description="EV import cap on the noon-to-noon horizon (NaN: none)",
-                       scales=False)
+        h5io.write_var(g, "cap_kw", caps, dims=["direction", "zone", "step"], units="kW",
+                       description="caps of the zone's net EV import (0) and export (1) on "
+                       "the noon-to-noon horizon (NaN: none)", scales=False)
         h5io.write_table(g, "history", history)
 
 

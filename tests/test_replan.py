@@ -23,18 +23,30 @@ def test_caps_cut_what_the_responsible_zones_imported():
     """
     added = np.array([[1, 0, 0], [0, 1, 0], [1, 0, 0], [0, 0, 1]], bool)
     imp = np.array([[8.0, 0, 3], [4, 0, 5], [10, 0, 0], [0, 0, 2]])
-    caps = np.full((3, 2), np.nan)
+    caps = np.full((2, 3, 2), np.nan)
     new, blamed = tighten_caps(caps, added, imp, np.array([0, 0, 1]), np.array([0, 1, 0, 1]))
-    np.testing.assert_allclose(new, [[6.0, 3.0], [np.nan, np.nan], [np.nan, 1.5]])
-    assert blamed.tolist() == [True, False, True]
+    np.testing.assert_allclose(new[0], [[6.0, 3.0], [np.nan, np.nan], [np.nan, 1.5]])
+    assert np.isnan(new[1]).all() and blamed.tolist() == [True, False, True]
     # an existing lower cap is kept; unflagged steps change nothing
-    again, _ = tighten_caps(np.array([[5.0, np.nan], [np.nan, 1.0], [np.nan, np.nan]]),
-                            added[:1], imp[:1], np.array([0, 0, 1]), np.array([0]))
-    np.testing.assert_allclose(again, [[5.0, np.nan], [np.nan, 1.0], [np.nan, np.nan]])
+    old = np.full((2, 3, 2), np.nan)
+    old[0] = [[5.0, np.nan], [np.nan, 1.0], [np.nan, np.nan]]
+    again, _ = tighten_caps(old, added[:1], imp[:1], np.array([0, 0, 1]), np.array([0]))
+    np.testing.assert_allclose(again, old)
+
+
+def test_an_undervoltage_with_no_import_on_its_feeder_cuts_the_feeders_export():
+    """ENWL network_1: V2G export on phases 1 and 3 of a feeder pulls phase 2 under 0.9 p.u.
+    (neutral shift) while nothing imports there: the exporting zones' export is cut."""
+    added = np.array([[0, 1, 0, 0]], bool)
+    net = np.array([[-26.0, 0.0, -14.8, 5.0]])  # zone 3 (another feeder) imports
+    new, blamed = tighten_caps(np.full((2, 4, 3), np.nan), added, net,
+                               np.array([0, 0, 0, 1]), np.array([2]))
+    np.testing.assert_allclose(new[1, :, 2], [0.75 * 26.0, np.nan, 0.75 * 14.8, np.nan])
+    assert np.isnan(new[0]).all() and blamed.tolist() == [True, False, True, False]
 
 
 def test_nothing_to_tighten_when_proved():
-    caps = np.full((2, 4), np.nan)
+    caps = np.full((2, 2, 4), np.nan)
     new, blamed = tighten_caps(caps, np.zeros((8, 2), bool), np.ones((8, 2)), np.array([0, 0]),
                                np.arange(8) % 4)
     assert np.isnan(new).all() and not blamed.any()
@@ -46,11 +58,11 @@ def test_exceedance_derates_the_whole_day_of_a_responsible_zone():
     bound = np.array([[10.0, 20.0, 0.0], [10.0, 10.0, 10.0]])
     added = np.array([[1, 1], [0, 0]], bool)
     imp = np.array([[9.0, 0.0], [5.0, 5.0]])
-    new, blamed = tighten_caps(np.full((2, 3), np.nan), added, imp, np.array([0, 1]),
+    new, blamed = tighten_caps(np.full((2, 2, 3), np.nan), added, imp, np.array([0, 1]),
                                np.array([0, 1]), bound_kw=bound,
                                exceedance=np.array([0.03, 0.0]))
-    np.testing.assert_allclose(new[0], [0.75 * 9.0, 0.94 * 20.0, 0.0])
-    assert np.isnan(new[1]).all() and blamed.tolist() == [True, False]
+    np.testing.assert_allclose(new[0, 0], [0.75 * 9.0, 0.94 * 20.0, 0.0])
+    assert np.isnan(new[0, 1]).all() and blamed.tolist() == [True, False]
 
 
 # ------------------------------------------------------------------------ end to end
@@ -115,8 +127,8 @@ def test_a_zone_without_a_new_cap_is_untouched(tmp_path):
     zones = cfg.out_dir / "ev" / "default"
     before = {p.name: p.read_bytes() for p in zones.glob("*.h5")}
     caps, _, history = read_caps(cfg, "default")
-    caps = np.full((12, cfg.time.steps_per_day), np.nan)
-    caps[0, :] = 5.0  # zone F1P1: at most 5 kW of EV import at any time
+    caps = np.full((2, 12, cfg.time.steps_per_day), np.nan)
+    caps[0, 0, :] = 5.0  # zone F1P1: at most 5 kW of EV import at any time
     _write(cfg, "default", caps, 2, history)
     assert ev_main([str(job), "--log-level", "WARNING"]) == 0
     after = {p.name: p.read_bytes() for p in zones.glob("*.h5")}

@@ -170,6 +170,7 @@ def solve_schedule(
     seed: int = 0,
     goal: Literal["optimal", "feasible"] = "optimal",
     import_cap_kw: np.ndarray | None = None,
+    export_cap_kw: np.ndarray | None = None,
 ) -> ScheduleResult:
     """Cheapest charging (and optional V2G) schedule of a zone's EVs within its head/footroom.
 
@@ -215,8 +216,9 @@ def solve_schedule(
         first schedule found is returned (status ``"feasible"``, its cost not optimised), and
         an infeasible LP relaxation proves the MILP infeasible. ``"optimal"`` closes the gap
         to ``mip_gap``.
-    import_cap_kw : ndarray, shape (steps,), optional
-        A further cap on the zone's net EV import (the plan-validate loop's; inf: none). [kW]
+    import_cap_kw, export_cap_kw : ndarray, shape (steps,), optional
+        Further caps on the zone's net EV import and export (the plan-validate loop's; inf:
+        none). [kW]
 
     Returns
     -------
@@ -238,6 +240,8 @@ def solve_schedule(
                               np.zeros((0, steps + 1)), model)
     started = time.perf_counter()
     bound = head if import_cap_kw is None else np.minimum(head, import_cap_kw)
+    if export_cap_kw is not None and footroom_factor > 0:  # -f * footroom >= -export cap
+        foot = np.minimum(foot, np.asarray(export_cap_kw, dtype=float) / footroom_factor)
     cells = _cells(fleet)
     eff_price = effective_price_p_per_kwh(price, head, v2g_premium=v2g_premium)
     models = {relaxed: _build_lp(fleet, cells, bound, foot, eff_price, step_h=step_h, v2g=v2g,

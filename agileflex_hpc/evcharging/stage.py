@@ -137,7 +137,9 @@ def solve_zone(cfg, task: ZoneTask, *, successes: int | None = None) -> Attempts
 
     head, foot = zone_profiles(cfg, task.network, task.zone_index)
     caps = read_caps(cfg, task.network)[0]
-    cap = None if caps is None else np.nan_to_num(caps[task.zone_index], nan=np.inf)
+    cap = (None, None) if caps is None else tuple(
+        None if np.isnan(c).all() else np.nan_to_num(c, nan=np.inf)
+        for c in caps[:, task.zone_index])
     ev = cfg.ev
     return run_attempts(
         task.n_start, head, foot, _price(cfg), fleet_factory=session_sampler(cfg),
@@ -148,7 +150,7 @@ def solve_zone(cfg, task: ZoneTask, *, successes: int | None = None) -> Attempts
         efficiency=ev.efficiency, footroom_factor=ev.footroom_factor,
         v2g_premium=ev.v2g_premium, mip_gap=ev.mip_gap, max_nodes=ev.max_nodes,
         time_limit_s=ev.time_limit_s, threads=ev.threads,
-        import_cap_kw=None if cap is None or np.isinf(cap).all() else cap,
+        import_cap_kw=cap[0], export_cap_kw=cap[1],
     )
 
 
