@@ -287,7 +287,7 @@ class ValidateConfig:
     v_min_pu: float = 0.9  # statutory minimum (216 V at 240 V nominal)
     tx_overload_factor: float = 1.0  # transformer overload above factor x rating
     max_rounds: int = 3  # plan-validate rounds (1: plan and validate once)
-    replan_cut: float = 0.25  # share of an unproved zone's import cut at offending times
+    replan_cut: float = 0.5  # share of an unproved zone's EV power cut at offending times
 
     def _check(self) -> list[str]:
         errs = []

@@ -1,37 +1,39 @@
-"""The plan-validate loop: tighten the EV bound of zones the validation did not prove.
+"""The plan-validate loop: tighten the EV bounds of zones the validation did not prove.
 
 Stage 7 plans each zone against a zonal, lossless approximation; stage 8 checks the plan with
 full power flows. Where smart charging adds a violation to the no-EV baseline (the proof of
-:mod:`agileflex_hpc.validation.stage`), the zones whose EVs imported at the offending steps get
-an **import cap** at those times of day, and stages 7-8 run again (``validate.max_rounds``
-rounds in all; 1 = a single pass).
+:mod:`agileflex_hpc.validation.stage`), the zones responsible get **caps** at the offending
+times of day, and stages 7-8 run again (``validate.max_rounds`` rounds in all; 1 = a single
+pass). Caps bound a zone's net EV power on the EV horizon: ``cap_kw[0]`` its import
+(charging), ``cap_kw[1]`` its export (V2G discharge).
 
-Caps bound a zone's net EV power on the EV horizon: ``cap_kw[0]`` its import (charging),
-``cap_kw[1]`` its export (V2G discharge). The rule (documented decision), for every zone
-responsible for an offending step:
+The rule (documented decision), for every zone responsible for an offending step:
 
-1. at a time of day ``h`` where the zone's EVs imported ``p`` kW at an offending step (the most
-   over the offending days), its import bound at ``h`` becomes ``(1 - validate.replan_cut) x
-   p`` (0.25 by default), or stays lower where a cap exists;
-2. its bound at every other time of day is derated by twice the worst relative exceedance
-   ``e`` seen at its offending steps (transformer: ``|S| / (factor x rating) - 1``; thermal:
-   ``I / rating - 1``; undervoltage: ``(v_min - v) / v_min``; collapse: 1), so at most
-   ``(1 - 2e) x`` the stage-7 bound.
+1. at a time of day ``h`` where the zone's EVs imported (exported) ``p`` kW at an offending
+   step, its import (export) bound at ``h`` becomes ``(1 - validate.replan_cut) x p``, or
+   stays lower where a cap exists;
+2. for an import, its import bound at every time of day is derated by twice the worst
+   relative exceedance ``e`` seen at the step (transformer: ``|S| / (factor x rating) - 1``;
+   thermal: ``I / rating - 1``; undervoltage: ``(v_min - v) / v_min``; collapse: 1), so at
+   most ``(1 - 2e) x`` the stage-7 bound.
 
-Why: the violations the loop meets are small exceedances of a linear, lossless model (losses
-grow with the square of the load, phase unbalance, the quantile's days). Rule 1 removes the
-cause where it was seen, whatever its kind, with no model of the network, and converges
-geometrically. Rule 2 stops the optimiser from moving the same load to the next cheapest time
-of day, where the same model error would show again: the exceedance measures the model's error,
-and doubling it leaves a margin. Responsible zones at an offending step: the flagged zones that
-imported; if none did (an undervoltage caused from another phase), the importing zones of the
-same feeders; if none, every importing zone of the network (the transformer and collapse are
-network-wide anyway).
+Responsible zones at an offending step: the flagged zones that imported; if none did, the
+importing zones of the same feeders; if none imported, the *exporting* zones of the same
+feeders (V2G export on one phase shifts the neutral and can pull another phase under 0.9 p.u.:
+seen on ENWL network_1); failing that, every importing, then every exporting zone of the
+network (the transformer and collapse are network-wide anyway).
+
+Why: the violations the loop meets are small exceedances of a linear, lossless, per-phase
+model (losses grow with the square of the load; phases couple through the neutral; the
+quantile leaves some days out). Rule 1 removes the cause where it was seen, whatever its kind,
+with no model of the network, and converges geometrically. Rule 2 stops the optimiser from
+moving the same load to the next cheapest time of day, where the same model error would show
+again: the exceedance measures the model's error, and doubling it leaves a margin.
 
 Files: ``<out>/replan/<network>.h5`` holds the caps (``cap_kw``, (import/export, zone, horizon
-step), NaN = no cap), the round they are for, and the history of every round; ``<out>/replan/rounds.csv``
-the history of all networks. Caps count only while the network's stage 3-6 inputs are the ones
-they were computed from (else the loop starts over).
+step), NaN = no cap), the round they are for and the history of every round;
+``<out>/replan/rounds.csv`` the history of all networks. Caps count only while the network's
+stage 3-6 inputs are the ones they were computed from (else the loop starts over).
 """
 
 from __future__ import annotations
@@ -85,7 +87,7 @@ def rounds_done(cfg, network: str) -> int:
 def tighten_caps(caps: np.ndarray, added: np.ndarray, import_kw: np.ndarray,
                  zone_feeder: np.ndarray, horizon_step: np.ndarray, *,
                  bound_kw: np.ndarray | None = None, exceedance: np.ndarray | None = None,
-                 cut: float = 0.25) -> tuple[np.ndarray, np.ndarray]:
+                 cut: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
     """New caps from one round's validation (pure; see the module docstring).
 
     Parameters

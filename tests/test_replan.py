@@ -24,13 +24,14 @@ def test_caps_cut_what_the_responsible_zones_imported():
     added = np.array([[1, 0, 0], [0, 1, 0], [1, 0, 0], [0, 0, 1]], bool)
     imp = np.array([[8.0, 0, 3], [4, 0, 5], [10, 0, 0], [0, 0, 2]])
     caps = np.full((2, 3, 2), np.nan)
-    new, blamed = tighten_caps(caps, added, imp, np.array([0, 0, 1]), np.array([0, 1, 0, 1]))
+    new, blamed = tighten_caps(caps, added, imp, np.array([0, 0, 1]), np.array([0, 1, 0, 1]), cut=0.25)
     np.testing.assert_allclose(new[0], [[6.0, 3.0], [np.nan, np.nan], [np.nan, 1.5]])
     assert np.isnan(new[1]).all() and blamed.tolist() == [True, False, True]
     # an existing lower cap is kept; unflagged steps change nothing
     old = np.full((2, 3, 2), np.nan)
     old[0] = [[5.0, np.nan], [np.nan, 1.0], [np.nan, np.nan]]
-    again, _ = tighten_caps(old, added[:1], imp[:1], np.array([0, 0, 1]), np.array([0]))
+    again, _ = tighten_caps(old, added[:1], imp[:1], np.array([0, 0, 1]), np.array([0]),
+                            cut=0.25)
     np.testing.assert_allclose(again, old)
 
 
@@ -40,7 +41,7 @@ def test_an_undervoltage_with_no_import_on_its_feeder_cuts_the_feeders_export():
     added = np.array([[0, 1, 0, 0]], bool)
     net = np.array([[-26.0, 0.0, -14.8, 5.0]])  # zone 3 (another feeder) imports
     new, blamed = tighten_caps(np.full((2, 4, 3), np.nan), added, net,
-                               np.array([0, 0, 0, 1]), np.array([2]))
+                               np.array([0, 0, 0, 1]), np.array([2]), cut=0.25)
     np.testing.assert_allclose(new[1, :, 2], [0.75 * 26.0, np.nan, 0.75 * 14.8, np.nan])
     assert np.isnan(new[0]).all() and blamed.tolist() == [True, False, True, False]
 
@@ -60,7 +61,7 @@ def test_exceedance_derates_the_whole_day_of_a_responsible_zone():
     imp = np.array([[9.0, 0.0], [5.0, 5.0]])
     new, blamed = tighten_caps(np.full((2, 2, 3), np.nan), added, imp, np.array([0, 1]),
                                np.array([0, 1]), bound_kw=bound,
-                               exceedance=np.array([0.03, 0.0]))
+                               exceedance=np.array([0.03, 0.0]), cut=0.25)
     np.testing.assert_allclose(new[0, 0], [0.75 * 9.0, 0.94 * 20.0, 0.0])
     assert np.isnan(new[0, 1]).all() and blamed.tolist() == [True, False]
 
