@@ -65,6 +65,17 @@ def file_sha256(path: Path) -> str:
     return _sha256_cached(str(Path(path).resolve()), st.st_size, st.st_mtime_ns)
 
 
+@functools.lru_cache(maxsize=1)
+def _source_sha256() -> str:
+    """sha256 of every module of the package (a code change makes every result stale)."""
+    package = Path(__file__).resolve().parent
+    h = hashlib.sha256()
+    for path in sorted(package.rglob("*.py")):
+        h.update(str(path.relative_to(package)).encode())
+        h.update(path.read_bytes())
+    return h.hexdigest()
+
+
 def network_files(master: Path) -> list[Path]:
     """The master and every file it reads (Redirect/Compile/BusCoords/``file=``), recursively,
     plus ``XY_Position.csv`` beside it (read for bus coordinates); sorted, existing files."""
@@ -133,9 +144,12 @@ class Fingerprints:
 
     # ------------------------------------------------------------ stage 1-2
     def code(self) -> Key:
+        """The package's source (every module's bytes) and the engine and library versions."""
+        from agileflex_hpc.h5io import library_versions
         from agileflex_hpc.network.engine import engine_version
 
-        return {"code": f"agileflex_hpc {__version__}; OpenDSS {engine_version()}"}
+        return {"code": f"agileflex_hpc {__version__} {_source_sha256()[:16]}; OpenDSS "
+                        f"{engine_version()}", "libraries": json.dumps(library_versions())}
 
     def network(self, network: str) -> Key:
         """The compiled network: its files' bytes (or the embedded generator's seed)."""
@@ -214,7 +228,10 @@ class Fingerprints:
         return key
 
     def validation_inputs(self, network: str, kind: str) -> Key:
-        """Stage 8 inputs of (network, kind): the final assignment and every zone's EVs."""
+        """Stage 8 inputs of (network, kind): the final assignment and every zone's EVs (the
+        no-EV baseline, kind ``none``, only the assignment)."""
+        if kind == "none":
+            return {**self.headroom(network), "kind": kind}
         key = {**self.ev(network), "kind": kind}
         caps = self._caps(network)
         if caps is not None:

@@ -336,6 +336,11 @@ def provenance(cfg=None, **extra: Any) -> dict[str, Any]:
     return attrs
 
 
+def library_versions() -> dict[str, str]:
+    """Versions of Python and the libraries that shape results (numpy, HiGHS, OpenDSS...)."""
+    return dict(_versions())
+
+
 @functools.lru_cache(maxsize=1)
 def _versions() -> dict[str, str]:
     import importlib.metadata as md

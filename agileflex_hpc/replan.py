@@ -47,6 +47,7 @@ import numpy as np
 import pandas as pd
 
 from agileflex_hpc import fingerprint, h5io
+from agileflex_hpc.errors import StaleError
 
 __all__ = ["caps_path", "read_caps", "tighten_caps", "replan_network", "replan", "rounds_done",
            "HISTORY_COLUMNS"]
@@ -62,8 +63,12 @@ def caps_path(out_dir: Path, network: str) -> Path:
 
 
 def _base(cfg, network: str) -> str:
-    """What the caps are valid for: the network's stage 3-6 inputs."""
-    return fingerprint.digest(fingerprint.Fingerprints(cfg).headroom(network))
+    """What the caps are valid for: everything stage 7 plans from (the network's stage 3-6
+    inputs and the EV settings, caps aside) and the validation settings that judge a plan."""
+    vc = cfg.validate
+    key = {**fingerprint.Fingerprints(cfg).ev(network), "v_min_pu": str(vc.v_min_pu),
+           "tx_overload_factor": str(vc.tx_overload_factor), "replan_cut": str(vc.replan_cut)}
+    return fingerprint.digest(key)
 
 
 def read_caps(cfg, network: str) -> tuple[np.ndarray | None, int, pd.DataFrame]:
@@ -76,7 +81,10 @@ def read_caps(cfg, network: str) -> tuple[np.ndarray | None, int, pd.DataFrame]:
     with h5py.File(path, "r") as f:
         caps = f["replan/cap_kw"][()]
         history = h5io.read_table(f["replan"], "history")
-        return (caps if np.isfinite(caps).any() else None), int(f.attrs["round"]), history
+        round_ = int(f.attrs["round"])
+    if round_ > cfg.validate.max_rounds:  # from a run allowed more rounds: start over
+        return None, 1, empty
+    return (caps if np.isfinite(caps).any() else None), round_, history
 
 
 def rounds_done(cfg, network: str) -> int:
@@ -154,20 +162,22 @@ def replan_network(cfg, network: str) -> bool:
 
     caps, round_, history = read_caps(cfg, network)
     m = read_manifest(manifest_path(cfg.out_dir, network))
-    added, kinds = added_violation_flags(cfg, network)
+    added, kinds, by_kind = added_violation_flags(cfg, network)
     answer = hosting_answer(cfg, network).set_index("zone")
     if caps is None:
         caps = np.full((2, len(m.zone_ids), cfg.time.steps_per_day), np.nan)
     proved = not added.any()
     done = proved or round_ >= cfg.validate.max_rounds
     if not done:
-        with h5py.File(kind_path(cfg.out_dir, network, "smart"), "r") as f:
+        with h5py.File(kind_path(cfg.out_dir, network, "smart"), "r") as f, \
+                h5py.File(kind_path(cfg.out_dir, network, "none"), "r") as f0:
             import_kw = f["ev/net_kw"][()].astype(float)
-            exceed = _exceedance(cfg, f["flags"])
+            exceed = _exceedance(cfg, f["flags"], f0["flags"], by_kind)
         steps = horizon_index(study_times(cfg), step_minutes=cfg.time.step_minutes)
         new, blamed = tighten_caps(caps, added, import_kw, m.topology.zone_feeder, steps,
                                    bound_kw=_bounds(cfg, network, len(m.zone_ids)),
                                    exceedance=exceed, cut=cfg.validate.replan_cut)
+        done = not blamed.any()  # nothing the EVs did to blame: another round changes nothing
     else:
         new, blamed = caps, np.zeros(len(m.zone_ids), dtype=bool)
     rows = history[history["round"] != round_].to_dict("records")
@@ -176,7 +186,7 @@ def replan_network(cfg, network: str) -> bool:
             continue
         rows.append(dict(round=round_, network=network, zone=zone, violations=kinds[z],
                          steps=int(added[:, z].sum()),
-                         evs_hosted=int(answer.loc[zone, "evs_hosted"]),
+                         evs_hosted=_hosted(answer, network, zone),
                          replanned=bool(blamed[z]),
                          cap_min_kw=float(np.nanmin(new[0, z])) if np.isfinite(new[0, z]).any()
                          else np.nan,
@@ -198,21 +208,39 @@ def replan_network(cfg, network: str) -> bool:
     return not done
 
 
+def _hosted(answer: pd.DataFrame, network: str, zone: str) -> int:
+    value = answer.loc[zone, "evs_hosted"]
+    if pd.isna(value):
+        raise StaleError(f"{network}/{zone}: its EV zone file is missing or stale: rerun the ev "
+                         "stage before replan")
+    return int(value)
+
+
 def _same_history(old: pd.DataFrame, new: pd.DataFrame) -> bool:
     """The stored history already holds exactly these rows (compared as text)."""
     return len(old) == len(new) and old.astype(str).reset_index(drop=True).equals(
         new.astype(str).reset_index(drop=True))
 
 
-def _exceedance(cfg, flags) -> np.ndarray:
-    """Relative exceedance of the worst violation at each step of a validation flow [-]."""
+def _exceedance(cfg, smart, none, added: dict[str, np.ndarray]) -> np.ndarray:
+    """Relative exceedance, at each step, of the violations smart charging added, beyond the
+    no-EV baseline's own: for each kind added at the step, how much further smart charging
+    went than both the limit and the baseline (``smart`` and ``none``: the ``/flags`` groups
+    of the two validation flows). [-] (0 where nothing was added; finite, at most 0.5)"""
     vc = cfg.validate
-    collapse = flags["collapse"][()].astype(bool)
-    parts = [flags["tx_loading_max"][()] / vc.tx_overload_factor - 1.0,
-             flags["line_loading_max"][()] - 1.0,
-             (vc.v_min_pu - flags["vmin_customer_pu"][()]) / vc.v_min_pu]
-    worst = np.clip(np.nan_to_num(np.fmax.reduce(parts), nan=0.0), 0.0, None)
-    return np.where(collapse, 1.0, worst)
+
+    def beyond(name: str, limit: float, sign: float = 1.0) -> np.ndarray:
+        s, n = sign * smart[name][()].astype(float), sign * none[name][()].astype(float)
+        return (s - np.fmax(n, sign * limit)) / limit
+
+    parts = {"transformer": beyond("tx_loading_max", vc.tx_overload_factor),
+             "thermal": beyond("line_loading_max", 1.0),
+             "undervoltage": beyond("vmin_customer_pu", vc.v_min_pu, -1.0)}
+    worst = np.zeros(len(smart["collapse"]))
+    for kind, value in parts.items():
+        hit = added[kind].any(axis=1)
+        worst[hit] = np.fmax(worst[hit], np.nan_to_num(value[hit], nan=0.0, posinf=0.0))
+    return np.clip(worst, 0.0, 0.5)
 
 
 def _bounds(cfg, network: str, n_zones: int) -> np.ndarray:
@@ -238,6 +266,10 @@ def _write(cfg, network: str, caps: np.ndarray, round_: int, history: pd.DataFra
 def replan(cfg) -> bool:
     """:func:`replan_network` for every network; write ``replan/rounds.csv``. Returns True
     when any network needs another round."""
+    from agileflex_hpc.validation.stage import added_violation_flags
+
+    for net in cfg.networks:  # every network's validation is current before anything is written
+        added_violation_flags(cfg, net.name)
     again = [replan_network(cfg, net.name) for net in cfg.networks]
     tables = [read_caps(cfg, net.name)[2] for net in cfg.networks]
     out = Path(cfg.out_dir) / "replan" / "rounds.csv"

@@ -2,6 +2,10 @@
 
 Usage: ``python benchmarks/ev.py [--seeds 5] [--n-ev 40] [--v2g] [--threads 1]``.
 Prints one line per seed and the medians, and the MILP/LP ratio of the median times.
+
+``python benchmarks/ev.py --job jobs/demo.toml``: the EV stage of a whole job against its
+load-flow stage (the ratio), and its three slowest zones against a reference that solves every
+attempt to optimality (gap 1e-6, no node limit), with answers and verdicts compared.
 """
 
 from __future__ import annotations
@@ -77,5 +81,68 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+
+
+# ------------------------------------------------------------------ whole runs and hard zones
+def whole_run(job: str) -> None:
+    """Time the load-flow and EV stages of ``job`` in one process, from an empty output tree,
+    and the slowest zones' attempts: the stage's feasibility solves vs the reference (every
+    attempt solved to optimality, ``mip_gap = 1e-6``, no node limit), verdicts compared."""
+    import dataclasses
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    from agileflex_hpc.__main__ import run_pipeline
+    from agileflex_hpc.config import load_config
+    from agileflex_hpc.evcharging import attempts as att
+    from agileflex_hpc.evcharging.stage import list_zone_tasks, solve_zone
+
+    cfg = load_config(job)
+    tmp = Path(tempfile.mkdtemp(prefix="agileflex-bench-"))
+    cfg = dataclasses.replace(cfg, run=dataclasses.replace(cfg.run, root=tmp))
+    try:
+        timings = {}
+        for stage in ("loadflow", "headroom", "ev"):
+            started = time.perf_counter()
+            run_pipeline(cfg, stages=(stage,))
+            timings[stage] = time.perf_counter() - started
+        print(f"{job}: load flows {timings['loadflow']:.1f} s, EV stage {timings['ev']:.1f} s: "
+              f"EV / load flow = {timings['ev'] / timings['loadflow']:.2f}")
+        tasks = list_zone_tasks(cfg)
+        per_zone = []
+        for task in tasks:
+            started = time.perf_counter()
+            res = solve_zone(cfg, task)
+            per_zone.append((time.perf_counter() - started, task, res))
+        per_zone.sort(key=lambda r: -r[0])
+        ref_cfg = dataclasses.replace(cfg, ev=dataclasses.replace(cfg.ev, mip_gap=1e-6,
+                                                                  max_nodes=2**31 - 1))
+        orig = att._solve_with_retry
+        for wall, task, res in per_zone[:3]:
+            att._solve_with_retry = lambda *a, **k: orig(*a, **{**k, "goal": "optimal"})
+            started = time.perf_counter()
+            ref = solve_zone(ref_cfg, task)
+            ref_wall = time.perf_counter() - started
+            att._solve_with_retry = orig
+            same = ([a.verdict for a in ref.attempts] == [a.verdict for a in res.attempts]
+                    and (ref.n, ref.confirmed) == (res.n, res.confirmed))
+            worst = max((a.solve_time_s for a in res.attempts), default=0.0)
+            print(f"  zone {task.network}/{task.zone}: {res.n} EVs, {len(res.attempts)} attempts"
+                  f" in {wall:.2f} s (slowest attempt {worst:.2f} s); reference (optimal, gap "
+                  f"1e-6) {ref_wall:.2f} s: {ref_wall / wall:.1f}x; same answer and verdicts: "
+                  f"{same}")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _main_with_job(argv: list[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if "--job" in args:
+        whole_run(args[args.index("--job") + 1])
+        return 0
+    return main(args)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(_main_with_job())

@@ -24,7 +24,8 @@ def test_caps_cut_what_the_responsible_zones_imported():
     added = np.array([[1, 0, 0], [0, 1, 0], [1, 0, 0], [0, 0, 1]], bool)
     imp = np.array([[8.0, 0, 3], [4, 0, 5], [10, 0, 0], [0, 0, 2]])
     caps = np.full((2, 3, 2), np.nan)
-    new, blamed = tighten_caps(caps, added, imp, np.array([0, 0, 1]), np.array([0, 1, 0, 1]), cut=0.25)
+    new, blamed = tighten_caps(caps, added, imp, np.array([0, 0, 1]), np.array([0, 1, 0, 1]),
+                               cut=0.25)
     np.testing.assert_allclose(new[0], [[6.0, 3.0], [np.nan, np.nan], [np.nan, 1.5]])
     assert np.isnan(new[1]).all() and blamed.tolist() == [True, False, True]
     # an existing lower cap is kept; unflagged steps change nothing
@@ -130,7 +131,7 @@ def test_a_zone_without_a_new_cap_is_untouched(tmp_path):
     caps, _, history = read_caps(cfg, "default")
     caps = np.full((2, 12, cfg.time.steps_per_day), np.nan)
     caps[0, 0, :] = 5.0  # zone F1P1: at most 5 kW of EV import at any time
-    _write(cfg, "default", caps, 2, history)
+    _write(cfg, "default", caps, 1, history)
     assert ev_main([str(job), "--log-level", "WARNING"]) == 0
     after = {p.name: p.read_bytes() for p in zones.glob("*.h5")}
     assert after["F1P1.h5"] != before["F1P1.h5"]

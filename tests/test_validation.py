@@ -177,8 +177,12 @@ def test_scan_of_a_hand_built_result_file(tmp_path):
     np.testing.assert_array_equal(scan.flags["any"], [1, 1, 1, 1])
     np.testing.assert_array_equal(scan.flags["thermal"], [1, 0, 0, 1])
     assert metrics.percent_of_steps(scan.flags["thermal"]) == 50.0
-    # per zone: customer 1 (zone F1P2) at step 1; the three-phase customer in all three at 2
-    np.testing.assert_array_equal(scan.zone_undervoltage,
+    # per customer: customer 1 at step 1, the three-phase customer 2 at step 2
+    np.testing.assert_array_equal(scan.customer_under,
+                                  [[0, 0, 0], [0, 1, 0], [0, 0, 1], [0, 0, 0]])
+    # per zone: customer 1 in F1P2; the three-phase customer in all three zones of its feeder
+    w = metrics.zone_weights(m.topology.load_zone, m.topology.load_phase, 3)
+    np.testing.assert_array_equal(metrics.zone_of_customers(scan.customer_under, w),
                                   [[0, 0, 0], [0, 1, 0], [1, 1, 1], [0, 0, 0]])
     np.testing.assert_allclose(scan.vmin_customer_pu, [1, 0.89, 0.85, 1], rtol=1e-6)
     np.testing.assert_allclose(scan.bus_vmin_pu, [1.0, 0.85, 0.89], rtol=1e-6)  # step 3 masked
@@ -243,33 +247,42 @@ def test_demo_plan_is_proved(short_run):
 
 
 def test_proof_names_zones_and_steps_by_hand():
-    """Two zones, four steps. Baseline: undervoltage in zone 0 at step 1. Smart: undervoltage in
-    zone 0 at steps 1 and 2 (step 2 added), a thermal violation in zone 1 at step 3 (added),
-    a transformer overload at step 0 that the baseline also has (not added), and a collapse
-    at step 3 (added, network-wide, and a violation of every kind there)."""
-    steps = {"transformer": np.array([1, 0, 0, 0], bool), "collapse": np.zeros(4, bool)}
-    base = metrics.zone_violations(np.zeros((4, 2)), np.array([[0, 0], [1, 0], [0, 0], [0, 0]]),
-                                   steps)
-    smart_steps = {"transformer": np.array([1, 0, 0, 0], bool),
-                   "collapse": np.array([0, 0, 0, 1], bool)}
-    over = np.zeros((4, 2))
-    over[3, 1] = 2
-    smart = metrics.zone_violations(over, np.array([[0, 0], [1, 0], [1, 0], [0, 0]]),
-                                    smart_steps)
-    added = metrics.added_violations(base, smart)
-    np.testing.assert_array_equal(added["undervoltage"], [[0, 0], [0, 0], [1, 0], [1, 1]])
-    np.testing.assert_array_equal(added["thermal"], [[0, 0], [0, 0], [0, 0], [1, 1]])
+    """Two zones (customers 0, 1 in zone 0; customer 2 in zone 1), four steps.
+
+    Baseline: customer 0 under 0.9 at step 1; one line of zone 1 over its rating at step 2; the
+    transformer overloaded at step 0. Smart: customer 0 at steps 1 and 2 (step 2 added),
+    customer 1 at step 1 (added: another customer of the same zone), two lines of zone 1 at
+    step 2 (one more: added), the transformer at step 0 (not added), and a collapse at step 3
+    (added, network-wide, a violation of every kind there).
+    """
+    w = metrics.zone_weights(np.array([0, 0, 1]), np.array([1, 1, 2]), 2)
+    base_under = np.zeros((4, 3), bool)
+    base_under[1, 0] = True
+    over = np.zeros((4, 2), int)
+    over[2, 1] = 1
+    base = metrics.violation_state(over, base_under, {
+        "transformer": np.array([1, 0, 0, 0], bool), "collapse": np.zeros(4, bool)})
+    smart_under = base_under.copy()
+    smart_under[2, 0] = smart_under[1, 1] = True
+    smart_over = over.copy()
+    smart_over[2, 1] = 2
+    smart = metrics.violation_state(smart_over, smart_under, {
+        "transformer": np.array([1, 0, 0, 0], bool), "collapse": np.array([0, 0, 0, 1], bool)})
+    added = metrics.added_violations(base, smart, w)
+    np.testing.assert_array_equal(added["undervoltage"], [[0, 0], [1, 0], [1, 0], [1, 1]])
+    np.testing.assert_array_equal(added["thermal"], [[0, 0], [0, 0], [0, 1], [1, 1]])
     np.testing.assert_array_equal(added["transformer"], [[0, 0], [0, 0], [0, 0], [1, 1]])
+    np.testing.assert_array_equal(added["collapse"], [[0, 0], [0, 0], [0, 0], [1, 1]])
     m = types.SimpleNamespace(name="n", zone_ids=["F1P1", "F1P2"], topology=types.SimpleNamespace(
-        zone_customers=np.array([3, 4])))
+        zone_customers=np.array([2, 1])))
     cfg = types.SimpleNamespace(time=types.SimpleNamespace(
         start=dt.date(2014, 1, 6), days=1, step_minutes=360, n_steps=4, steps_per_day=4))
     proof = proof_table(cfg, m, added)
     got = {(r.violation, r.zone): (r.steps, r.first[11:16], r.last[11:16])
            for r in proof.itertuples()}
     assert got == {("thermal", "F1P1"): (1, "18:00", "18:00"),
-                   ("thermal", "F1P2"): (1, "18:00", "18:00"),
-                   ("undervoltage", "F1P1"): (2, "12:00", "18:00"),
+                   ("thermal", "F1P2"): (2, "12:00", "18:00"),
+                   ("undervoltage", "F1P1"): (3, "06:00", "18:00"),
                    ("undervoltage", "F1P2"): (1, "18:00", "18:00"),
                    ("transformer", "network"): (1, "18:00", "18:00"),
                    ("collapse", "network"): (1, "18:00", "18:00")}

@@ -350,4 +350,6 @@ def _write_hosting(cfg, m, cases, q_head, q_foot, energy, assign, evs, final, su
                            compress=False)
         h5io.write_table(g, "customers_final", final)
         h5io.write_table(g, "summary", summary)
-    h5io.write_csv_atomic(summary, path.with_name(f"{m.name}_summary.csv"))
+    from agileflex_hpc.evcharging.stage import write_hosting_answer
+
+    write_hosting_answer(cfg, m.name)  # the CSV: the estimate, and stage 7's answer (NA for now)

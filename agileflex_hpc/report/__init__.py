@@ -14,6 +14,7 @@ import h5py
 import pandas as pd
 
 from agileflex_hpc import h5io
+from agileflex_hpc.fingerprint import Fingerprints, freshness
 from agileflex_hpc.report.html import NetworkSection, write_index
 from agileflex_hpc.report.plots import network_plots
 
@@ -37,9 +38,9 @@ def report_dir(out_dir: Path) -> Path:
     return Path(out_dir) / "report"
 
 
-def _table(path: Path, group: str, name: str) -> pd.DataFrame | None:
-    """A table from a complete result file, or None."""
-    if not h5io.is_complete(path):
+def _table(path: Path, group: str, name: str, key: dict | None = None) -> pd.DataFrame | None:
+    """A table from a complete result file (current, where ``key`` is given), or None."""
+    if not h5io.is_complete(path) or (key is not None and freshness(path, key) != "ok"):
         return None
     with h5py.File(path, "r") as f:
         return h5io.read_table(f[group], name) if name in f.get(group, {}) else None
@@ -50,8 +51,9 @@ def _hosting(cfg, network: str) -> pd.DataFrame | None:
     from agileflex_hpc.evcharging.stage import hosting_answer
     from agileflex_hpc.headroom.stage import hosting_path
 
-    return hosting_answer(cfg, network) if h5io.is_complete(
-        hosting_path(cfg.out_dir, network)) else None
+    path = hosting_path(cfg.out_dir, network)
+    return hosting_answer(cfg, network) if freshness(
+        path, Fingerprints(cfg).headroom(network)) == "ok" else None
 
 
 def _collapse(cfg, network: str) -> pd.DataFrame | None:
@@ -59,7 +61,7 @@ def _collapse(cfg, network: str) -> pd.DataFrame | None:
     from agileflex_hpc.headroom.stage import hosting_path
 
     path = hosting_path(cfg.out_dir, network)
-    if not h5io.is_complete(path):
+    if freshness(path, Fingerprints(cfg).headroom(network)) != "ok":
         return None
     with h5py.File(path, "r") as f:
         cases = [c.decode() if isinstance(c, bytes) else str(c) for c in f["case"][()]]
@@ -88,7 +90,8 @@ def loop_rounds(cfg, network: str) -> pd.DataFrame | None:
 def proof_statement(proof: pd.DataFrame | None) -> str:
     """One sentence: whether smart charging adds a violation to the no-EV baseline."""
     if proof is None:
-        return "No validation yet: the plan is not proved (run the validate stage)."
+        return ("No current validation (missing, or computed from other inputs): the plan is "
+                "not proved; run the validate stage.")
     if proof.empty:
         return ("Proved: smart charging adds no violation (thermal, undervoltage, transformer, "
                 "collapse) to the no-EV baseline of the same heat-pump assignment.")
@@ -101,7 +104,8 @@ def _section(cfg, network: str) -> NetworkSection:
     from agileflex_hpc.validation.stage import report_h5_path
 
     rep = report_h5_path(cfg.out_dir, network)
-    proof = _table(rep, "report", "proof")
+    key = Fingerprints(cfg).validation(network)
+    proof = _table(rep, "report", "proof", key)
     sec = NetworkSection(network, tables={
         "EVs and heat pumps per zone: stage 7's hosted EVs beside stage 6's estimate":
             _hosting(cfg, network),
@@ -109,7 +113,7 @@ def _section(cfg, network: str) -> NetworkSection:
         "Where smart charging adds violations to the no-EV baseline (final round)": proof,
         "Plan-validate rounds (validate.max_rounds): the EVs each round cost":
             loop_rounds(cfg, network),
-        "Validation per zone (stage 8)": _table(rep, "report", "zones"),
+        "Validation per zone (stage 8)": _table(rep, "report", "zones", key),
     })
     sec.plots = network_plots(cfg, network, report_dir(cfg.out_dir) / network)
     sec.notes = [proof_statement(proof)]
@@ -119,10 +123,13 @@ def _section(cfg, network: str) -> NetworkSection:
 
 def build_report(cfg) -> Path:
     """Draw every figure and write ``<out>/report/index.html``; return its path."""
-    from agileflex_hpc.validation.stage import report_csv_path
+    from agileflex_hpc.validation.stage import report_csv_path, report_h5_path
 
     csv = report_csv_path(cfg.out_dir)
-    overview = pd.read_csv(csv) if csv.is_file() else None
+    fps = Fingerprints(cfg)
+    current = all(freshness(report_h5_path(cfg.out_dir, n.name), fps.validation(n.name)) == "ok"
+                  for n in cfg.networks)
+    overview = pd.read_csv(csv) if csv.is_file() and current else None
     sections = [_section(cfg, net.name) for net in cfg.networks]
     return write_index(report_dir(cfg.out_dir) / "index.html", run=cfg.run.name,
                        overview=overview, sections=sections, definitions=DEFINITIONS)

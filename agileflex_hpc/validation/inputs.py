@@ -295,7 +295,7 @@ def _sources(cfg, manifest, kind: str,
     if kind not in KINDS:
         raise InputDataError(f"validation kind {kind!r} is not one of {KINDS}")
     final, zone_customers = _read_hosting(cfg, manifest.name, fps)
-    zones = _read_zones(cfg, manifest, zone_customers, fps)
+    zones = {} if kind == "none" else _read_zones(cfg, manifest, zone_customers, fps)
     _check_cases(cfg, manifest, final, fps)
     return final, zones, fps.validation_inputs(manifest.name, kind)
 

@@ -29,7 +29,7 @@ import numpy as np
 
 __all__ = ["line_loading", "customer_voltage_pu", "transformer_loading", "violation_flags",
            "percent_of_steps", "zone_weights", "v2g_fulfilment", "headroom_stats",
-           "zone_undervoltage", "zone_violations", "added_violations", "KINDS_OF_VIOLATION"]
+           "zone_of_customers", "violation_state", "added_violations", "KINDS_OF_VIOLATION"]
 
 KINDS_OF_VIOLATION = ("thermal", "undervoltage", "transformer", "collapse")
 
@@ -233,70 +233,76 @@ def headroom_stats(headroom_kva: np.ndarray, zones: np.ndarray | None = None) ->
             "negative_pct": 100.0 * float((h < 0).mean())}
 
 
-def zone_undervoltage(v_customer_pu: np.ndarray, weights: np.ndarray, *,
-                      v_min_pu: float = 0.9) -> np.ndarray:
-    """Steps at which a customer of the zone is under ``v_min_pu``.
+def zone_of_customers(flags: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Per (step, zone): any flagged customer of the zone.
 
     Parameters
     ----------
-    v_customer_pu : ndarray, shape (time, customer)
-        Customer voltages (NaN never counts). [p.u.]
+    flags : ndarray of bool, shape (time, customer)
     weights : ndarray, shape (customer, zone)
         Customer-to-zone weights from :func:`zone_weights` (> 0: the customer is in the zone).
-    v_min_pu : float
-        Statutory minimum voltage. [p.u.]
 
     Returns
     -------
     ndarray of bool, shape (time, zone)
     """
     member = (np.asarray(weights) > 0).astype(np.float64)
-    return (np.asarray(v_customer_pu) < v_min_pu).astype(np.float64) @ member > 0
+    return np.asarray(flags, dtype=np.float64) @ member > 0
 
 
-def zone_violations(n_overloaded: np.ndarray, undervoltage: np.ndarray,
+def violation_state(n_overloaded: np.ndarray, customer_under: np.ndarray,
                     step_flags: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Violations of every kind per (step, zone), for the proof.
+    """What the proof compares of one validation flow.
 
     Parameters
     ----------
     n_overloaded : ndarray of int, shape (time, zone)
         Feeder lines over their rating on the zone's phase (stage 3).
-    undervoltage : ndarray of bool, shape (time, zone)
-        From :func:`zone_undervoltage`.
+    customer_under : ndarray of bool, shape (time, customer)
+        Customers under ``v_min_pu``.
     step_flags : dict of str -> ndarray of bool, shape (time,)
-        :func:`violation_flags` of the same flow (for ``transformer`` and ``collapse``).
+        :func:`violation_flags` of the flow (``transformer`` and ``collapse`` are used).
 
     Returns
     -------
-    dict of str -> ndarray of bool, shape (time, zone)
-        One entry per :data:`KINDS_OF_VIOLATION`; a collapsed step is flagged in every kind
-        and every zone, a transformer overload in every zone.
+    dict
+        ``thermal`` (time, zone) counts, ``undervoltage`` (time, customer), ``transformer``
+        and ``collapse`` (time,).
     """
-    collapse = np.asarray(step_flags["collapse"], bool)[:, None]
-    shape = np.shape(undervoltage)
-    return {
-        "thermal": (np.asarray(n_overloaded) > 0) | collapse,
-        "undervoltage": np.asarray(undervoltage, bool) | collapse,
-        "transformer": np.broadcast_to(np.asarray(step_flags["transformer"], bool)[:, None],
-                                       shape) | collapse,
-        "collapse": np.broadcast_to(collapse, shape).copy(),
-    }
+    return {"thermal": np.asarray(n_overloaded), "undervoltage": np.asarray(customer_under, bool),
+            "transformer": np.asarray(step_flags["transformer"], bool),
+            "collapse": np.asarray(step_flags["collapse"], bool)}
 
 
-def added_violations(baseline: dict[str, np.ndarray],
-                     smart: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """(step, zone) violations smart charging has and the no-EV baseline does not.
+def added_violations(baseline: dict[str, np.ndarray], smart: dict[str, np.ndarray],
+                     weights: np.ndarray) -> dict[str, np.ndarray]:
+    """(step, zone) violations smart charging adds to the no-EV baseline (the proof).
+
+    Thermal: more feeder lines over their rating on the zone's phase than in the baseline.
+    Undervoltage: a customer of the zone under the limit who is not in the baseline.
+    Transformer: an overload the baseline does not have (every zone). Collapse: a step that
+    collapses only with smart charging (every zone, and every kind, at that step).
 
     Parameters
     ----------
-    baseline, smart : dict of str -> ndarray of bool, shape (time, zone)
-        :func:`zone_violations` of the baseline and of smart charging.
+    baseline, smart : dict
+        :func:`violation_state` of the baseline and of smart charging.
+    weights : ndarray, shape (customer, zone)
+        From :func:`zone_weights`.
 
     Returns
     -------
     dict of str -> ndarray of bool, shape (time, zone)
-        ``smart & ~baseline`` per kind of :data:`KINDS_OF_VIOLATION`.
+        One entry per :data:`KINDS_OF_VIOLATION`.
     """
-    return {k: np.asarray(smart[k], bool) & ~np.asarray(baseline[k], bool)
-            for k in KINDS_OF_VIOLATION}
+    collapse = smart["collapse"] & ~baseline["collapse"]
+    ok_both = ~smart["collapse"] & ~baseline["collapse"]
+    n_zone = np.shape(smart["thermal"])[1]
+    every = np.ones((1, n_zone), dtype=bool)
+    thermal = (smart["thermal"] > baseline["thermal"]) & ok_both[:, None]
+    under = zone_of_customers(smart["undervoltage"] & ~baseline["undervoltage"], weights)
+    tx = smart["transformer"] & ~baseline["transformer"] & ok_both
+    return {"thermal": thermal | collapse[:, None],
+            "undervoltage": (under & ok_both[:, None]) | collapse[:, None],
+            "transformer": (tx | collapse)[:, None] & every,
+            "collapse": collapse[:, None] & every}

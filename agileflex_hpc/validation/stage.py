@@ -69,8 +69,8 @@ class FlowScan:
         ``thermal``, ``undervoltage``, ``transformer``, ``collapse``, ``any`` (see
         :mod:`.metrics`).
     converged : ndarray of bool, shape (time,)
-    zone_undervoltage : ndarray of bool, shape (time, zone)
-        Steps with a customer of the zone under ``v_min_pu``.
+    customer_under : ndarray of bool, shape (time, customer)
+        Customers under ``v_min_pu`` (for the proof).
     vmin_customer_pu, vmin_bus_pu : ndarray, shape (time,)
         Lowest customer / bus voltage at each step. [p.u.]
     line_loading_max_t : ndarray, shape (time,)
@@ -87,7 +87,7 @@ class FlowScan:
 
     flags: dict
     converged: np.ndarray
-    zone_undervoltage: np.ndarray
+    customer_under: np.ndarray
     vmin_customer_pu: np.ndarray
     vmin_bus_pu: np.ndarray
     line_loading_max_t: np.ndarray
@@ -133,19 +133,17 @@ def scan_flows(stitched: Path, m: NetworkManifest, *, v_min_pu: float,
     bus_pos = {b: i for i, b in enumerate(m.bus_names)}
     cust_bus = np.array([bus_pos[str(b)] for b in m.customers["bus"]], dtype=np.int64)
     cust_phase = m.customers["phase"].to_numpy()
-    weights = metrics.zone_weights(m.topology.load_zone, m.topology.load_phase, len(m.zone_ids))
     parts = []
     with h5py.File(stitched, "r") as f:
         g = f["loadflow"]
         for sl in h5io.time_slices(g["v_pu"].shape[0], _TIME_CHUNK):
-            parts.append(_scan_chunk(g, sl, m, (cust_bus, cust_phase, weights), v_min_pu,
-                                     tx_factor))
+            parts.append(_scan_chunk(g, sl, m, (cust_bus, cust_phase), v_min_pu, tx_factor))
     return _combine(parts)
 
 
 def _scan_chunk(g, sl: slice, m: NetworkManifest, customers: tuple, v_min_pu: float,
                 tx_factor: float) -> dict:
-    cust_bus, cust_phase, weights = customers
+    cust_bus, cust_phase = customers
     v = g["v_pu"][sl].astype(np.float64)
     ok = g["converged"][sl].astype(bool)
     loading = metrics.line_loading(g["i_a"][sl], m.line_rating_a)
@@ -158,7 +156,7 @@ def _scan_chunk(g, sl: slice, m: NetworkManifest, customers: tuple, v_min_pu: fl
     masked_l = np.where(ok[:, None], loading, np.nan)
     return dict(
         flags=flags, converged=ok,
-        zone_undervoltage=metrics.zone_undervoltage(v_cust, weights, v_min_pu=v_min_pu),
+        customer_under=v_cust < v_min_pu,
         vmin_customer_pu=np.fmin.reduce(v_cust, axis=1),
         vmin_bus_pu=np.fmin.reduce(v_bus, axis=1), line_loading_max_t=np.fmax.reduce(loading, 1),
         tx_loading_max_t=np.fmax.reduce(tx, axis=1), bus_vmin_pu=np.fmin.reduce(masked_v, 0),
@@ -170,7 +168,7 @@ def _scan_chunk(g, sl: slice, m: NetworkManifest, customers: tuple, v_min_pu: fl
 def _combine(parts: list[dict]) -> FlowScan:
     flags = {k: np.concatenate([p["flags"][k] for p in parts]) for k in parts[0]["flags"]}
     cat = {k: np.concatenate([p[k] for p in parts]) for k in
-           ("converged", "zone_undervoltage", "vmin_customer_pu", "vmin_bus_pu",
+           ("converged", "customer_under", "vmin_customer_pu", "vmin_bus_pu",
             "line_loading_max_t", "tx_loading_max_t")}
     return FlowScan(
         flags=flags, **cat,
@@ -284,6 +282,9 @@ def analyse_network(cfg, network: str) -> tuple[pd.DataFrame, pd.DataFrame, pd.D
     fps = Fingerprints(cfg)
     target = validation_target(cfg)
     stitched = {kind: require_stitched(cfg, fps, network, kind, target) for kind in KINDS}
+    for kind in KINDS:  # everything is checked before the first file is written
+        require_fresh(validation_inputs_path(cfg.out_dir, network, kind),
+                      fps.validation_inputs(network, kind), producer="validate")
     m = read_manifest(manifest_path(cfg.out_dir, network))
     limit_kva = read_limit_kva(cfg, network, fps)
     before = headroom_before(cfg, m, fps)
@@ -304,27 +305,29 @@ def analyse_network(cfg, network: str) -> tuple[pd.DataFrame, pd.DataFrame, pd.D
         _write_kind(cfg, m, kind, zd, hd, scan, net_kw, v2g, fp_attrs)
         rows.append(_summary_row(cfg, m, kind, scan, hd, before, net_kw, v2g, n_evs))
         zone_rows += _zone_rows(cfg, m, kind, zd, hd, before, net_kw, v2g)
-        violations[kind] = metrics.zone_violations(zd.n_overloaded, scan.zone_undervoltage,
+        violations[kind] = metrics.violation_state(zd.n_overloaded, scan.customer_under,
                                                    scan.flags)
     summary = pd.DataFrame(rows, columns=REPORT_COLUMNS)
     zones = pd.DataFrame(zone_rows)
-    added = metrics.added_violations(violations["none"], violations["smart"])
+    weights = metrics.zone_weights(m.topology.load_zone, m.topology.load_phase, len(m.zone_ids))
+    added = metrics.added_violations(violations["none"], violations["smart"], weights)
     proof = proof_table(cfg, m, added)
     _log_proof(m.name, proof)
     _write_report(cfg, m, summary, zones, proof, added, fp_attrs)
     return summary, zones, proof
 
 
-def added_violation_flags(cfg, network: str) -> tuple[np.ndarray, list[str]]:
-    """(step, zone) where smart charging adds a violation of any kind, from ``report.h5``, and
-    per zone the kinds added (``"thermal;undervoltage"``, "" for none)."""
+def added_violation_flags(cfg, network: str
+                          ) -> tuple[np.ndarray, list[str], dict[str, np.ndarray]]:
+    """(step, zone) where smart charging adds a violation of any kind, from ``report.h5``; per
+    zone the kinds added (``"thermal;undervoltage"``, "" for none); the flags by kind."""
     path = report_h5_path(cfg.out_dir, network)
     require_fresh(path, Fingerprints(cfg).validation(network), producer="validate")
     with h5py.File(path, "r") as f:
         flags = {k: f["added"][k][()].astype(bool) for k in metrics.KINDS_OF_VIOLATION}
     kinds = [";".join(k for k in metrics.KINDS_OF_VIOLATION if flags[k][:, z].any())
              for z in range(next(iter(flags.values())).shape[1])]
-    return np.logical_or.reduce(list(flags.values())), kinds
+    return np.logical_or.reduce(list(flags.values())), kinds, flags
 
 
 def _read_report(cfg, network: str) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
