@@ -40,9 +40,12 @@ logger = logging.getLogger(__name__)
 
 Key = dict[str, str]
 
-# OpenDSS commands that read another file: Redirect/Compile (scripts), BusCoords (coordinates)
-_FILE_COMMAND = re.compile(r"^\s*(redirect|compile|buscoords|latlongcoords)\s+(\S+)", re.I)
-_FILE_PROPERTY = re.compile(r"\bfile\s*=\s*([^\s,)\]]+)", re.I)  # e.g. LoadShape mult=(file=..)
+# OpenDSS commands that read another file: Redirect/Compile (scripts), BusCoords (coordinates);
+# an argument may be quoted "..", '..', (..) or [..], as OpenDSS's parser allows
+_ARG = r"""(?:"([^"]*)"|'([^']*)'|\(([^)]*)\)|\[([^\]]*)\]|([^\s,)\]]+))"""
+_FILE_COMMAND = re.compile(r"^\s*(?:redirect|compile|buscoords|latlongcoords)\s+" + _ARG,
+                           re.I)
+_FILE_PROPERTY = re.compile(r"\b(?:sng|dbl|csv|pq)?file\s*=\s*" + _ARG, re.I)
 
 
 def digest(key: Key) -> str:
@@ -108,8 +111,9 @@ def _referenced(path: Path) -> list[str]:
         line = re.split(r"!|//", line, maxsplit=1)[0]
         m = _FILE_COMMAND.match(line)
         if m:
-            refs.append(m.group(2).strip("\"'()[]"))
-        refs += [v.strip("\"'") for v in _FILE_PROPERTY.findall(line)]
+            refs.append(next(g for g in m.groups() if g is not None).strip())
+        refs += [next(g for g in groups if g).strip() for groups in _FILE_PROPERTY.findall(line)
+                 if any(groups)]
     return refs
 
 

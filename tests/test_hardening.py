@@ -54,7 +54,9 @@ def test_non_utf8_config_is_a_clear_error(tmp_path):
 
 @pytest.mark.requires_opendss
 @pytest.mark.parametrize("line", ["Show Voltages", "Set Editor=/bin/sh", "set datapath=/tmp",
-                                  "Export Currents", "Plot Circuit", "DOScmd rm -rf x"])
+                                  "Export Currents", "Plot Circuit", "DOScmd rm -rf x",
+                                  "Expo voltages /tmp/x.csv", "Set datap=/tmp", "Sav circuit",
+                                  "Sho v", "Totals"])
 def test_network_files_cannot_run_programs_or_write_files(tmp_path, line):
     """A command that starts a program or writes a file, in the master or a redirected file,
     stops the compile with the file and line named; nothing runs, nothing is written."""
@@ -155,3 +157,17 @@ def test_status_clean_removes_dead_writers_temp_files(tmp_path):
     leftover.write_text("junk")
     assert main(["status", str(job)]) == 0 and leftover.exists()  # status alone only reads
     assert main(["status", str(job), "--clean"]) == 0 and not leftover.exists()
+
+
+def test_quoted_and_binary_file_references_are_checked_and_fingerprinted(tmp_path):
+    from agileflex_hpc.fingerprint import network_files
+    from agileflex_hpc.network.safety import check_network_files
+
+    (tmp_path / "Master.dss").write_text('Redirect "my lines.dss"\n'
+                                         "New Loadshape.x npts=2 mult=(sngfile=shape.sng)\n")
+    (tmp_path / "my lines.dss").write_text("Show voltages\n")
+    (tmp_path / "shape.sng").write_bytes(b"\0\0\0\0")
+    files = network_files(tmp_path / "Master.dss")
+    assert [p.name for p in files] == ["Master.dss", "my lines.dss", "shape.sng"]
+    with pytest.raises(NetworkError, match=r"my lines\.dss, line 1"):
+        check_network_files(files)

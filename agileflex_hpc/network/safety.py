@@ -16,15 +16,23 @@ from pathlib import Path
 
 from agileflex_hpc.errors import NetworkError
 
-__all__ = ["FORBIDDEN_COMMANDS", "FORBIDDEN_OPTIONS", "check_network_files"]
+__all__ = ["ALLOWED_COMMANDS", "FORBIDDEN_COMMANDS", "FORBIDDEN_OPTIONS", "check_network_files"]
 
+# what a network description needs; anything else (or an abbreviation OpenDSS might read as
+# one of FORBIDDEN_COMMANDS) is refused
+ALLOWED_COMMANDS = frozenset({"new", "edit", "more", "m", "set", "redirect", "compile",
+                              "calcvoltagebases", "calcv", "solve", "clear", "clearall",
+                              "buscoords", "latlongcoords", "batchedit", "disable", "enable",
+                              "open", "close", "makebuslist", "setkvbase", "setbusxy", "var",
+                              "interpolate", "like", "reconductor"})
 FORBIDDEN_COMMANDS = frozenset({"show", "export", "plot", "save", "fileedit", "visualize",
                                 "doscmd", "_doscmd", "cd", "closedi", "zsc10", "comparecases",
-                                "yearlycurves", "obfuscate", "export_", "summary"})
+                                "yearlycurves", "obfuscate", "summary", "alignfile",
+                                "export_", "dump", "help", "about", "guids", "totals"})
 FORBIDDEN_OPTIONS = frozenset({"editor", "datapath", "casename", "demandinterval",
                                "overloadreport", "voltexceptionreport", "log", "keeplist",
-                               "markercode"})
-_WORD = re.compile(r"[A-Za-z_]+")
+                               "markercode", "showexport", "dssvisualizationtool"})
+_FIRST = re.compile(r"\s*([^\s=]+)")
 
 
 def check_network_files(files: list[Path]) -> None:
@@ -43,21 +51,29 @@ def check_network_files(files: list[Path]) -> None:
             problem = _problem(line)
             if problem:
                 raise NetworkError(f"{path}, line {lineno}: {problem} is not allowed in a "
-                                   f"network file (it starts programs or writes files): "
+                                   f"network file (it can start programs or write files): "
                                    f"{line.strip()[:80]!r}")
 
 
 def _problem(line: str) -> str | None:
     code = re.split(r"!|//", line, maxsplit=1)[0].strip()
-    if not code:
+    m = _FIRST.match(code)
+    if not code or code.startswith("~") or not m:
         return None
-    words = _WORD.findall(code.lower())
-    if not words:
+    word = m.group(1).lower()
+    if "." in word:  # Element.name.property=value: an edit
         return None
-    if words[0] in FORBIDDEN_COMMANDS:
-        return f"the command {words[0]!r}"
-    if words[0] == "set":
+    allowed = word in ALLOWED_COMMANDS or _abbreviates(word, ALLOWED_COMMANDS, FORBIDDEN_COMMANDS)
+    if not allowed:
+        return f"the command {m.group(1)!r}"
+    if word == "set" or (len(word) > 1 and "set".startswith(word)):
         for option in re.findall(r"([A-Za-z_]+)\s*=", code):
-            if option.lower() in FORBIDDEN_OPTIONS:
+            if any(f.startswith(option.lower()) for f in FORBIDDEN_OPTIONS if len(option) > 1):
                 return f"'Set {option}'"
     return None
+
+
+def _abbreviates(word: str, allowed: frozenset, forbidden: frozenset) -> bool:
+    """``word`` (2+ letters) is the start of an allowed command and of no forbidden one."""
+    return (len(word) > 1 and any(a.startswith(word) for a in allowed)
+            and not any(f.startswith(word) for f in forbidden))
