@@ -68,10 +68,14 @@ def atomic_path(path: Path) -> Iterator[Path]:
     the free space.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    remove_stale_temp_files(path.parent, prefix=path.name)
-    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f"{path.name}.{_HOST}.{os.getpid()}.",
-                                suffix=".tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        remove_stale_temp_files(path.parent, prefix=path.name)
+        fd, name = tempfile.mkstemp(dir=path.parent,
+                                    prefix=f"{path.name}.{_HOST}.{os.getpid()}.", suffix=".tmp")
+    except OSError as exc:
+        raise ResultsError(f"cannot write {path}: {exc.strerror or exc} (is the output root "
+                           "(run.root) a writable folder?)") from None
     os.close(fd)
     tmp = Path(name)
     try:
@@ -101,17 +105,25 @@ def _write_error(path: Path, exc: OSError) -> str:
 
 @contextlib.contextmanager
 def atomic_h5(path: Path, *, attrs: dict[str, Any] | None = None) -> Iterator[h5py.File]:
-    """Open ``path`` for writing through :func:`atomic_path`; rename into place on success.
+    """Build an HDF5 file in memory, then write it through :func:`atomic_path`.
 
-    The file gets ``attrs`` plus ``complete = 1`` as its last write. On an exception the
-    temporary file is removed and any existing ``path`` is left untouched.
+    The file gets ``attrs`` plus ``complete = 1`` as its last write. HDF5 never writes to the
+    disk itself (core driver, no backing store): the finished image is written by Python in one
+    piece, so a full disk or an I/O error is one clear :class:`ResultsError` (HDF5 failing to
+    close a file on a full disk crashes the process). On an exception the temporary file is
+    removed and any existing ``path`` is left untouched.
     """
     with atomic_path(path) as tmp:
-        with h5py.File(tmp, "w", track_order=True) as f:
+        with h5py.File(tmp.name, "w", driver="core", backing_store=False,
+                       track_order=True) as f:
             for key, value in (attrs or {}).items():
                 f.attrs[key] = value
             yield f
             f.attrs["complete"] = 1
+            f.flush()
+            image = f.id.get_file_image()
+        with open(tmp, "wb") as out:
+            out.write(image)
 
 
 _HOST = platform.node().split(".")[0].replace(".", "_") or "host"

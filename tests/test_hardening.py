@@ -171,3 +171,109 @@ def test_quoted_and_binary_file_references_are_checked_and_fingerprinted(tmp_pat
     assert [p.name for p in files] == ["Master.dss", "my lines.dss", "shape.sng"]
     with pytest.raises(NetworkError, match=r"my lines\.dss, line 1"):
         check_network_files(files)
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 3 MB tmpfs (needs root, as in CI): the output root of a job that needs more."""
+    from tests.conftest import require
+
+    mnt = tmp_path / "disk"
+    mnt.mkdir()
+    res = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(mnt)],
+                         capture_output=True, text=True)
+    require(res.returncode == 0, f"mounting a tmpfs ({res.stderr.strip()})")
+    yield mnt
+    subprocess.run(["umount", "-l", str(mnt)], check=False)
+
+
+@pytest.mark.requires_opendss
+def test_full_disk_is_one_clear_error_and_leaves_no_partial_file(tmp_path, small_disk):
+    job = write_job(tmp_path, f"""
+[run]
+name = "full"
+root = "{small_disk}"
+[time]
+start = "2014-01-06"
+days = 7
+step_minutes = 10
+block_steps = 144
+[[network]]
+name = "default"
+[cases]
+names = ["00PV00HP", "25PV50HP"]
+""")
+    res = _cli("agileflex_hpc.loadflow", str(job))
+    assert res.returncode == 1, res.stderr[-2000:]
+    assert "Traceback" not in res.stderr and "Segmentation" not in res.stderr
+    assert "cannot write" in res.stderr and "MB free" in res.stderr, res.stderr[-2000:]
+    assert not list(small_disk.rglob("*.tmp"))
+    from agileflex_hpc import h5io
+
+    for path in small_disk.rglob("*.h5"):
+        assert h5io.is_complete(path), path  # whatever was installed is whole
+
+
+SMALL_JOB = """
+[run]
+name = "h"
+root = "{root}"
+[time]
+start = "2014-01-06"
+days = 1
+step_minutes = 60
+block_steps = 24
+[[network]]
+name = "{net}"
+{path}
+[cases]
+names = ["00PV00HP", "00PV100HP"]
+{extra}
+"""
+
+
+@pytest.mark.requires_opendss
+def test_output_root_that_is_a_file_is_one_message(tmp_path):
+    (tmp_path / "afile").write_text("not a folder")
+    job = write_job(tmp_path, SMALL_JOB.format(root="afile", net="default", path="", extra=""))
+    res = _cli("agileflex_hpc.loadflow", str(job))
+    assert res.returncode == 1 and "Traceback" not in res.stderr
+    assert "cannot write" in res.stderr and "afile" in res.stderr
+
+
+@pytest.mark.requires_opendss
+def test_zero_rated_line_is_named_at_compile(tmp_path, tiny_master):
+    tiny_master.write_text(tiny_master.read_text().replace(
+        "Linecode=lc Length=50 Units=m", "Linecode=lc Length=50 Units=m Normamps=0"))
+    with pytest.raises(NetworkError, match=r"Master\.dss: 1 line\(s\) without a positive .*l2"):
+        DssNetwork(tiny_master)
+
+
+@pytest.mark.requires_opendss
+def test_bad_heat_pump_profile_stops_before_any_inputs_file(tmp_path):
+    import numpy as np
+
+    table = np.full((288, 3), 1.5)
+    table[200, 2] = np.nan
+    np.savetxt(tmp_path / "hp.csv", table, delimiter=",", fmt="%.3f")
+    job = write_job(tmp_path, SMALL_JOB.format(root="out", net="default", path="",
+                                               extra='[profiles]\nhp_path = "hp.csv"'))
+    res = _cli("agileflex_hpc.loadflow", str(job))
+    assert res.returncode == 1 and "Traceback" not in res.stderr
+    assert "hp.csv" in res.stderr and "row" in res.stderr, res.stderr[-1500:]
+    assert not list((tmp_path / "out").rglob("inputs/*/*.h5"))
+
+
+@pytest.mark.requires_opendss
+def test_truncated_files_read_by_a_stage_alone_are_named(tmp_path):
+    job = write_job(tmp_path, SMALL_JOB.format(root="out", net="default", path="", extra=""))
+    assert _cli("agileflex_hpc.loadflow", str(job)).returncode == 0
+    block = next((tmp_path / "out" / "h" / "raw" / "default").rglob("block_00000.h5"))
+    block.write_bytes(block.read_bytes()[:500])
+    res = _cli("agileflex_hpc.headroom", str(job))
+    assert res.returncode == 1 and "Traceback" not in res.stderr
+    assert str(block) in res.stderr and "incomplete" in res.stderr
+    manifest = tmp_path / "out" / "h" / "networks" / "default" / "network.h5"
+    manifest.write_bytes(manifest.read_bytes()[:300])
+    res = _cli("agileflex_hpc.headroom", str(job))
+    assert res.returncode == 1 and str(manifest) in res.stderr and "Traceback" not in res.stderr

@@ -203,7 +203,8 @@ def _lcl_columns(path: Path) -> dict[str, int]:
                 found[key] = i
     missing = [k for k, v in found.items() if v is None]
     if missing:
-        raise InputDataError(f"{path}: header {names} lacks column(s) {missing}; expected "
+        shown = names[:6] + ([f"... {len(names) - 6} more"] if len(names) > 6 else [])
+        raise InputDataError(f"{path}: header {shown} lacks column(s) {missing}; expected "
                              "LCLid,stdorToU,DateTime,KWH/hh (per half hour)")
     return {k: int(v) for k, v in found.items()}
 

@@ -18,7 +18,8 @@ from agileflex_hpc import fingerprint, h5io
 from agileflex_hpc.errors import InputDataError
 from agileflex_hpc.fingerprint import Fingerprints, freshness
 
-__all__ = ["inputs_path", "study_times", "ensure_inputs", "read_inputs", "read_customers"]
+__all__ = ["inputs_path", "study_times", "ensure_inputs", "read_inputs", "read_customers",
+           "check_profiles"]
 
 logger = logging.getLogger(__name__)
 
@@ -63,6 +64,23 @@ def ensure_inputs(cfg, manifest, case: str, fps: Fingerprints | None = None) -> 
                        description="PV output, PF 1")
     logger.info("inputs written: %s", path)
     return path
+
+
+def check_profiles(cfg) -> None:
+    """Read every configured profile file in full, before any inputs file is written.
+
+    A bad value anywhere raises :class:`InputDataError` naming the file, the column and the row,
+    so that no inputs file of the run is written from a file that would fail later.
+    """
+    from agileflex_hpc.inputs.assignment import build_profiles
+
+    pc = cfg.profiles
+    if pc.source == "synthetic" and pc.hp_path is None and pc.pv_path is None:
+        return
+    probe = pd.DataFrame({"load": ["probe"], "group": ["Comfortable"], "profile_id": [0],
+                          "has_hp": [True], "pv_kwp": [1.0]})
+    build_profiles(probe, study_times(cfg), network="probe", seed=cfg.run.seed,
+                   source=pc.source, path=pc.path, hp_path=pc.hp_path, pv_path=pc.pv_path)
 
 
 def _check_series(series: dict, network: str, case: str) -> None:

@@ -20,7 +20,13 @@ import numpy as np
 from agileflex_hpc import fingerprint, h5io
 from agileflex_hpc.errors import StaleError
 from agileflex_hpc.fingerprint import Fingerprints, Key, freshness
-from agileflex_hpc.inputs.stage import ensure_inputs, read_inputs, study_times
+from agileflex_hpc.inputs.stage import (
+    check_profiles,
+    ensure_inputs,
+    inputs_path,
+    read_inputs,
+    study_times,
+)
 from agileflex_hpc.network.engine import DssNetwork, pf_to_kvar_ratio
 from agileflex_hpc.network.manifest import (
     build_manifest,
@@ -315,6 +321,10 @@ def prepare_inputs(cfg, items: list[WorkItem], workers, target: LoadflowInputs |
     first = workers.index - rank  # the process group's first worker
     group = [it for w in range(first, first + size) for it in items_for(w, workers.count, items)]
     share = list(dict.fromkeys((it.network, it.case) for it in group))[rank::size]
+    stale = [(n, c) for n, c in share
+             if freshness(inputs_path(cfg.out_dir, n, c), fps.inputs(n, c)) != "ok"]
+    if target.inputs_for is ensure_inputs and stale:
+        check_profiles(cfg)  # every profile file in full before the first inputs file
     manifests: dict[str, object] = {}
     for network, case in share:
         if network not in manifests:

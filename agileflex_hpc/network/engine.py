@@ -182,6 +182,12 @@ class DssNetwork:
         self.line_bus1 = np.array(bus1, dtype=object)
         self.line_bus2 = np.array(bus2, dtype=object)
         self.line_rating_a = np.array(rating, dtype=float)
+        bad = ~(self.line_rating_a > 0)  # also NaN
+        if bad.any():
+            which = ", ".join(f"{n} ({r:g} A)" for n, r in
+                              zip(np.array(names)[bad][:5], self.line_rating_a[bad][:5]))
+            raise NetworkError(f"{self.master}: {int(bad.sum())} line(s) without a positive "
+                               f"rating (NormAmps): {which}; the thermal limits need one")
         self.n_line = len(names)
         self.transformer_names = np.array(tx_names, dtype=object)
         self.transformer_buses = tx_buses

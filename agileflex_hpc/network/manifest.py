@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from agileflex_hpc import h5io
+from agileflex_hpc.errors import ResultsError
 from agileflex_hpc.network.topology import Topology, derive_topology, zone_id
 
 __all__ = ["NetworkManifest", "build_manifest", "write_manifest", "read_manifest",
@@ -64,7 +65,11 @@ def network_master(cfg, net_cfg) -> Path:
     master = folder / "Master.dss"
     if not master.is_file():  # one folder per generator seed: a new seed, a new network
         tmp = folder.with_name(f"{folder.name}.{h5io.HOST}.{_pid()}.tmp")
-        write_synthetic_network(tmp, seed=net_cfg.seed)
+        try:
+            write_synthetic_network(tmp, seed=net_cfg.seed)
+        except OSError as exc:
+            raise ResultsError(f"cannot write the embedded network to {folder}: "
+                               f"{exc.strerror or exc} (is run.root a writable folder?)") from None
         try:
             tmp.rename(folder)
         except OSError:  # another worker won the race: theirs is identical

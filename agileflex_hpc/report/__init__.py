@@ -123,13 +123,12 @@ def _section(cfg, network: str) -> NetworkSection:
 
 def build_report(cfg) -> Path:
     """Draw every figure and write ``<out>/report/index.html``; return its path."""
-    from agileflex_hpc.validation.stage import report_csv_path, report_h5_path
+    from agileflex_hpc.validation.stage import report_h5_path
 
-    csv = report_csv_path(cfg.out_dir)
     fps = Fingerprints(cfg)
-    current = all(freshness(report_h5_path(cfg.out_dir, n.name), fps.validation(n.name)) == "ok"
-                  for n in cfg.networks)
-    overview = pd.read_csv(csv) if csv.is_file() and current else None
+    tables = [_table(report_h5_path(cfg.out_dir, n.name), "report", "summary",
+                     fps.validation(n.name)) for n in cfg.networks]
+    overview = None if any(t is None for t in tables) else pd.concat(tables, ignore_index=True)
     sections = [_section(cfg, net.name) for net in cfg.networks]
     return write_index(report_dir(cfg.out_dir) / "index.html", run=cfg.run.name,
                        overview=overview, sections=sections, definitions=DEFINITIONS)
