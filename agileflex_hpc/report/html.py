@@ -44,10 +44,12 @@ class NetworkSection:
     notes: list[str] = field(default_factory=list)
 
 
-def table_html(df: pd.DataFrame | None, *, missing: str = "not available") -> str:
-    """A DataFrame as an HTML table (3 decimals), or a note when there is none."""
+def table_html(df: pd.DataFrame | None, *, missing: str = "not available",
+               empty: str = "none") -> str:
+    """A DataFrame as an HTML table (3 decimals), or a note: ``missing`` (no table, e.g. not
+    computed or not current) or ``empty`` (a table without rows)."""
     if df is None or df.empty:
-        return f'<p class="note">{html.escape(missing)}</p>'
+        return f'<p class="note">{html.escape(missing if df is None else empty)}</p>'
     return df.to_html(index=False, border=0, classes="tbl", float_format=lambda x: f"{x:.3f}",
                       na_rep="-")
 
