@@ -102,7 +102,7 @@ def block_checksum(arrays: dict[str, np.ndarray]) -> str:
     for name in VARIABLES:
         data = np.ascontiguousarray(arrays[name])
         h.update(f"{name}:{data.dtype.str}:{data.shape}".encode())
-        h.update(data.tobytes())
+        h.update(data.reshape(-1).view(np.uint8))  # the buffer itself, not a copy
     return h.hexdigest()
 
 
@@ -196,7 +196,14 @@ def run(cfg, *, worker: int = 0, n_workers: int = 1, items: list[WorkItem] | Non
     mine = items_for(worker, n_workers, items)
     summary = WorkerSummary(worker)
     t0 = time.perf_counter()
-    solver = _Solver(cfg)
+    with _Solver(cfg) as solver:
+        _solve_items(solver, mine, target, summary, progress)
+    summary.wall_s = time.perf_counter() - t0
+    return summary
+
+
+def _solve_items(solver: _Solver, mine: list[WorkItem], target: LoadflowInputs,
+                 summary: WorkerSummary, progress) -> None:
     for item in mine:
         steps, bad = solver.solve_item(item, target)
         summary.items += 1
@@ -211,12 +218,15 @@ def run(cfg, *, worker: int = 0, n_workers: int = 1, items: list[WorkItem] | Non
                                         f"({bad} of {item.n_steps} steps)")
         if progress is not None:
             progress(item, steps)
-    summary.wall_s = time.perf_counter() - t0
-    return summary
 
 
 class _Solver:
-    """Holds one compiled network at a time (items are contiguous by network)."""
+    """Holds one compiled network at a time (items are contiguous by network).
+
+    Block files are written in the solving thread: writing them from a second thread while
+    the engine solves crashed the process (HDF5 and the DSS C-API in one process are not
+    safe to drive from two threads), so the write is not overlapped with the solves.
+    """
 
     def __init__(self, cfg):
         self.cfg = cfg
@@ -224,6 +234,15 @@ class _Solver:
         self.name: str | None = None
         self.net: DssNetwork | None = None
         self.manifest = None
+
+    def __enter__(self) -> _Solver:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.wait()
+
+    def wait(self) -> None:
+        """Nothing to wait for: every block is written before :meth:`solve_item` returns."""
 
     def _manifest(self, name: str):
         if name != self.name:
