@@ -26,6 +26,7 @@ from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
 
 from agileflex_hpc import h5io
+from agileflex_hpc.errors import AgileflexError
 
 __all__ = ["Plot", "plot_quantile_profiles", "plot_vmin_flow", "plot_ev_headroom",
            "plot_min_voltage", "plot_network_map", "network_plots", "KIND_COLORS"]
@@ -319,18 +320,35 @@ def network_plots(cfg, network: str, out_dir: Path) -> list[Plot]:
     out_dir : Path
         Folder of the network's figures, ``<out>/report/<network>``.
     """
+    from agileflex_hpc.fingerprint import Fingerprints, freshness
+    from agileflex_hpc.headroom.stage import hosting_path
     from agileflex_hpc.network.manifest import manifest_path, read_manifest
+    from agileflex_hpc.validation.stage import report_h5_path
 
     m = read_manifest(manifest_path(cfg.out_dir, network))
-    builders = [hosting_plot, vmin_flow_plot, ev_headroom_plot, min_voltage_plot, map_plot]
-    return [_try(fn, cfg, m, Path(out_dir)) for fn in builders]
+    fps = Fingerprints(cfg)
+    sources = {"hosting": (hosting_path(cfg.out_dir, network), fps.headroom(network)),
+               "validation": (report_h5_path(cfg.out_dir, network), fps.validation(network))}
+    current = {k: freshness(path, key) == "ok" for k, (path, key) in sources.items()}
+    builders = [(hosting_plot, "hosting"), (vmin_flow_plot, "hosting"),
+                (ev_headroom_plot, "hosting"), (min_voltage_plot, "validation"),
+                (map_plot, "validation")]
+    return [_try(fn, cfg, m, Path(out_dir)) if current[src] else
+            _not_current(fn, sources[src][0]) for fn, src in builders]
+
+
+def _not_current(fn, path: Path) -> Plot:
+    key = fn.__name__.removesuffix("_plot")
+    return Plot(key, key.replace("_", " "), None,
+                f"not drawn: {path} is missing or was computed from other inputs (rerun)")
 
 
 def _try(fn, cfg, m, out_dir: Path) -> Plot:
-    """Run one figure builder; a missing input file becomes a note, not a failure."""
+    """Run one figure builder; a missing, unreadable or stale input file becomes a note on the
+    page, not a failure."""
     try:
         return fn(cfg, m, out_dir)
-    except FileNotFoundError as exc:
+    except (OSError, AgileflexError) as exc:
         key = fn.__name__.removesuffix("_plot")
         logger.warning("%s: figure %s skipped: %s", m.name, key, exc)
         return Plot(key, key.replace("_", " "), None, f"not drawn: {exc}")
