@@ -205,3 +205,15 @@ def test_no_positive_headroom_hosts_nothing_without_attempts():
     none = run_attempts(5, np.full(STEPS, -1.0), FOOT, PRICE, seed=0, n_max=9)
     assert (none.n, none.stop_reason, none.attempts, none.fleet) == (0, "no_headroom", [], None)
     assert none.confirmed
+
+
+def test_v2g_energy_requested_and_delivered_by_hand():
+    """Headroom [5, -4, -2, -inf] kW, net EV power [3, -1, -5, -2] kW, 30-min steps:
+    requested = (4 + 2) x 0.5 = 3 kWh (the collapsed step is left out); delivered =
+    (min(1, 4) + min(5, 2)) x 0.5 = 1.5 kWh."""
+    from agileflex_hpc.evcharging.stage import v2g_energy_kwh
+
+    head = np.array([5.0, -4.0, -2.0, -np.inf])
+    got = v2g_energy_kwh(head, np.array([3.0, -1.0, -5.0, -2.0]), step_hours=0.5)
+    assert got == pytest.approx((3.0, 1.5))
+    assert v2g_energy_kwh(head, None, step_hours=0.5) == pytest.approx((3.0, 0.0))
