@@ -294,14 +294,21 @@ def time_slices(n_time: int, chunk: int) -> Iterator[slice]:
 
 
 def write_table(group: h5py.Group, name: str, df) -> None:
-    """Store a pandas DataFrame as one dataset per column under ``group/name``."""
+    """Store a pandas DataFrame as one dataset per column under ``group/name``.
+
+    The columns share one dimension, ``row``, a dimension scale of the table's group holding
+    the row numbers, so that ``xarray`` opens the group as a dataset with named dims.
+    """
     sub = group.create_group(name)
     sub.attrs["columns"] = json.dumps(list(df.columns))
+    row = sub.create_dataset("row", data=np.arange(len(df), dtype=np.int64))
+    row.make_scale("row")
     for col in df.columns:
         values = df[col].to_numpy()
         if values.dtype.kind in "OUS" or values.dtype == object:
             values = values.astype(str).astype(h5py.string_dtype())
-        sub.create_dataset(col, data=values)
+        ds = sub.create_dataset(col, data=values)
+        ds.dims[0].attach_scale(row)
 
 
 def read_table(group: h5py.Group, name: str):

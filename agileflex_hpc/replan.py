@@ -255,11 +255,20 @@ def _write(cfg, network: str, caps: np.ndarray, round_: int, history: pd.DataFra
     path = caps_path(cfg.out_dir, network)
     attrs = h5io.provenance(cfg, network=network, round=round_, base=_base(cfg, network),
                             cut=cfg.validate.replan_cut)
+    from agileflex_hpc.network.manifest import manifest_path, read_manifest
+
+    zones = read_manifest(manifest_path(cfg.out_dir, network)).zone_ids
+    steps = cfg.time.steps_per_day
     with h5io.atomic_h5(path, attrs=attrs) as f:
+        h5io.write_coord(f, "direction", np.array(["import", "export"]))
+        h5io.write_coord(f, "zone", np.array(zones))
+        h5io.write_coord(f, "step", (np.arange(steps) * cfg.time.step_minutes + 720) % 1440,
+                         units="min", description="minute of the day at the step's start "
+                         "(the horizon starts at 12:00)")
         g = f.create_group("replan")
         h5io.write_var(g, "cap_kw", caps, dims=["direction", "zone", "step"], units="kW",
-                       description="caps of the zone's net EV import (0) and export (1) on "
-                       "the noon-to-noon horizon (NaN: none)", scales=False)
+                       description="caps of the zone's net EV import and export on the "
+                       "noon-to-noon horizon (NaN: none)")
         h5io.write_table(g, "history", history)
 
 

@@ -240,7 +240,8 @@ def write_zone(path: Path, cfg, task: ZoneTask, res: AttemptsResult, *,
     steps = cfg.time.steps_per_day
     with h5io.atomic_h5(path, attrs=attrs) as f:
         h5io.write_coord(f, "step", (np.arange(steps) * cfg.time.step_minutes + 720) % 1440,
-                         units="minutes since midnight (horizon starts at 12:00)")
+                         units="min", description="minute of the day at the step's start "
+                         "(the horizon starts at 12:00)")
         g = f.create_group("evcharging")
         h5io.write_table(g, "attempts", res.attempts_frame())
         fleet = res.fleet

@@ -329,7 +329,7 @@ def _write_hosting(cfg, m, cases, q_head, q_foot, energy, assign, evs, final, su
     with h5io.atomic_h5(path, attrs=attrs) as f:
         h5io.write_coord(f, "case", np.array(cases))
         h5io.write_coord(f, "step", np.arange(spd) * cfg.time.step_minutes,
-                         units="minutes since midnight")
+                         units="min", description="minute of the day at the step's start")
         h5io.write_coord(f, "zone", np.array(m.zone_ids))
         g = f.create_group("hosting")
         csz = ["case", "step", "zone"]

@@ -137,6 +137,7 @@ def write_manifest(path: Path, m: NetworkManifest, cfg=None, *,
         h5io.write_coord(f, "bus", m.bus_names)
         h5io.write_coord(f, "line", m.line_names)
         h5io.write_coord(f, "transformer", m.transformer_names)
+        h5io.write_coord(f, "xy", np.array(["x", "y"]), description="coordinate axis")
         g = f.create_group("network")
         for name, data, dims, units, desc in [
             ("bus_xy", m.bus_xy, ["bus", "xy"], "", "bus coordinates (x, y) as in the source"),
