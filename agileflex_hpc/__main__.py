@@ -1,4 +1,7 @@
-"""``python -m agileflex_hpc run CONFIG``: the whole pipeline in one process (laptop mode).
+"""``agileflex run CONFIG`` (or ``python -m agileflex_hpc run CONFIG``): the whole pipeline in
+one process (laptop mode); ``agileflex status CONFIG``; ``agileflex <stage> CONFIG`` runs one
+stage (``inputs``, ``loadflow``, ``gather``, ``headroom``, ``ev``, ``validate``, ``replan``,
+``report``) exactly as ``python -m agileflex_hpc.<stage>`` does.
 
 Stages, in order: inputs + load flows (1-2), gather, zones/limits/headroom/hosting (3-6),
 EV charging optimisation (7), validation load flows and report (8). Completed results are
@@ -87,9 +90,29 @@ _STAGE_BODIES = {"loadflow": _loadflow, "headroom": _headroom, "ev": _ev,
                  "validate": _validate, "report": _report}
 
 
+#: ``agileflex <stage> CONFIG [...]``: the stage's own CLI (module with ``main(argv)``)
+STAGE_COMMANDS = {"inputs": "agileflex_hpc.inputs.__main__",
+                  "loadflow": "agileflex_hpc.loadflow.__main__", "gather": "agileflex_hpc.gather",
+                  "headroom": "agileflex_hpc.headroom.__main__", "ev": "agileflex_hpc.ev",
+                  "validate": "agileflex_hpc.validate", "replan": "agileflex_hpc.replan",
+                  "report": "agileflex_hpc.report.__main__"}
+
+
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m agileflex_hpc", description=__doc__)
-    sub = ap.add_subparsers(dest="command", required=True)
+    """``agileflex`` (= ``python -m agileflex_hpc``): run, status, or one stage."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in STAGE_COMMANDS:  # the stage parses its own arguments
+        import importlib
+
+        return importlib.import_module(STAGE_COMMANDS[argv[0]]).main(argv[1:])
+    from agileflex_hpc import __version__
+
+    ap = argparse.ArgumentParser(prog="agileflex", description=__doc__)
+    ap.add_argument("--version", action="version", version=f"agileflex_hpc {__version__}")
+    sub = ap.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name in STAGE_COMMANDS:
+        sub.add_parser(name, help=f"the {name} stage alone (agileflex {name} CONFIG --help)",
+                       add_help=False)
     run_p = sub.add_parser("run", help="run the whole pipeline in this process")
     run_p.add_argument("config")
     run_p.add_argument("--stages", default=",".join(STAGES),

@@ -65,3 +65,26 @@ def test_mpi_world_and_mpi_inside_array_tasks(monkeypatch):
     assert (w.index, w.count, w.source, w.covers_all) == (7, 12, "slurm+mpi", False)
     with pytest.raises(ConfigError, match="cannot be combined"):
         cli.resolve_workers(_args(0, 2))
+
+
+def test_agileflex_console_script_runs_stages_and_knows_its_version(tmp_path):
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from agileflex_hpc import __version__
+
+    exe = shutil.which("agileflex", path=str(Path(sys.executable).parent)) or "agileflex"
+    res = subprocess.run([exe, "--version"], capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0 and res.stdout.strip() == f"agileflex_hpc {__version__}"
+    job = tmp_path / "job.toml"
+    job.write_text('[run]\nname = "c"\nroot = "out"\n[time]\nstart = "2014-01-06"\ndays = 1\n'
+                   'step_minutes = 60\nblock_steps = 24\n[[network]]\nname = "default"\n'
+                   '[cases]\nnames = ["00PV00HP"]\n')
+    res = subprocess.run([exe, "loadflow", str(job), "--dry-run"], capture_output=True,
+                         text=True, timeout=120, cwd=tmp_path)
+    assert res.returncode == 0 and "1 work items over 1 worker" in res.stdout, res.stderr[-2000:]
+    res = subprocess.run([exe, "status", str(job)], capture_output=True, text=True,
+                         timeout=120, cwd=tmp_path)
+    assert res.returncode == 0 and "manifests" in res.stdout
