@@ -14,6 +14,7 @@ import argparse
 import logging
 import sys
 import time
+from pathlib import Path
 
 from agileflex_hpc.cli import Workers, setup_logging
 from agileflex_hpc.config import load_config
@@ -90,6 +91,34 @@ _STAGE_BODIES = {"loadflow": _loadflow, "headroom": _headroom, "ev": _ev,
                  "validate": _validate, "report": _report}
 
 
+def init_project(folder: Path) -> int:
+    """Copy the SLURM scripts (``slurm/``) and the demo job (``jobs/demo.toml``, writing to
+    ``<folder>/Data``) into ``folder``; existing files are kept. From an installed package they
+    come from ``<prefix>/share/agileflex_hpc``, in a checkout from the checkout."""
+    import shutil
+
+    here = Path(__file__).resolve().parents[1]
+    for base in (Path(sys.prefix) / "share" / "agileflex_hpc", here):
+        if (base / "slurm" / "common.sh").is_file() and (base / "jobs" / "demo.toml").is_file():
+            break
+    else:
+        print("agileflex init: the SLURM templates are not installed (reinstall the package)",
+              file=sys.stderr)
+        return 1
+    files = sorted((base / "slurm").glob("*.sh")) + [base / "jobs" / "demo.toml"]
+    for src in files:
+        dst = Path(folder) / src.parent.name / src.name
+        if dst.exists():
+            print(f"kept {dst} (exists)")
+            continue
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(src, dst)
+        print(f"wrote {dst}")
+    print(f"next: cd {folder} && agileflex run jobs/demo.toml, or bash slurm/pipeline.sh "
+          "jobs/demo.toml on a SLURM login node")
+    return 0
+
+
 #: ``agileflex <stage> CONFIG [...]``: the stage's own CLI (module with ``main(argv)``)
 STAGE_COMMANDS = {"inputs": "agileflex_hpc.inputs.__main__",
                   "loadflow": "agileflex_hpc.loadflow.__main__", "gather": "agileflex_hpc.gather",
@@ -113,6 +142,8 @@ def main(argv: list[str] | None = None) -> int:
     for name in STAGE_COMMANDS:
         sub.add_parser(name, help=f"the {name} stage alone (agileflex {name} CONFIG --help)",
                        add_help=False)
+    init = sub.add_parser("init", help="write the SLURM scripts and the demo job into DIR")
+    init.add_argument("dir", type=Path)
     run_p = sub.add_parser("run", help="run the whole pipeline in this process")
     run_p.add_argument("config")
     run_p.add_argument("--stages", default=",".join(STAGES),
@@ -124,6 +155,8 @@ def main(argv: list[str] | None = None) -> int:
     st.add_argument("--clean", action="store_true",
                     help="also remove temporary files left by writers that died")
     args = ap.parse_args(argv)
+    if args.command == "init":
+        return init_project(args.dir)
     if args.command == "status":
         from agileflex_hpc.status import main as status_main
 
