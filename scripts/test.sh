@@ -10,9 +10,18 @@ cd "$root"
 py="$(bash scripts/setup.sh --test)"
 export PATH="$(dirname "$py"):$PATH"        # mpirun from the MPICH wheel
 export AGILEFLEX_PYTHON="$py"               # the python SLURM jobs run
+# a SLURM of this user and checkout: its own state folder and ports (several checkouts or
+# users on one machine do not collide); override with SLURM_LOCAL_DIR / *_PORT
+key=$(printf '%s:%s' "$(id -u)" "$root" | sha1sum | cut -c1-8)
+export SLURM_LOCAL_DIR="${SLURM_LOCAL_DIR:-/tmp/agileflex-slurm-$key}"
+port=$((20000 + 16#${key:0:4} % 20000 * 2))
+export SLURM_LOCAL_CTLD_PORT="${SLURM_LOCAL_CTLD_PORT:-$port}"
+export SLURM_LOCAL_SLURMD_PORT="${SLURM_LOCAL_SLURMD_PORT:-$((port + 1))}"
 slurm_started=0
+already=0
+bash scripts/slurm-local.sh status >/dev/null 2>&1 && already=1
 if bash scripts/slurm-local.sh start; then
-  slurm_started=1
+  ((already)) || slurm_started=1   # stop at the end only what this run started
   eval "$(bash scripts/slurm-local.sh env)"
 elif [[ -n "${CI:-}" ]]; then
   echo "test: the local SLURM did not start and CI is set" >&2
