@@ -257,7 +257,8 @@ class Fingerprints:
         for kind in KINDS:
             key.update(self.validation_stitched(network, kind))
         key.pop("kind", None)
-        return {**key, "config:validate": _section(self.cfg.validate)}
+        vc = self.cfg.validate  # the loop's settings (max_rounds, replan_cut) judge nothing here
+        return {**key, "config:validate": _section((vc.v_min_pu, vc.tx_overload_factor))}
 
 
 def stored_key(path: Path) -> Key | None:
