@@ -1,6 +1,12 @@
-"""MPI strong scaling of the load-flow stage: steps/s and parallel efficiency on 1, 2, 4, ... ranks.
+"""MPI strong scaling of the load-flow or EV stage: throughput and parallel efficiency on 1, 2,
+4, ... ranks.
 
-    python benchmarks/scaling.py [--max-ranks N] [--network DIR] [--days 2] [--cases 4]
+    python benchmarks/scaling.py [--stage loadflow|ev] [--max-ranks N] [--network DIR]
+                                 [--days 2] [--cases 4]
+
+``--stage ev``: the load flows and stages 3-6 run once beforehand; each R then times
+``mpirun -n R python -m agileflex_hpc.ev`` over every zone (wall time of the command, start-up
+included); throughput = zones / wall.
 
 A fixed workload (one network x cases x days of 10-minute steps, 144-step blocks) is solved
 with ``mpirun -n R python -m agileflex_hpc.loadflow`` for each R; inputs and manifests are
@@ -70,8 +76,26 @@ def measure(job: Path, work: Path, ranks: int) -> dict:
     return {"ranks": ranks, "steps": steps, "wall_s": wall, "steps_per_s": steps / wall}
 
 
+def measure_ev(job: Path, work: Path, ranks: int) -> dict:
+    """The EV stage of the prepared job on ``ranks`` ranks; zones per second."""
+    import time
+
+    run_dir = work / f"ev{ranks}"
+    shutil.copytree(work / "prepared", run_dir)
+    cmd = [_mpirun(), "-n", str(ranks), sys.executable, "-m", "agileflex_hpc.ev", str(job),
+           "--log-level", "WARNING"]
+    if ranks == 1:
+        cmd = cmd[3:]
+    started = time.perf_counter()
+    _run(cmd, run_dir)
+    wall = time.perf_counter() - started
+    zones = len(list((run_dir / "out" / "scaling" / "ev").rglob("*.h5")))
+    return {"ranks": ranks, "steps": zones, "wall_s": wall, "steps_per_s": zones / wall}
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--stage", choices=["loadflow", "ev"], default="loadflow")
     ap.add_argument("--max-ranks", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--network", type=Path, default=DEFAULT_NET if DEFAULT_NET.is_dir() else None)
     ap.add_argument("--days", type=int, default=2)
@@ -90,15 +114,21 @@ def main(argv: list[str] | None = None) -> int:
         job = prepared / "job.toml"
         job.write_text(JOB.format(days=args.days, path=path,
                                   cases=json.dumps(CASES[:args.cases])))
-        _run([sys.executable, "-m", "agileflex_hpc.loadflow", str(job), "--no-gather",
-              "--log-level", "WARNING"], prepared)  # builds manifests + inputs (+ warms up)
-        shutil.rmtree(prepared / "out" / "scaling" / "raw")
+        if args.stage == "ev":
+            _run([sys.executable, "-m", "agileflex_hpc", "run", str(job), "--stages",
+                  "loadflow,headroom", "--log-level", "WARNING"], prepared)
+        else:
+            _run([sys.executable, "-m", "agileflex_hpc.loadflow", str(job), "--no-gather",
+                  "--log-level", "WARNING"], prepared)  # builds manifests + inputs, warms up
+            shutil.rmtree(prepared / "out" / "scaling" / "raw")
         job = Path("job.toml")
-        results = [measure(job, work, r) for r in ranks]
+        measure_one = measure_ev if args.stage == "ev" else measure
+        results = [measure_one(job, work, r) for r in ranks]
     base = results[0]["steps_per_s"]
-    print(f"network {args.network or 'embedded default'}, {results[0]['steps']} steps, "
-          f"cpus {os.cpu_count()}")
-    print(f"{'ranks':>5s} {'wall_s':>8s} {'steps/s':>9s} {'speedup':>8s} {'efficiency':>10s}")
+    unit = "zones" if args.stage == "ev" else "steps"
+    print(f"{args.stage}: network {args.network or 'embedded default'}, {results[0]['steps']} "
+          f"{unit}, cpus {os.cpu_count()}")
+    print(f"{'ranks':>5s} {'wall_s':>8s} {unit + '/s':>9s} {'speedup':>8s} {'efficiency':>10s}")
     for r in results:
         speed = r["steps_per_s"] / base
         print(f"{r['ranks']:5d} {r['wall_s']:8.2f} {r['steps_per_s']:9.1f} {speed:8.2f} "
