@@ -296,3 +296,22 @@ def test_truncated_inputs_hosting_and_empty_report_csv(tmp_path):
     (out / "validation" / "report.csv").write_text("")
     res = _cli("agileflex_hpc.report", str(job))  # no validation yet: noted on the page
     assert res.returncode == 0 and "Traceback" not in res.stderr, res.stderr[-1500:]
+
+
+@pytest.mark.requires_opendss
+def test_read_only_output_root_is_one_message(tmp_path):
+    """A read-only file system as the output root (root itself cannot write there)."""
+    from tests.conftest import require
+
+    mnt = tmp_path / "ro"
+    mnt.mkdir()
+    res = subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(mnt)],
+                         capture_output=True, text=True)
+    require(res.returncode == 0, f"mounting a read-only tmpfs ({res.stderr.strip()})")
+    try:
+        job = write_job(tmp_path, SMALL_JOB.format(root=mnt, net="default", path="", extra=""))
+        res = _cli("agileflex_hpc.loadflow", str(job))
+        assert res.returncode == 1 and "Traceback" not in res.stderr, res.stderr[-2000:]
+        assert "cannot write" in res.stderr and str(mnt) in res.stderr
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], check=False)
