@@ -42,7 +42,7 @@ def body(cfg, workers, args) -> int:
         attempts[0] += zone_run.attempts
         bar.advance(1, attempts=attempts[0])
 
-    runs = run(cfg, worker=workers.index, n_workers=workers.count, progress=step)
+    runs = run(cfg, worker=workers.index, n_workers=workers.count, tasks=tasks, progress=step)
     bar.close()
     if workers.comm is not None:
         runs = [r for part in workers.comm.gather(runs, root=0) or [] for r in part]

@@ -3,15 +3,13 @@
     python benchmarks/loadflow.py [--network DIR] [--steps 144] [--days 4] [--recompile-steps 12]
 
 Measured in one run, on one network (default: the largest in ``../shared/networks``, else the
-embedded default) for ``--days`` blocks of ``--steps`` steps (the stage writes a block's file
-while it solves the next, so the stage is timed over several blocks):
+embedded default) for ``--days`` blocks of ``--steps`` steps:
 
 Stage and floor passes alternate and each takes its best of ``--repeats`` (noise on a shared
 machine only ever adds time).
 
 * stage: the stage's own per-item path (read inputs, batch set, solve, bulk results, data
-  checksum, HDF5 block write via a temporary file and rename), per step, every block's write
-  finished;
+  checksum, HDF5 block write via a temporary file and rename), per step;
 * floor: the least any method must do: batch-set the loads and PV, then ``Solution.Solve()``;
 * solve-only: ``Solution.Solve()`` alone on the same sequence (for reference);
 * recompile: the original way: compile the circuit anew every step, set loads one by one,
@@ -78,12 +76,11 @@ def prepare(cfg) -> dict:
 
 def time_stage(ctx) -> float:
     """Seconds per step of one pass of the stage's per-item path over every block (block
-    files removed first; the last write waited for)."""
+    files removed first)."""
     for item in ctx["items"]:
         lf.block_path(ctx["target"].raw_dir, item).unlink(missing_ok=True)
     t0 = time.perf_counter()
     steps = sum(ctx["solver"].solve_item(item, ctx["target"])[0] for item in ctx["items"])
-    ctx["solver"].wait()
     return (time.perf_counter() - t0) / steps
 
 

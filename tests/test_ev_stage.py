@@ -47,12 +47,18 @@ def _results(cfg):
     return out
 
 
+def _two_copies(tmp_path, job: str, first: str, second: str):
+    """Stages 1-6 of ``job`` run once under root ``first`` and copied to root ``second``;
+    returns (job path, its config, the copy's job path)."""
+    path = write_job(tmp_path, job.format(root=first), f"{first}.toml")
+    cfg = load_config(path)
+    run_pipeline(cfg, stages=("loadflow", "headroom"))
+    shutil.copytree(cfg.out_dir.parent, tmp_path / second)
+    return path, cfg, write_job(tmp_path, job.format(root=second), f"{second}.toml")
+
+
 def test_ev_results_do_not_depend_on_the_split(tmp_path):
-    one = write_job(tmp_path, JOB.format(root="one"), "one.toml")
-    cfg1 = load_config(one)
-    run_pipeline(cfg1, stages=("loadflow", "headroom"))
-    shutil.copytree(cfg1.out_dir.parent, tmp_path / "two")
-    two = write_job(tmp_path, JOB.format(root="two"), "two.toml")
+    one, cfg1, two = _two_copies(tmp_path, JOB, "one", "two")
     assert ev_main([str(one), "--log-level", "WARNING"]) == 0
     for w in (1, 0):
         assert ev_main([str(two), "--worker", str(w), "--workers", "2",
@@ -67,12 +73,8 @@ def test_ev_results_do_not_depend_on_the_split(tmp_path):
 def test_same_answers_on_an_idle_and_a_loaded_machine(tmp_path):
     """Solver limits that decide results are node counts, never wall-clock: the EV stage run
     beside two busy processes gives the same answers, verdicts and schedules as run alone."""
-    job = JOB.format(root="{root}").replace("max_evs = 3", "max_evs = 6")
-    idle = write_job(tmp_path, job.format(root="idle"), "idle.toml")
-    cfg_idle = load_config(idle)
-    run_pipeline(cfg_idle, stages=("loadflow", "headroom"))
-    shutil.copytree(cfg_idle.out_dir.parent, tmp_path / "busy")
-    busy = write_job(tmp_path, job.format(root="busy"), "busy.toml")
+    job = JOB.replace("max_evs = 3", "max_evs = 6")
+    idle, cfg_idle, busy = _two_copies(tmp_path, job, "idle", "busy")
     assert ev_main([str(idle), "--log-level", "WARNING"]) == 0
     hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(3)]
     try:
@@ -120,11 +122,7 @@ def test_bad_session_table_is_named(tmp_path, capfd):
 def test_ev_stage_under_mpirun_gives_the_single_process_answers(tmp_path, mpirun):
     """Zones split over 2 MPI ranks: the same answers, verdicts and schedules as one process,
     the root prints the summary (slowest zones) and the answer table."""
-    one = write_job(tmp_path, JOB.format(root="one"), "one.toml")
-    cfg1 = load_config(one)
-    run_pipeline(cfg1, stages=("loadflow", "headroom"))
-    shutil.copytree(cfg1.out_dir.parent, tmp_path / "two")
-    two = write_job(tmp_path, JOB.format(root="two"), "two.toml")
+    one, cfg1, two = _two_copies(tmp_path, JOB, "one", "two")
     assert ev_main([str(one), "--log-level", "WARNING"]) == 0
     env = dict(os.environ, PYTHONPATH=str(REPO))
     env.pop("SLURM_ARRAY_TASK_ID", None)

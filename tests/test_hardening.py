@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import sys
 
@@ -173,18 +174,26 @@ def test_quoted_and_binary_file_references_are_checked_and_fingerprinted(tmp_pat
         check_network_files(files)
 
 
-@pytest.fixture
-def small_disk(tmp_path):
-    """A 3 MB tmpfs (needs root, as in CI): the output root of a job that needs more."""
+@contextlib.contextmanager
+def _tmpfs(mnt, options: str):
+    """A tmpfs mounted at ``mnt`` with ``options`` (needs root, as in CI), unmounted after."""
     from tests.conftest import require
 
-    mnt = tmp_path / "disk"
     mnt.mkdir()
-    res = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(mnt)],
+    res = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(mnt)],
                          capture_output=True, text=True)
-    require(res.returncode == 0, f"mounting a tmpfs ({res.stderr.strip()})")
-    yield mnt
-    subprocess.run(["umount", "-l", str(mnt)], check=False)
+    require(res.returncode == 0, f"mounting a tmpfs -o {options} ({res.stderr.strip()})")
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], check=False)
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 3 MB tmpfs: the output root of a job that needs more."""
+    with _tmpfs(tmp_path / "disk", "size=3m") as mnt:
+        yield mnt
 
 
 @pytest.mark.requires_opendss
@@ -301,17 +310,8 @@ def test_truncated_inputs_hosting_and_empty_report_csv(tmp_path):
 @pytest.mark.requires_opendss
 def test_read_only_output_root_is_one_message(tmp_path):
     """A read-only file system as the output root (root itself cannot write there)."""
-    from tests.conftest import require
-
-    mnt = tmp_path / "ro"
-    mnt.mkdir()
-    res = subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(mnt)],
-                         capture_output=True, text=True)
-    require(res.returncode == 0, f"mounting a read-only tmpfs ({res.stderr.strip()})")
-    try:
+    with _tmpfs(tmp_path / "ro", "ro,size=1m") as mnt:
         job = write_job(tmp_path, SMALL_JOB.format(root=mnt, net="default", path="", extra=""))
         res = _cli("agileflex_hpc.loadflow", str(job))
         assert res.returncode == 1 and "Traceback" not in res.stderr, res.stderr[-2000:]
         assert "cannot write" in res.stderr and str(mnt) in res.stderr
-    finally:
-        subprocess.run(["umount", "-l", str(mnt)], check=False)

@@ -193,14 +193,15 @@ class ZoneRun:
     solved: bool
 
 
-def run(cfg, *, worker: int = 0, n_workers: int = 1,
+def run(cfg, *, worker: int = 0, n_workers: int = 1, tasks: list[ZoneTask] | None = None,
         progress: Callable[[ZoneRun], None] | None = None) -> list[ZoneRun]:
     """Solve this worker's zones unless their file holds the answer for the same inputs.
 
-    Returns one :class:`ZoneRun` per zone of this worker; ``progress`` is called after each.
+    ``tasks``: every zone of the job (default :func:`list_zone_tasks`). Returns one
+    :class:`ZoneRun` per zone of this worker; ``progress`` is called after each.
     """
     fps = Fingerprints(cfg)
-    tasks = tasks_for(worker, n_workers, list_zone_tasks(cfg, fps))
+    tasks = tasks_for(worker, n_workers, list_zone_tasks(cfg, fps) if tasks is None else tasks)
     runs = []
     for task in tasks:
         path = zone_path(cfg.out_dir, task.network, task.zone)

@@ -196,8 +196,7 @@ def run(cfg, *, worker: int = 0, n_workers: int = 1, items: list[WorkItem] | Non
     mine = items_for(worker, n_workers, items)
     summary = WorkerSummary(worker)
     t0 = time.perf_counter()
-    with _Solver(cfg) as solver:
-        _solve_items(solver, mine, target, summary, progress)
+    _solve_items(_Solver(cfg), mine, target, summary, progress)
     summary.wall_s = time.perf_counter() - t0
     return summary
 
@@ -234,15 +233,6 @@ class _Solver:
         self.name: str | None = None
         self.net: DssNetwork | None = None
         self.manifest = None
-
-    def __enter__(self) -> _Solver:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.wait()
-
-    def wait(self) -> None:
-        """Nothing to wait for: every block is written before :meth:`solve_item` returns."""
 
     def _manifest(self, name: str):
         if name != self.name:
