@@ -1,7 +1,10 @@
 """``agileflex run CONFIG`` (or ``python -m agileflex_hpc run CONFIG``): the whole pipeline in
-one process (laptop mode); ``agileflex status CONFIG``; ``agileflex <stage> CONFIG`` runs one
-stage (``inputs``, ``loadflow``, ``gather``, ``headroom``, ``ev``, ``validate``, ``replan``,
-``report``) exactly as ``python -m agileflex_hpc.<stage>`` does.
+one process (laptop mode); ``agileflex submit CONFIG``: the same pipeline as dependent SLURM
+jobs; ``agileflex status CONFIG``: what is done, missing or stale, and the submitted jobs'
+states; ``agileflex resubmit CONFIG``: the unfinished array tasks and the stages after them;
+``agileflex <stage> CONFIG`` runs one stage (``inputs``, ``loadflow``, ``gather``,
+``headroom``, ``ev``, ``validate``, ``replan``, ``report``) exactly as ``python -m
+agileflex_hpc.<stage>`` does.
 
 Stages, in order: inputs + load flows (1-2), gather, zones/limits/headroom/hosting (3-6),
 EV charging optimisation (7), validation load flows and report (8). Completed results are
@@ -99,7 +102,7 @@ def init_project(folder: Path) -> int:
 
     here = Path(__file__).resolve().parents[1]
     for base in (Path(sys.prefix) / "share" / "agileflex_hpc", here):
-        if (base / "slurm" / "common.sh").is_file() and (base / "jobs" / "demo.toml").is_file():
+        if (base / "slurm" / "loadflow.sh").is_file() and (base / "jobs" / "demo.toml").is_file():
             break
     else:
         print("agileflex init: the SLURM templates are not installed (reinstall the package)",
@@ -136,6 +139,10 @@ def main(argv: list[str] | None = None) -> int:
         return importlib.import_module(STAGE_COMMANDS[argv[0]]).main(argv[1:])
     from agileflex_hpc import __version__
 
+    sbatch_args: list[str] = []  # submit/resubmit CONFIG ... -- <sbatch options for every job>
+    if argv and argv[0] in ("submit", "resubmit") and "--" in argv:
+        k = argv.index("--")
+        argv, sbatch_args = argv[:k], argv[k + 1:]
     ap = argparse.ArgumentParser(prog="agileflex", description=__doc__)
     ap.add_argument("--version", action="version", version=f"agileflex_hpc {__version__}")
     sub = ap.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -150,17 +157,37 @@ def main(argv: list[str] | None = None) -> int:
                        help=f"comma-separated subset of {','.join(STAGES)}")
     run_p.add_argument("--log-level", default="INFO", type=str.upper,
                        choices=["DEBUG", "INFO", "WARNING", "ERROR"])
-    st = sub.add_parser("status", help="list current, missing and stale results per stage")
+    run_p.add_argument("--dry-run", action="store_true",
+                       help="print what each stage would do (what is current, what is left)")
+    st = sub.add_parser("status", help="list current, missing and stale results per stage, "
+                                       "and the states of the submitted SLURM jobs")
     st.add_argument("config")
     st.add_argument("--clean", action="store_true",
                     help="also remove temporary files left by writers that died")
+    st.add_argument("--dry-run", action="store_true",
+                    help="with --clean: list the temporary files instead of removing them")
+    from agileflex_hpc.slurm.commands import add_submit_arguments
+
+    add_submit_arguments(sub.add_parser(
+        "submit", help="submit the pipeline as dependent SLURM jobs (array stages split "
+                       "over tasks)"))
+    add_submit_arguments(sub.add_parser(
+        "resubmit", help="resubmit the array tasks with missing or stale results (same split) "
+                         "and the stages after them"), resubmit=True)
     args = ap.parse_args(argv)
     if args.command == "init":
         return init_project(args.dir)
     if args.command == "status":
         from agileflex_hpc.status import main as status_main
 
-        return status_main([args.config, *(["--clean"] if args.clean else [])])
+        return status_main([args.config, *(["--clean"] if args.clean else []),
+                            *(["--dry-run"] if args.dry_run else [])])
+    if args.command in ("submit", "resubmit"):
+        from agileflex_hpc.slurm import commands
+
+        args.sbatch_args = sbatch_args
+        return (commands.submit_main if args.command == "submit"
+                else commands.resubmit_main)(args)
     setup_logging(args.log_level.upper())
     stages = tuple(s.strip() for s in args.stages.split(",") if s.strip())
     unknown = sorted(set(stages) - set(STAGES))
@@ -168,6 +195,13 @@ def main(argv: list[str] | None = None) -> int:
         ap.error(f"unknown stages {unknown}; valid: {', '.join(STAGES)}")
     try:
         cfg = load_config(args.config)
+        if args.dry_run:
+            from agileflex_hpc.status import print_status
+
+            print(f"agileflex run --dry-run: stages {', '.join(stages)} would run in this "
+                  "process; each skips its current results:")
+            print_status(cfg)
+            return 0
         run_pipeline(cfg, stages=stages)
     except AgileflexError as exc:
         logger.error("%s", exc)

@@ -45,14 +45,19 @@ class Workers:
         return self.source in ("single", "mpi")
 
 
-def stage_parser(prog: str, description: str) -> argparse.ArgumentParser:
+def stage_parser(prog: str, description: str, *,
+                 worker_options: bool = True) -> argparse.ArgumentParser:
+    """The common options; ``--worker/--workers`` only where the stage splits its work."""
     p = argparse.ArgumentParser(prog=prog, description=description)
     p.add_argument("config", help="job config (TOML), e.g. jobs/demo.toml")
-    p.add_argument("--worker", type=int, default=None,
-                   help="0-based worker index (default: MPI rank or SLURM_ARRAY_TASK_ID)")
-    p.add_argument("--workers", type=int, default=None,
-                   help="number of workers (default: MPI size, AGILEFLEX_WORKERS or the "
-                        "array size)")
+    if worker_options:
+        p.add_argument("--worker", type=int, default=None,
+                       help="0-based worker index (default: MPI rank or SLURM_ARRAY_TASK_ID)")
+        p.add_argument("--workers", type=int, default=None,
+                       help="number of workers (default: MPI size, AGILEFLEX_WORKERS or the "
+                            "array size)")
+    else:
+        p.set_defaults(worker=None, workers=None)
     p.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     p.add_argument("--dry-run", action="store_true", help="print the plan and exit")
     return p
@@ -148,12 +153,13 @@ def setup_logging(level: str, workers: Workers | None = None) -> None:
 def run_stage(argv: list[str] | None, prog: str, description: str,
               body: Callable[[Config, Workers, argparse.Namespace], int],
               extend: Callable[[argparse.ArgumentParser], None] | None = None, *,
-              clean: bool = True) -> int:
+              clean: bool = True, worker_options: bool = True) -> int:
     """Parse, load the config (rank 0 then broadcast), run ``body``; errors exit non-zero.
 
+    ``worker_options``: the stage splits its work over workers (``--worker/--workers``).
     Under MPI an exception on any rank prints its traceback and aborts every rank.
     """
-    parser = stage_parser(prog, description)
+    parser = stage_parser(prog, description, worker_options=worker_options)
     if extend is not None:
         extend(parser)
     args = parser.parse_args(argv)

@@ -16,7 +16,8 @@ logger = logging.getLogger("agileflex_hpc.gather")
 
 def main(argv: list[str] | None = None) -> int:
     return run_stage(argv, "python -m agileflex_hpc.gather",
-                     "Stitch load-flow block files into one file per (network, case).", _body)
+                     "Stitch load-flow block files into one file per (network, case).", _body,
+                     worker_options=False)
 
 
 def _body(cfg, workers, args) -> int:

@@ -131,11 +131,13 @@ HOST = _HOST  # the host part of temporary names
 _TEMP = re.compile(r"\.(?P<host>[^.]+)\.(?P<pid>\d+)(\.[^.]+)?\.tmp$")
 
 
-def remove_stale_temp_files(folder: Path, *, prefix: str = "", recursive: bool = False) -> int:
+def remove_stale_temp_files(folder: Path, *, prefix: str = "", recursive: bool = False,
+                            dry_run: bool = False) -> int:
     """Delete temporary files (and folders) of writers on this host that are no longer alive.
 
     Temporary names end in ``.<host>.<pid>[.<random>].tmp``; a zombie counts as dead; files of
-    live processes and of other hosts are left alone. Returns how many were removed.
+    live processes and of other hosts are left alone. Returns how many were removed (with
+    ``dry_run``: how many would be, each printed, none removed).
     """
     folder = Path(folder)
     if not folder.is_dir():
@@ -146,7 +148,9 @@ def remove_stale_temp_files(folder: Path, *, prefix: str = "", recursive: bool =
         m = _TEMP.search(tmp.name)
         if not m or m.group("host") != _HOST or _alive(int(m.group("pid"))):
             continue
-        if tmp.is_dir() and not tmp.is_symlink():
+        if dry_run:
+            print(f"would remove {tmp}")
+        elif tmp.is_dir() and not tmp.is_symlink():
             shutil.rmtree(tmp, ignore_errors=True)
         else:
             tmp.unlink(missing_ok=True)
@@ -343,7 +347,7 @@ def provenance(cfg=None, **extra: Any) -> dict[str, Any]:
         "created_utc": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "opendss_version": engine_version(),
         "versions": json.dumps(_versions()),
-        "slurm_job_id": os.environ.get("SLURM_JOB_ID", ""),
+        "slurm_job_id": slurm_job_label(),
         "mpi_size": int(os.environ.get("PMI_SIZE") or os.environ.get("OMPI_COMM_WORLD_SIZE")
                         or 1),
         "array_task_id": os.environ.get("SLURM_ARRAY_TASK_ID", ""),
@@ -353,6 +357,14 @@ def provenance(cfg=None, **extra: Any) -> dict[str, Any]:
         attrs.update(config_toml=cfg.toml_text, config_sha256=cfg.sha256, seed=cfg.run.seed)
     attrs.update(extra)
     return attrs
+
+
+def slurm_job_label() -> str:
+    """``<array job>_<task>`` in an array task, the job id in a single job, else ""."""
+    array, task = os.environ.get("SLURM_ARRAY_JOB_ID"), os.environ.get("SLURM_ARRAY_TASK_ID")
+    if array and task:
+        return f"{array}_{task}"
+    return os.environ.get("SLURM_JOB_ID", "")
 
 
 def library_versions() -> dict[str, str]:

@@ -290,7 +290,8 @@ def main(argv: list[str] | None = None) -> int:
     from agileflex_hpc.cli import run_stage
 
     return run_stage(argv, "python -m agileflex_hpc.replan",
-                     "The plan-validate loop: tighten the EV bounds of unproved zones.", _body)
+                     "The plan-validate loop: tighten the EV bounds of unproved zones.", _body,
+                     worker_options=False)
 
 
 def _body(cfg, workers, args) -> int:

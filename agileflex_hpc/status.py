@@ -14,7 +14,7 @@ from agileflex_hpc import h5io
 from agileflex_hpc.cli import run_stage
 from agileflex_hpc.fingerprint import Fingerprints, explain, freshness
 
-__all__ = ["stage_status", "main"]
+__all__ = ["stage_status", "print_status", "main"]
 
 
 def stage_status(cfg) -> list[tuple[str, int, int, list[str]]]:
@@ -84,8 +84,9 @@ def _check(stage: str, files: list[tuple[Path, dict]]) -> tuple[str, int, int, l
 
 def main(argv: list[str] | None = None) -> int:
     return run_stage(argv, "python -m agileflex_hpc.status",
-                     "List current, missing and stale results per stage.", _body,
-                     extend=_extend, clean=False)
+                     "List current, missing and stale results per stage, and the submitted "
+                     "SLURM jobs' states.", _body, extend=_extend, clean=False,
+                     worker_options=False)
 
 
 def _extend(p) -> None:
@@ -94,6 +95,21 @@ def _extend(p) -> None:
 
 
 def _body(cfg, workers, args) -> int:
+    if args.clean:
+        from agileflex_hpc.h5io import remove_stale_temp_files
+
+        n = remove_stale_temp_files(cfg.out_dir, recursive=True, dry_run=args.dry_run)
+        print(f"{'would remove' if args.dry_run else 'removed'} {n} temporary files left by "
+              "writers that died")
+    print_status(cfg)
+    from agileflex_hpc.slurm.commands import print_jobs
+
+    print_jobs(cfg)
+    return 0
+
+
+def print_status(cfg) -> None:
+    """Print the per-stage table: complete / expected files, and the first problems."""
     print(f"run {cfg.run.name!r} in {cfg.out_dir}")
     print(f"{'stage':18s} {'complete':>9s} {'expected':>9s}")
     for stage, done, expected, missing in stage_status(cfg):
@@ -102,7 +118,6 @@ def _body(cfg, workers, args) -> int:
         print(f"{stage:18s} {done:9d} {expected:9d}  {mark}")
         for path in missing:
             print(f"{'':20s}- {path}")
-    return 0
 
 
 if __name__ == "__main__":

@@ -45,7 +45,7 @@ def test_wheel_installs_and_runs_the_demo_outside_the_checkout(tmp_path):
     assert where.startswith(str(venv)), where  # the installed package, not the checkout
     proj = tmp_path / "proj"
     _run([venv / "bin" / "agileflex", "init", proj], cwd=tmp_path)
-    assert (proj / "slurm" / "common.sh").is_file() and (proj / "jobs" / "demo.toml").is_file()
+    assert (proj / "slurm" / "loadflow.sh").is_file() and (proj / "jobs" / "demo.toml").is_file()
     (proj / "jobs" / "short.toml").write_text(SHORT_DEMO.replace('root = "Data"',
                                                                  'root = "../Data"'))
     res = _run([venv / "bin" / "agileflex", "run", "jobs/short.toml"], cwd=proj)

@@ -5,8 +5,9 @@
     python -m pytest tests/test_slurm_cluster.py -q
 
 Without a cluster these tests skip, unless the environment variable CI is set: then they fail.
-The pipeline tests do not need the real stage modules: ``AGILEFLEX_PYTHON`` points at a fake
-python (a shell script) that records which stage it was asked to run and fails on demand.
+The pipeline tests do not need the real stage modules: ``AGILEFLEX_PYTHON`` (the python the
+jobs run) points at a fake python (a shell script) that records which stage it was asked to run
+and fails on demand; ``agileflex submit`` itself runs in the real python.
 """
 
 from __future__ import annotations
@@ -35,12 +36,9 @@ FINISHED = {
 }
 POLL_TIMEOUT = 240.0  # seconds; a healthy local cluster needs ~3 s per dependent stage
 
-# Fake python: called as  PY -c CODE CONFIG                           (pipeline.sh config check)
-#                     or  PY -m agileflex_hpc.STAGE CONFIG [args]   (stage scripts)
+# Fake python: called as  PY -m agileflex_hpc.STAGE CONFIG [args]   (stage scripts)
 #                     or  PY -m mpi4py -m agileflex_hpc.loadflow CONFIG   (MPI path, under srun)
 FAKE_PYTHON = r"""#!/bin/bash
-# pipeline.sh's config check (python -c ...): print nothing, so the defaults apply
-[[ $1 == -c ]] && exit 0
 if [[ $1 == -m && $2 == mpi4py ]]; then
     exec "$FAKE_REAL_PYTHON" -c '
 import os
@@ -54,7 +52,7 @@ mod=${2#agileflex_hpc.}
 shift 2
 stage=$mod
 [[ " $* " == *" --gather "* ]] && stage=$mod-gather
-echo "$stage ${SLURM_JOB_ID:-none} ${SLURM_ARRAY_TASK_ID:--} $*" >> "$FAKE_LOG"
+echo "$stage ${SLURM_JOB_ID:-none} ${SLURM_ARRAY_TASK_ID:--} $* workers=${AGILEFLEX_WORKERS:-}" >> "$FAKE_LOG"
 if [[ $stage == "${FAKE_FAIL:-}" ]] &&
    [[ -z ${FAKE_FAIL_TASK:-} || ${SLURM_ARRAY_TASK_ID:-} == "$FAKE_FAIL_TASK" ]]; then
     echo "fake failure of $stage" >&2
@@ -62,6 +60,25 @@ if [[ $stage == "${FAKE_FAIL:-}" ]] &&
 fi
 exit 0
 """
+
+
+FAKE_JOB = """
+[run]
+name = "slurm-test"
+root = "out"
+[time]
+start = "2014-01-06"
+days = 1
+[[network]]
+name = "small"
+[validate]
+max_rounds = 1
+"""
+
+
+def fake_logs(tmp_path: Path) -> Path:
+    """Where ``agileflex submit`` puts the job logs of FAKE_JOB."""
+    return tmp_path / "out" / "slurm-test" / "slurm-logs"
 
 
 # --------------------------------------------------------------------------- fixtures
@@ -131,7 +148,7 @@ def make_fake(tmp_path: Path, base_env: dict[str, str]):
     py.chmod(0o755)
     log = tmp_path / "calls.log"
     config = tmp_path / "job.toml"
-    config.write_text('run = "slurm-test"\n')
+    config.write_text(FAKE_JOB)
     env = {k: v for k, v in base_env.items() if not k.startswith(("AGILEFLEX_", "FAKE_"))}
     env.update(
         AGILEFLEX_PYTHON=str(py),
@@ -225,7 +242,6 @@ def test_loadflow_mpi_inside_sbatch(fake, tmp_path, jobs):
     """slurm/loadflow.sh with --ntasks=2 runs the stage under srun --mpi=pmi2 -m mpi4py."""
     pytest.importorskip("mpi4py")
     env, log, config = fake
-    (tmp_path / "slurm-logs").mkdir()
     r = subprocess.run(
         ["sbatch", "--parsable", "--ntasks=2", "--time=5", str(ROOT / "slurm" / "loadflow.sh"),
          str(config)],
@@ -235,7 +251,8 @@ def test_loadflow_mpi_inside_sbatch(fake, tmp_path, jobs):
     job = r.stdout.strip().split(";")[0]
     jobs.append(job)
     (rec,) = wait_settled([job], env)[job]
-    out = "".join(p.read_text() for p in (tmp_path / "slurm-logs").iterdir())
+    # no --output: sbatch's default log name in the submit folder (no folder to create first)
+    out = (tmp_path / f"slurm-{job}.out").read_text()
     assert rec["JobState"] == "COMPLETED", out
     assert sorted(read_calls(log)) == [["mpi", "0", "2"], ["mpi", "1", "2"]], out
 
@@ -252,10 +269,14 @@ def test_pipeline_runs_all_stages_in_order(fake, tmp_path, jobs):
     calls = read_calls(log)
     assert [c[0] for c in calls] == expected_calls(STAGES, 2)
     assert all(c[3] == str(config) for c in calls)  # absolute config path passed on
-    for stage in ARRAY_STAGES:  # each array task ran once
+    for stage in ARRAY_STAGES:  # each array task ran once, told the size of the split
         tasks = sorted(c[2] for c in calls if c[0] == stage)
         assert tasks == ["0", "1"], (stage, calls)
-    assert (tmp_path / "slurm-logs").is_dir()
+        assert {c[-1] for c in calls if c[0] == stage} == {"workers=2"}
+    logs = sorted(p.name for p in fake_logs(tmp_path).iterdir())
+    # array tasks as <name>_<array job>_<task>, single jobs as <name>_<job>
+    assert f"af-loadflow_{ids['loadflow']}_1.out" in logs, logs
+    assert f"af-gather_{ids['gather']}.out" in logs, logs
 
 
 @pytest.mark.parametrize(
@@ -315,4 +336,4 @@ def test_stage_script_runs_outside_slurm(tmp_path):
         capture_output=True, text=True, timeout=60,
     )
     assert r.returncode == 0, r.stderr
-    assert read_calls(log) == [["gather", "none", "-", str(config)]]
+    assert read_calls(log) == [["gather", "none", "-", str(config), "workers="]]

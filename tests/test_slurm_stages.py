@@ -31,14 +31,13 @@ def _array_then_gather(tmp_path, slurm_env, jobs, *array_args, **env_extra) -> s
                    env=_env(), check=True, capture_output=True, timeout=300)
     job = write_job(run_dir, JOB.format(name="x"))
     env = dict(slurm_env, AGILEFLEX_PYTHON=sys.executable, AGILEFLEX_ROOT=str(REPO), **env_extra)
-    (run_dir / "slurm-logs").mkdir()
     array = _sbatch(env, run_dir, *array_args, "--time=10", str(REPO / "slurm" / "loadflow.sh"),
                     str(job))
     gather = _sbatch(env, run_dir, f"--dependency=afterok:{array}", "--kill-on-invalid-dep=yes",
                      "--time=10", str(REPO / "slurm" / "gather.sh"), str(job))
     jobs += [array, gather]
     recs = wait_settled([array, gather], env)
-    logs = "".join(p.read_text() for p in (run_dir / "slurm-logs").iterdir())
+    logs = "".join(p.read_text() for p in sorted(run_dir.glob("slurm-*.out")))
     states = [r["JobState"] for rs in recs.values() for r in rs]
     assert states == ["COMPLETED"] * 3, logs
     ref, got = _datasets(ref_dir / "out" / "x"), _datasets(run_dir / "out" / "x")
@@ -98,7 +97,7 @@ def test_pipeline_sh_end_to_end_matches_single_process(tmp_path, slurm_env, jobs
     ids = dict(line.split("\t") for line in res.stdout.splitlines())
     jobs += list(ids.values())
     recs = wait_settled(list(ids.values()), env, timeout=600)
-    logs = "".join(p.read_text() for p in (run_dir / "slurm-logs").iterdir())
+    logs = "".join(p.read_text() for p in (run_dir / "out" / "pipe" / "slurm-logs").iterdir())
     bad = {s: [r["JobState"] for r in recs[j]] for s, j in ids.items()
            if any(r["JobState"] != "COMPLETED" for r in recs[j])}
     assert not bad, f"{bad}\n{logs[-5000:]}"

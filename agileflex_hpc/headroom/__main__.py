@@ -10,7 +10,8 @@ from agileflex_hpc.cli import run_stage
 
 def main(argv: list[str] | None = None) -> int:
     return run_stage(argv, "python -m agileflex_hpc.headroom",
-                     "Stages 3-6: zones, voltage limits, headroom/footroom and hosting.", body)
+                     "Stages 3-6: zones, voltage limits, headroom/footroom and hosting.", body,
+                     worker_options=False)
 
 
 def body(cfg, workers, args) -> int:

@@ -10,7 +10,8 @@ from agileflex_hpc.report import body
 
 def main(argv: list[str] | None = None) -> int:
     return run_stage(argv, "python -m agileflex_hpc.report",
-                     "Report: PNG figures per network and one HTML page of the run.", body)
+                     "Report: PNG figures per network and one HTML page of the run.", body,
+                     worker_options=False)
 
 
 if __name__ == "__main__":

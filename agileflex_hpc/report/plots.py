@@ -325,6 +325,10 @@ def network_plots(cfg, network: str, out_dir: Path) -> list[Plot]:
     from agileflex_hpc.network.manifest import manifest_path, read_manifest
     from agileflex_hpc.validation.stage import report_h5_path
 
+    if freshness(manifest_path(cfg.out_dir, network), Fingerprints(cfg).network(network)) != "ok":
+        return [Plot("figures", "Figures", None, "no figures: the network's manifest "
+                     f"{manifest_path(cfg.out_dir, network)} is missing or stale (run the "
+                     "load-flow stage)")]
     m = read_manifest(manifest_path(cfg.out_dir, network))
     fps = Fingerprints(cfg)
     sources = {"hosting": (hosting_path(cfg.out_dir, network), fps.headroom(network)),
