@@ -30,9 +30,8 @@ def body(cfg, workers, args) -> int:
 
     tasks = list_zone_tasks(cfg)
     if args.dry_run:
-        for w in range(workers.count):
-            mine = tasks_for(w, workers.count, tasks)
-            print(f"worker {w}: {len(mine)} zones, {sum(t.n_start for t in mine)} EVs to try")
+        if workers.is_root:
+            print(_describe_plan(cfg, tasks, workers.count))
         return 0
     mine = tasks_for(workers.index, workers.count, tasks)
     bar = Progress(len(mine), workers, label="ev", unit="zone")
@@ -40,7 +39,7 @@ def body(cfg, workers, args) -> int:
 
     def step(zone_run) -> None:
         attempts[0] += zone_run.attempts
-        bar.advance(1, attempts=attempts[0])
+        bar.advance(1, up_to_date=not zone_run.solved, attempts=attempts[0])
 
     runs = run(cfg, worker=workers.index, n_workers=workers.count, tasks=tasks, progress=step)
     bar.close()
@@ -56,6 +55,24 @@ def body(cfg, workers, args) -> int:
             print(f"\n== EVs hosted (stage 7) beside the estimate (stage 6): {net.name} ==\n"
                   f"{format_answer(table)}")
     return 0
+
+
+def _describe_plan(cfg, tasks, n_workers: int) -> str:
+    """Per worker: zones, the EV estimates they start from, and zones already current."""
+    from agileflex_hpc.evcharging.stage import tasks_for, zone_path
+    from agileflex_hpc.fingerprint import Fingerprints, freshness
+
+    fps = Fingerprints(cfg)
+    current = {t.index for t in tasks if freshness(zone_path(cfg.out_dir, t.network, t.zone),
+                                                   fps.ev_zone(t.network, t.zone)) == "ok"}
+    lines = [f"ev plan (dry run: nothing is solved or written): {len(tasks)} zones over "
+             f"{n_workers} worker(s), {len(current)} already current (skipped)",
+             "worker  zones  current  EVs to start from"]
+    for w in range(n_workers):
+        mine = tasks_for(w, n_workers, tasks)
+        lines.append(f"{w:6d} {len(mine):6d} {sum(t.index in current for t in mine):8d} "
+                     f"{sum(t.n_start for t in mine):8d}")
+    return "\n".join(lines)
 
 
 def format_runs(runs) -> str:

@@ -303,10 +303,36 @@ def explain(path: Path, key: Key) -> str:
             parts.append(f"{what} {'changed' if k in old and k in key else 'added or removed'}")
         elif kind == "config":
             parts.append(f"config [{name}] changed")
+        elif k == "code":
+            parts.append(_code_change(str(old.get(k, "")), str(key.get(k, ""))))
+        elif k == "libraries":
+            parts.append(_library_change(old.get(k, "{}"), key.get(k, "{}")))
         else:
             parts.append(f"{k} {old.get(k, '-')!s:.20} -> {key.get(k, '-')!s:.20}")
     more = f" and {len(changed) - 6} more" if len(changed) > 6 else ""
     return "; ".join(parts) + more
+
+
+def _code_change(old: str, new: str) -> str:
+    """``package source 1a2b.. -> 3c4d..`` and/or ``OpenDSS <a> -> <b>``: the parts that differ."""
+    (pkg_a, _, dss_a), (pkg_b, _, dss_b) = old.partition("; "), new.partition("; ")
+    parts = []
+    if pkg_a != pkg_b:
+        parts.append(f"package source changed ({pkg_a or '-'} -> {pkg_b or '-'})")
+    if dss_a != dss_b:
+        parts.append(f"engine changed ({dss_a or '-'} -> {dss_b or '-'})")
+    return "; ".join(parts) or "code changed"
+
+
+def _library_change(old: str, new: str) -> str:
+    """``libraries numpy 1.26.4 -> 2.0.0, ...`` from two JSON version maps."""
+    try:
+        a, b = json.loads(old), json.loads(new)
+    except ValueError:
+        return "library versions changed"
+    diff = [f"{n} {a.get(n, '-')} -> {b.get(n, '-')}" for n in sorted(set(a) | set(b))
+            if a.get(n) != b.get(n)]
+    return "libraries " + ", ".join(diff) if diff else "library versions changed"
 
 
 def require_fresh(path: Path, key: Key, *, producer: str) -> None:

@@ -279,16 +279,26 @@ def open_dataset(path: Path, group: str):
     return ds.assign_coords(coords)
 
 
-def write_csv_atomic(df, path: Path) -> None:
-    """Write a DataFrame as CSV through :func:`atomic_path`."""
-    with atomic_path(path) as tmp:
-        df.to_csv(tmp, index=False)
+def write_csv_atomic(df, path: Path) -> bool:
+    """Write a DataFrame as CSV through :func:`write_text_atomic` (left alone when its text
+    is unchanged); returns whether it wrote."""
+    return write_text_atomic(df.to_csv(index=False), path)
 
 
-def write_text_atomic(text: str, path: Path) -> None:
-    """Write UTF-8 text through :func:`atomic_path`."""
+def write_text_atomic(text: str, path: Path) -> bool:
+    """Write UTF-8 text through :func:`atomic_path`, unless ``path`` already holds exactly
+    this text (a rerun that changes nothing leaves the file and its time alone). Returns
+    whether it wrote."""
+    path = Path(path)
+    data = text.encode("utf-8")
+    try:
+        if path.is_file() and path.read_bytes() == data:
+            return False
+    except OSError:
+        pass
     with atomic_path(path) as tmp:
-        tmp.write_text(text, encoding="utf-8")
+        tmp.write_bytes(data)
+    return True
 
 
 def time_slices(n_time: int, chunk: int) -> Iterator[slice]:

@@ -7,6 +7,7 @@ results never depend on how it was split.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -85,18 +86,25 @@ def items_for(worker: int, n_workers: int, items: list[WorkItem]) -> list[WorkIt
     return items[bounds[worker]:bounds[worker + 1]]
 
 
-def describe_plan(items: list[WorkItem], n_workers: int) -> str:
-    """A human-readable table of the partition: items, steps and cost share per worker."""
+def describe_plan(items: list[WorkItem], n_workers: int,
+                  current: Callable[[WorkItem], bool] | None = None) -> str:
+    """A human-readable table of the partition: items, steps and cost share per worker, and
+    (given ``current``, which says whether an item's result is already current) how many
+    items each worker finds done and will skip."""
     bounds = split_by_cost(np.array([it.cost for it in items]), n_workers)
     total = sum(it.cost for it in items) or 1
-    lines = [f"{len(items)} work items over {n_workers} worker(s)",
-             "worker  items  steps  cost%  first -> last"]
+    done = [current(it) for it in items] if current is not None else None
+    lines = [f"{len(items)} work items over {n_workers} worker(s)"
+             + (f", {sum(done)} already current (skipped)" if done is not None else ""),
+             "worker  items  steps  cost%" + ("  current" if done is not None else "")
+             + "  first -> last"]
     for w in range(n_workers):
         mine = items[bounds[w]:bounds[w + 1]]
         share = 100.0 * sum(it.cost for it in mine) / total
         span = (f"{_label(mine[0])} -> {_label(mine[-1])}" if mine else "(idle)")
+        cur = (f" {sum(done[bounds[w]:bounds[w + 1]]):8d}" if done is not None else "")
         lines.append(f"{w:6d} {len(mine):6d} {sum(it.n_steps for it in mine):6d} "
-                     f"{share:6.1f}  {span}")
+                     f"{share:6.1f}{cur}  {span}")
     return "\n".join(lines)
 
 

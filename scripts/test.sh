@@ -29,6 +29,15 @@ elif [[ -n "${CI:-}" ]]; then
 else
   echo "test: no local SLURM (needs root/sudo); SLURM tests will be skipped" >&2
 fi
+# the report's browser test renders the page in headless Chromium (Debian package)
+if ! command -v chromium >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
+  sudo_=(); [[ $EUID -eq 0 ]] || sudo_=(sudo -n)
+  echo "test: installing chromium for the report's browser test ..." >&2
+  "${sudo_[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null 2>&1 ||
+    { "${sudo_[@]}" apt-get update -qq >/dev/null 2>&1 &&
+      "${sudo_[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null 2>&1; } ||
+    echo "test: chromium could not be installed; the browser test skips (fails under CI)" >&2
+fi
 cleanup() { [[ $slurm_started == 1 ]] && bash scripts/slurm-local.sh stop || true; }
 trap cleanup EXIT
 set +e

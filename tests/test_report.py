@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import argparse
 import re
+import subprocess
 from pathlib import Path
 
 import h5py
 import numpy as np
+import pandas as pd
 import pytest
 
 from agileflex_hpc.cli import Workers
@@ -19,7 +21,7 @@ from agileflex_hpc.evcharging.stage import zone_path
 from agileflex_hpc.headroom.stage import hosting_path
 from agileflex_hpc.report import build_report
 from agileflex_hpc.report.__main__ import main as report_main
-from agileflex_hpc.report.html import NetworkSection, render_index
+from agileflex_hpc.report.html import NetworkSection, Table, render_index
 from agileflex_hpc.report.plots import Plot, plot_network_map
 from tests.conftest import write_job
 
@@ -88,7 +90,9 @@ def report_run(tmp_path_factory):
             write_zone_file(cfg, "default", zone, z, int(min(evs[z], 4)))
     args = argparse.Namespace(dry_run=False, no_gather=False, gather=False)
     validate_body(cfg, Workers(0, 1, None, "single"), args)
-    return job, cfg, build_report(cfg)
+    index, drawn = build_report(cfg)
+    assert drawn
+    return job, cfg, index
 
 
 @pytest.mark.slow
@@ -109,22 +113,91 @@ def test_index_links_resolve_and_tables_are_there(report_run):
     assert text.startswith("<!DOCTYPE html>")
     srcs = re.findall(r'<img src="([^"]+)"', text)
     assert sorted(Path(s).stem for s in srcs) == sorted(FIGURES)
-    for src in srcs + re.findall(r'<a href="([^"#][^"]*)"', text):
+    csvs = re.findall(r'<a class="csv" href="([^"]+)"', text)
+    assert {Path(c).name for c in csvs} >= {"overview.csv", "hosting.csv",
+                                            "validation_summary.csv", "validation_zones.csv"}
+    for src in srcs + re.findall(r'<a[^>]* href="([^"#][^"]*)"', text):
         assert not Path(src).is_absolute()
         assert (index.parent / src).is_file(), src
-    assert "EVs and heat pumps per zone" in text and "Validation load flows" in text
-    assert "evs_hosted" in text and "evs_estimate" in text
+    # the answer first, then the tables, the run parameters and the terms
+    order = [text.index(h) for h in ("The answer, per network", "Hosting per zone",
+                                     "Share of time steps with a violation", "Figures",
+                                     "Run parameters", "Terms")]
+    assert order == sorted(order)
+    assert "EVs hosted" in text and "EVs estimated" in text and "Binding limit" in text
+    assert "evs_hosted" not in text and "pct_tx_overload" not in text  # no raw codes
     assert "proved: smart charging" in text.lower()
-    assert text.count("<table") >= 3  # validation overview, hosting summary, per-zone table
-    assert "F1P1" in text and ">smart<" in text and ">dumb<" in text
+    assert "F1P1" in text and ">smart charging<" in text and ">uncontrolled<" in text
+    # the hosting CSV is the machine-readable table (machine names), the page's source
+    hosting = pd.read_csv(index.parent / "default" / "hosting.csv")
+    assert {"evs_hosted", "evs_estimate", "hps"} <= set(hosting.columns)
+    assert f"{cfg.time.start} to " in text and ", ".join(cfg.cases.names) in text
 
 
 @pytest.mark.slow
-def test_report_cli_prints_the_page(report_run, capsys):
+def test_report_cli_prints_the_page_and_keeps_an_unchanged_one(report_run, capsys):
     job, cfg, index = report_run
+    before = index.stat().st_mtime_ns
     assert report_main([str(job)]) == 0
-    out = capsys.readouterr().out
-    assert f"report: {index.resolve()}" in out
+    cap = capsys.readouterr()
+    assert f"report: {index.resolve()}" in cap.out
+    assert index.stat().st_mtime_ns == before  # same results: the page is not redrawn
+    assert "report up to date" in cap.err
+    figure = index.parent / "default" / "min_voltage.png"
+    drawn = figure.stat().st_mtime_ns
+    assert report_main([str(job), "--force"]) == 0
+    assert figure.stat().st_mtime_ns != drawn  # drawn again
+    assert index.stat().st_mtime_ns == before  # the same page text is not rewritten
+
+
+@pytest.mark.slow
+def test_page_renders_in_a_real_browser_with_its_key_numbers(report_run, tmp_path):
+    """Headless Chromium renders the page: the DOM it builds holds the answer's numbers
+    (computed here from the machine-readable CSV), and the screenshot is not blank."""
+    browser = chromium()
+    _, cfg, index = report_run
+    dom = subprocess.run([browser, *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'ud'}",
+                          "--dump-dom", index.as_uri()], capture_output=True, text=True,
+                         timeout=120)
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    hosting = pd.read_csv(index.parent / "default" / "hosting.csv")
+    live = hosting[hosting["customers"] > 0]
+    overview = re.search(r"The answer, per network.*?</table>", dom.stdout, re.S).group(0)
+    cells = re.findall(r"<td>([^<]*)</td>", overview)
+    assert cells[:6] == ["default", str(hosting["customers"].sum()), str(len(live)),
+                         str(hosting["hps"].sum()), str(hosting["evs_hosted"].sum()),
+                         str(hosting["evs_estimate"].sum())], cells
+    assert "proved" in cells
+    shot = tmp_path / "page.png"
+    res = subprocess.run([browser, *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'ud'}",
+                          "--window-size=1280,2400", f"--screenshot={shot}", index.as_uri()],
+                         capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0 and shot.is_file(), res.stderr[-2000:]
+    from PIL import Image
+
+    with Image.open(shot) as im:
+        pixels = np.asarray(im.convert("L"), dtype=float)
+    assert pixels.shape == (2400, 1280)
+    assert pixels.std() > 20  # text, tables and figures, not a blank page
+    # the page is laid out within the window: nothing wider than it (tables scroll inside)
+    assert (pixels[:, -10:] > 250).mean() > 0.99
+
+
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars"]
+
+
+def chromium() -> str:
+    """The headless browser, or skip (fail under CI: scripts/test.sh installs it)."""
+    import os
+    import shutil
+
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        path = shutil.which(name)
+        if path:
+            return path
+    if os.environ.get("CI"):
+        pytest.fail("no chromium for the report's browser test (scripts/test.sh installs it)")
+    pytest.skip("no chromium: the report's browser test needs it")
 
 
 def test_map_is_skipped_without_coordinates_and_noted(tmp_path):
@@ -133,11 +206,12 @@ def test_map_is_skipped_without_coordinates_and_noted(tmp_path):
                             line_bus2=np.array(["b"]), bus_vmin_pu={"smart": np.ones(2)},
                             line_over={"smart": np.zeros(1, bool)}, v_min_pu=0.9)
     assert path is None and not (tmp_path / "map.png").exists()
-    sec = NetworkSection("net1", tables={"Hosting summary": None},
+    sec = NetworkSection("net1", tables=[Table("Hosting summary", None)],
                          plots=[Plot("network_map", "Network map", None, "no bus coordinates")])
-    html = render_index(run="r", base=tmp_path, overview=None, sections=[sec])
+    html = render_index(run="r", base=tmp_path, sections=[sec],
+                        overview=Table("The answer", None, missing="no answer yet"))
     assert "no bus coordinates" in html and "<img" not in html
-    assert "no validation report yet" in html
+    assert "no answer yet" in html
 
 
 def test_map_with_coordinates_marks_overloads(tmp_path):
@@ -150,3 +224,22 @@ def test_map_with_coordinates_marks_overloads(tmp_path):
                             line_over={"smart": np.zeros(2, bool),
                                        "dumb": np.array([True, False])}, v_min_pu=0.9)
     assert path.read_bytes()[:8] == PNG_SIGNATURE
+
+
+def test_zone_grids_stay_readable_at_24_zones(tmp_path):
+    """8 feeders x 3 phases: the grid wraps to 4 feeders per row, so the figure stays about
+    a page wide, and every panel is labelled."""
+    from PIL import Image
+
+    from agileflex_hpc.report.plots import plot_quantile_profiles
+
+    rng = np.random.default_rng(0)
+    zones = [f"F{f}P{p}" for f in range(1, 9) for p in range(1, 4)]
+    head = rng.normal(20, 5, (2, 48, 24))
+    path = plot_quantile_profiles(tmp_path / "q.png", zone_ids=zones, cases=["a", "b"],
+                                  head_q_kva=head, foot_q_kva=head + 10,
+                                  assigned=np.zeros(24, int), customers=np.ones(24, int),
+                                  step_minutes=30, quantile=0.02)
+    with Image.open(path) as im:
+        width, height = im.size
+    assert width <= 1300 and height > width  # two blocks of 4 feeders, not 8 columns

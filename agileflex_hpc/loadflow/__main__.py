@@ -16,6 +16,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from agileflex_hpc.cli import Workers, run_stage
+from agileflex_hpc.errors import AgileflexError
 from agileflex_hpc.loadflow.progress import ProgressReporter, format_summary
 from agileflex_hpc.loadflow.run import (
     LoadflowInputs,
@@ -52,11 +53,13 @@ def body(cfg, workers: Workers, args: argparse.Namespace,
     if comm is not None:
         items = comm.bcast(items, root=0)
     label = target.label if target else "loadflow"
+    if args.dry_run:
+        if workers.is_root:
+            print(f"{label} plan (dry run: nothing is solved or written):\n"
+                  + describe_plan(items, workers.count, _is_current(cfg, target)))
+        return 0
     if workers.is_root:
         logger.info("%s plan:\n%s", label, describe_plan(items, workers.count))
-    if args.dry_run:
-        print(describe_plan(items, workers.count))
-        return 0
     prepare_inputs(cfg, items, workers, target)
     reporter = ProgressReporter(items, workers, label=label)
     summary = run(cfg, worker=workers.index, n_workers=workers.count, items=items,
@@ -83,6 +86,24 @@ def body(cfg, workers: Workers, args: argparse.Namespace,
         for path in gather_all(cfg, items, raw, label=label, target=target):
             logger.info("wrote %s", path)
     return 0
+
+
+def _is_current(cfg, target: LoadflowInputs | None):
+    """item -> whether its block file is complete and current (what a run would skip)."""
+    from agileflex_hpc.fingerprint import Fingerprints, freshness
+    from agileflex_hpc.loadflow.run import block_path, loadflow_target
+
+    target = target or loadflow_target(cfg)
+    fps = Fingerprints(cfg)
+
+    def current(it) -> bool:
+        try:
+            key = target.block_key(fps, it.network, it.case, it.start, it.stop)
+        except AgileflexError:  # its inputs are not there yet
+            return False
+        return freshness(block_path(target.raw_dir, it), key) == "ok"
+
+    return current
 
 
 if __name__ == "__main__":

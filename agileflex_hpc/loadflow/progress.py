@@ -22,6 +22,7 @@ class Progress:
                  every_s: float = 30.0):
         self.total = total
         self.done = 0
+        self.current = 0  # units found up to date (skipped): not in the rate
         self.label, self.unit = label, unit
         self.every_s = every_s
         self.t0 = self.last = time.perf_counter()
@@ -31,22 +32,36 @@ class Progress:
 
             self.bar = tqdm(total=self.total, unit=unit, desc=label, file=sys.stderr)
 
-    def advance(self, n: int, **postfix: object) -> None:
-        """``n`` more units done; ``postfix`` (e.g. attempts=12) is shown beside the count."""
+    def advance(self, n: int, *, up_to_date: bool = False, **postfix: object) -> None:
+        """``n`` more units done (``up_to_date``: found current and skipped, not computed);
+        ``postfix`` (e.g. attempts=12) is shown beside the count."""
         self.done += n
+        if up_to_date:
+            self.current += n
         if self.bar is not None:
+            if self.current:
+                postfix = {"up to date": self.current, **postfix}
             if postfix:
                 self.bar.set_postfix(postfix, refresh=False)
             self.bar.update(n)
             return
         now = time.perf_counter()
         if now - self.last >= self.every_s or self.done == self.total:
-            rate = self.done / max(now - self.t0, 1e-9)
-            eta = (self.total - self.done) / rate if rate else float("nan")
-            extra = "".join(f", {k} {v}" for k, v in postfix.items())
-            logger.info("%s: %d/%d %ss (%.3g %ss/s%s, ETA %.0f s)", self.label, self.done,
-                        self.total, self.unit, rate, self.unit, extra, eta)
+            logger.info("%s: %s", self.label, self.status_line(now, postfix))
             self.last = now
+
+    def status_line(self, now: float, postfix: dict) -> str:
+        """``120/300 steps (20 up to date; 1.2e+03 steps/s, ETA 9 s)``: the rate and ETA count
+        computed units only."""
+        head = f"{self.done}/{self.total} {self.unit}s"
+        if self.current == self.done:
+            return f"{head}, all up to date"
+        computed = self.done - self.current
+        rate = computed / max(now - self.t0, 1e-9)
+        eta = (self.total - self.done) / rate if rate else float("nan")
+        extra = "".join(f", {k} {v}" for k, v in postfix.items())
+        cur = f"{self.current} up to date; " if self.current else ""
+        return f"{head} ({cur}{rate:.3g} {self.unit}s/s{extra}, ETA {eta:.0f} s)"
 
     def close(self) -> None:
         if self.bar is not None:
@@ -64,7 +79,7 @@ class ProgressReporter(Progress):
 
     def update(self, item: WorkItem, solved: int) -> None:
         """Called after each item; ``solved`` is 0 when the block was already complete."""
-        self.advance(item.n_steps)
+        self.advance(item.n_steps, up_to_date=solved == 0)
 
 
 def format_summary(summaries, *, label: str = "loadflow") -> str:

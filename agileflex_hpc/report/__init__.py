@@ -7,6 +7,7 @@ validation stages; anything missing is noted on the page instead of failing the 
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 
@@ -15,24 +16,14 @@ import pandas as pd
 
 from agileflex_hpc import h5io
 from agileflex_hpc.fingerprint import Fingerprints, freshness
-from agileflex_hpc.report.html import NetworkSection, write_index
+from agileflex_hpc.report import tables as views
+from agileflex_hpc.report.html import NetworkSection, Table, page_fingerprint, write_index
 from agileflex_hpc.report.plots import network_plots
+from agileflex_hpc.validation.stage import report_h5_path
 
 __all__ = ["report_dir", "build_report", "body"]
 
 logger = logging.getLogger(__name__)
-
-DEFINITIONS = (
-    "Percentages are shares of all timesteps with: any line current above its normal "
-    "rating (thermal), any customer voltage (its bus, its phase) below validate.v_min_pu "
-    "(undervoltage), any transformer |S| above tx_overload_factor x rating (tx), no power-flow "
-    "solution (collapse; a collapsed step counts as a violation of every kind). A V2G request "
-    "is a (zone, step) where the smart schedule discharges; it is fulfilled when the zone's "
-    "net EV power in the validation flow is an export and the zone's recomputed headroom is "
-    "&ge; 0. Headroom before: stage-5 headroom of each zone's assigned case (no EVs); after: "
-    "the same computation (stage-4 limits, not refitted) on the validation flows; min/mean over "
-    "zones with customers and converged steps [kVA].")
-
 
 def report_dir(out_dir: Path) -> Path:
     return Path(out_dir) / "report"
@@ -100,38 +91,191 @@ def proof_statement(proof: pd.DataFrame | None) -> str:
     return f"NOT proved: smart charging adds violations to the no-EV baseline: {where}."
 
 
-def _section(cfg, network: str) -> NetworkSection:
-    from agileflex_hpc.validation.stage import report_h5_path
+def _csv(df: pd.DataFrame | None, path: Path) -> Path | None:
+    """Write a machine-readable table beside the page (unchanged text: left alone)."""
+    if df is None:
+        return None
+    h5io.write_csv_atomic(df, path)
+    return path
 
+
+def _view(fn, df: pd.DataFrame | None) -> pd.DataFrame | None:
+    return None if df is None else fn(df)
+
+
+def _section(cfg, network: str) -> tuple[NetworkSection, dict]:
+    """The network's part of the page, and its row of the overview."""
+    from agileflex_hpc.replan import rounds_done
+
+    folder = report_dir(cfg.out_dir) / network
+    folder.mkdir(parents=True, exist_ok=True)
     rep = report_h5_path(cfg.out_dir, network)
     key = Fingerprints(cfg).validation(network)
     proof = _table(rep, "report", "proof", key)
-    sec = NetworkSection(network, tables={
-        "EVs and heat pumps per zone: stage 7's hosted EVs beside stage 6's estimate":
-            _hosting(cfg, network),
-        "Voltage collapse per case (stage 2)": _collapse(cfg, network),
-        "Where smart charging adds violations to the no-EV baseline (final round)": proof,
-        "Plan-validate rounds (validate.max_rounds): the EVs each round cost":
-            loop_rounds(cfg, network),
-        "Validation per zone (stage 8)": _table(rep, "report", "zones", key),
-    })
-    sec.plots = network_plots(cfg, network, report_dir(cfg.out_dir) / network)
-    sec.notes = [proof_statement(proof)]
-    sec.notes += [p.note for p in sec.plots if p.path is None and p.note]
-    return sec
+    hosting = _hosting(cfg, network)
+    collapse = _collapse(cfg, network)
+    rounds = loop_rounds(cfg, network)
+    summary = _table(rep, "report", "summary", key)
+    zones = _table(rep, "report", "zones", key)
+    sec = NetworkSection(network)
+    sec.verdict = proof_statement(proof)
+    sec.verdict_class = "unknown" if proof is None else ("ok" if proof.empty else "bad")
+    row = _overview_row(network, hosting, collapse, proof,
+                        rounds_done(cfg, network) if rounds is not None else None)
+    sec.keyline = _keyline(row)
+    sec.tables = [
+        Table("Hosting per zone: heat pumps, and EVs hosted by smart charging beside the "
+              "estimate", _view(views.hosting_view, hosting),
+              "Binding limit and worst headroom are those of the assigned case's quantile "
+              "profile (stage 6); EVs hosted come from the EV optimisation (stage 7).",
+              _csv(hosting, folder / "hosting.csv"),
+              missing="not available (run the headroom and EV stages)"),
+        Table("Share of time steps with a violation, by charging", _view(views.violations_view,
+                                                                         summary),
+              "Smart charging should not exceed the no-EV baseline in any column; "
+              "uncontrolled charging of the same EVs is shown for comparison.",
+              _csv(summary, folder / "validation_summary.csv"),
+              missing="no current validation (run the validate stage)"),
+        Table("Extremes, EV energy and V2G, by charging", _view(views.extremes_view, summary)),
+        Table("Headroom before (no EVs) and after charging, over all zones and steps",
+              _view(views.headroom_view, summary),
+              "Negative after: zone-steps whose headroom, recomputed on the validation flow, "
+              "is below zero. Smart charging is planned to fill the room it is given, so less "
+              "headroom is left after it by design; a zone can end a step just below zero "
+              "without a limit being exceeded. Whether limits are exceeded is what the "
+              "violation table and the proof count."),
+        Table("Where smart charging adds violations to the no-EV baseline (final round)",
+              _view(views.proof_view, proof), csv=_csv(proof, folder / "proof.csv"),
+              missing="no current validation", empty="none: proved"),
+        Table("Plan-validate rounds: the EVs each round costs", _view(views.rounds_view, rounds),
+              csv=_csv(rounds, folder / "rounds.csv"), missing="no rounds yet"),
+        Table("Voltage collapse per case (stage 2)", _view(views.collapse_view, collapse),
+              csv=_csv(collapse, folder / "collapse.csv")),
+        Table("Validation per zone and charging", _view(views.zones_view, zones),
+              csv=_csv(zones, folder / "validation_zones.csv"), folded=True,
+              missing="no current validation"),
+    ]
+    sec.plots = network_plots(cfg, network, folder)
+    sec.notes = [p.note for p in sec.plots if p.path is None and p.note]
+    return sec, row
 
 
-def build_report(cfg) -> Path:
-    """Draw every figure and write ``<out>/report/index.html``; return its path."""
-    from agileflex_hpc.validation.stage import report_h5_path
+def _overview_row(network: str, hosting: pd.DataFrame | None,
+                  collapse: pd.DataFrame | None, proof: pd.DataFrame | None,
+                  rounds: int | None) -> dict:
+    """The network's answer in numbers (NaN / text where a stage has not run)."""
+    row: dict = {"network": network}
+    if hosting is not None:
+        live = hosting[hosting["customers"] > 0]
+        counts = live["binding"].astype(str).map(views.BINDING).value_counts()
+        row.update(customers=int(hosting["customers"].sum()), zones=len(live),
+                   hps=int(hosting["hps"].sum()),
+                   evs_hosted=int(hosting["evs_hosted"].fillna(0).sum())
+                   if hosting["evs_hosted"].notna().any() else pd.NA,
+                   evs_estimate=int(hosting["evs_estimate"].sum()),
+                   unconfirmed=int((live["confirmed"].astype(str) == "False").sum()),
+                   binding=", ".join(f"{k} {v}" for k, v in counts.items()))
+    if collapse is not None:
+        row["collapse_steps"] = int(collapse["collapsed_steps"].sum())
+    row["proof"] = ("not validated" if proof is None else "proved" if proof.empty else
+                    f"NOT proved: {int(proof['steps'].sum())} added zone-steps")
+    row["rounds"] = rounds if rounds is not None else pd.NA
+    return row
 
+
+def _keyline(row: dict) -> str:
+    if "hps" not in row:
+        return "No hosting answer yet (run the headroom and EV stages)."
+    evs = row["evs_hosted"]
+    evs_text = "EVs not optimised yet" if pd.isna(evs) else f"{evs} EVs"
+    return (f"{row['customers']} customers in {row['zones']} zones host {row['hps']} heat pumps "
+            f"and {evs_text} (estimate {row['evs_estimate']}); binding limits: "
+            f"{row['binding'] or '-'}.")
+
+
+def run_parameters(cfg) -> dict[str, str]:
+    """What the run was: period, cases, networks, main settings, code and engine versions."""
+    import datetime as dt
+
+    from agileflex_hpc import __version__
+    from agileflex_hpc.network.engine import engine_version
+
+    t = cfg.time
+    end = t.start + dt.timedelta(days=t.days)
+    nets = ", ".join(f"{n.name} ({n.path if n.path else 'embedded default'})"
+                     for n in cfg.networks)
+    return {
+        "Run": f"{cfg.run.name} (outputs in {cfg.out_dir})",
+        "Job config": f"{cfg.source} (sha256 {cfg.sha256[:12]})",
+        "Period": f"{t.start} to {end} ({t.days} days of {t.step_minutes}-minute steps, "
+                  f"{t.n_steps} steps)",
+        "Cases": ", ".join(cfg.cases.names),
+        "Networks": nets,
+        "Seed": str(cfg.run.seed),
+        "Headroom": f"quantile {cfg.headroom.quantile:g}, voltage limit fit at "
+                    f"{cfg.headroom.v_lim_pu:g} pu, thermal factor "
+                    f"{cfg.headroom.thermal_factor:g}",
+        "EVs": f"MILP gap {cfg.ev.mip_gap:g}, {cfg.ev.successes_needed} successes needed, "
+               f"V2G {cfg.ev.v2g}, footroom factor {cfg.ev.footroom_factor:g}",
+        "Validation": f"undervoltage below {cfg.validate.v_min_pu:g} pu, up to "
+                      f"{cfg.validate.max_rounds} plan-validate rounds",
+        "Code": f"agileflex_hpc {__version__}"
+                + (f" (git {h5io._git_commit()[:12]})" if h5io._git_commit() else ""),
+        "Engine": engine_version().split(" based on")[0],
+        "Libraries": ", ".join(f"{k} {v}" for k, v in h5io.library_versions().items()),
+    }
+
+
+def inputs_fingerprint(cfg) -> str:
+    """A digest of what the page is drawn from: the code, the config and the fingerprint of
+    every result file (raw load-flow blocks aside, which the stitched files cover)."""
+    import hashlib
+
+    h = hashlib.sha256(json.dumps(Fingerprints(cfg).code(), sort_keys=True).encode())
+    h.update(cfg.sha256.encode())
+    out = Path(cfg.out_dir)
+    for path in sorted(out.rglob("*.h5")):
+        rel = path.relative_to(out).as_posix()
+        if "/raw/" in f"/{rel}" or rel.startswith("report/"):
+            continue
+        try:
+            with h5py.File(path, "r") as f:
+                stamp = f"{f.attrs.get('fingerprint', '')}:{f.attrs.get('complete', 0)}"
+        except OSError:
+            stamp = "unreadable"
+        h.update(f"{rel}={stamp}\n".encode())
+    return h.hexdigest()
+
+
+def build_report(cfg, *, force: bool = False) -> tuple[Path, bool]:
+    """Draw every figure and write ``<out>/report/index.html``; return (its path, whether it
+    was drawn). A page drawn from the same inputs (code, config, result fingerprints) is kept
+    as it is unless ``force``."""
+    index = report_dir(cfg.out_dir) / "index.html"
+    fingerprint = inputs_fingerprint(cfg)
+    if not force and index.is_file() and page_fingerprint(index) == fingerprint:
+        return index, False
     fps = Fingerprints(cfg)
-    tables = [_table(report_h5_path(cfg.out_dir, n.name), "report", "summary",
-                     fps.validation(n.name)) for n in cfg.networks]
-    overview = None if any(t is None for t in tables) else pd.concat(tables, ignore_index=True)
-    sections = [_section(cfg, net.name) for net in cfg.networks]
-    return write_index(report_dir(cfg.out_dir) / "index.html", run=cfg.run.name,
-                       overview=overview, sections=sections, definitions=DEFINITIONS)
+    drawn = [_section(cfg, net.name) for net in cfg.networks]
+    sections = [sec for sec, _ in drawn]
+    overview = pd.DataFrame([row for _, row in drawn])
+    summaries = [_table(report_h5_path(cfg.out_dir, n.name), "report", "summary",
+                        fps.validation(n.name)) for n in cfg.networks]
+    validation: list[Table] = []
+    if len(cfg.networks) > 1 and all(t is not None for t in summaries):
+        every = pd.concat(summaries, ignore_index=True)
+        validation = [Table("Share of time steps with a violation [%], every network",
+                            views.violations_view(every).assign(
+                                Network=every["network"].to_numpy()),
+                            csv=_csv(every, report_dir(cfg.out_dir) / "validation.csv"))]
+    over = Table("The answer, per network", views.overview_view(overview),
+                 "Heat pumps and EVs hosted in total; the per-zone numbers are in each "
+                 "network's section. Proved: smart charging adds no violation to the no-EV "
+                 "baseline.", _csv(overview, report_dir(cfg.out_dir) / "overview.csv"))
+    write_index(index, run=cfg.run.name, overview=over, sections=sections,
+                validation=validation, params=run_parameters(cfg), glossary=views.GLOSSARY,
+                fingerprint=fingerprint)
+    return index, True
 
 
 def body(cfg, workers, args) -> int:
@@ -141,6 +285,8 @@ def body(cfg, workers, args) -> int:
     if getattr(args, "dry_run", False):
         print(f"report: figures and index.html under {report_dir(cfg.out_dir)}")
         return 0
-    path = build_report(cfg)
+    path, drawn = build_report(cfg, force=getattr(args, "force", False))
+    if not drawn:
+        logger.info("report up to date (drawn from the same results): %s", path)
     print(f"report: {path.resolve()}")
     return 0

@@ -11,7 +11,12 @@ from agileflex_hpc.report import body
 def main(argv: list[str] | None = None) -> int:
     return run_stage(argv, "python -m agileflex_hpc.report",
                      "Report: PNG figures per network and one HTML page of the run.", body,
-                     worker_options=False)
+                     extend=_extend, worker_options=False)
+
+
+def _extend(p) -> None:
+    p.add_argument("--force", action="store_true",
+                   help="draw the page again even if its inputs have not changed")
 
 
 if __name__ == "__main__":

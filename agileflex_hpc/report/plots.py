@@ -34,6 +34,7 @@ __all__ = ["Plot", "plot_quantile_profiles", "plot_vmin_flow", "plot_ev_headroom
 logger = logging.getLogger(__name__)
 
 KIND_COLORS = {"none": "tab:gray", "smart": "tab:blue", "dumb": "tab:red"}
+_KIND_LABEL = {"none": "no EVs", "smart": "smart charging", "dumb": "uncontrolled charging"}
 _DPI = 90
 _MAX_POINTS = 20000  # scatter points per zone (deterministic stride above this)
 
@@ -49,18 +50,42 @@ class Plot:
 
 
 # ------------------------------------------------------------------------ helpers
-def _zone_grid(n_feeders: int, title: str) -> tuple[Figure, np.ndarray]:
-    """Figure with axes (phase, feeder): rows phases 1-3, columns feeders."""
-    fig = Figure(figsize=(max(3.0 * n_feeders, 6.0), 7.5), dpi=_DPI, layout="constrained")
-    axes = fig.subplots(3, n_feeders, squeeze=False, sharex=True)
-    fig.suptitle(title)
-    for p in range(3):
-        axes[p, 0].set_ylabel(f"phase {p + 1}", fontsize=9)
+#: feeders per row of a zone grid: more feeders wrap onto further rows of three phases, so
+#: that text stays readable at 24+ zones
+_FEEDERS_PER_ROW = 4
+
+
+def _zone_grid(n_feeders: int, title: str, *, xlabel: str, ylabel: str
+               ) -> tuple[Figure, np.ndarray]:
+    """Figure with one axes per zone, ``axes[phase, feeder]`` (phases 1-3, feeders from 0);
+    feeders beyond :data:`_FEEDERS_PER_ROW` continue on further rows; unused axes hidden."""
+    n_feeders = max(n_feeders, 1)
+    cols = min(n_feeders, _FEEDERS_PER_ROW)
+    blocks = -(-n_feeders // cols)
+    fig = Figure(figsize=(max(3.4 * cols, 7.0), 2.5 * 3 * blocks + 1.2), dpi=_DPI,
+                 layout="constrained")
+    grid = fig.subplots(3 * blocks, cols, squeeze=False, sharex=True)
+    axes = np.empty((3, n_feeders), dtype=object)
+    for f in range(n_feeders):
+        for p in range(3):
+            axes[p, f] = grid[(f // cols) * 3 + p, f % cols]
+    for ax in grid.flat:
+        ax.tick_params(labelsize=9)
+    for b in range(blocks):  # hide the axes no feeder uses in the last block
+        for c in range(cols):
+            if b * cols + c >= n_feeders:
+                for p in range(3):
+                    grid[b * 3 + p, c].set_visible(False)
+    for f in range(n_feeders):  # every block's bottom row: tick labels and the x label
+        axes[2, f].tick_params(labelbottom=True)
+        axes[2, f].set_xlabel(xlabel, fontsize=9)
+    fig.suptitle(title, fontsize=12)
+    fig.supylabel(ylabel, fontsize=10)
     return fig, axes
 
 
 def _zone_title(ax, text: str) -> None:
-    ax.set_title(text, fontsize=8)
+    ax.set_title(text, fontsize=9)
 
 
 def _grid_legend(fig: Figure, axes: np.ndarray) -> None:
@@ -68,8 +93,8 @@ def _grid_legend(fig: Figure, axes: np.ndarray) -> None:
     for ax in axes.flat:
         handles, labels = ax.get_legend_handles_labels()
         if handles:
-            fig.legend(handles, labels, loc="outside lower center", ncols=min(len(labels), 8),
-                       fontsize=8, markerscale=4)
+            fig.legend(handles, labels, loc="outside lower center", ncols=min(len(labels), 6),
+                       fontsize=9, markerscale=4)
             return
 
 
@@ -93,7 +118,7 @@ def _hours(n: int, step_minutes: int, start_minute: int = 0) -> np.ndarray:
 def _hour_ticks(ax, start_hour: int = 0) -> None:
     ticks = np.arange(start_hour, start_hour + 25, 6)
     ax.set_xticks(ticks)
-    ax.set_xticklabels([f"{int(t) % 24:02d}" for t in ticks], fontsize=8)
+    ax.set_xticklabels([f"{int(t) % 24:02d}:00" for t in ticks], fontsize=8)
 
 
 def _no_customers(ax) -> None:
@@ -118,21 +143,27 @@ def plot_quantile_profiles(path: Path, *, zone_ids: list[str], cases: list[str],
         Customers per zone (0: the zone is greyed out).
     """
     fig, axes = _zone_grid(len(zone_ids) // 3, f"{quantile:g}-quantile headroom (+) and "
-                           "footroom (-) per zone [kVA]; assigned case bold")
+                           "footroom (-) per zone, by time of day",
+                           xlabel="time of day", ylabel="headroom (+) / footroom (-) [kVA]")
     hours = _hours(head_q_kva.shape[1], step_minutes)
+    legend_zone = next((z for z in range(len(zone_ids)) if customers[z] > 0), -1)
     for z in range(len(zone_ids)):
         ax = _zone_axes(axes, z)
         ax.axhline(0.0, color="black", lw=0.8)
         if customers[z] <= 0:
             _no_customers(ax)
             continue
+        other_labelled = z != legend_zone  # the legend comes from the first zone's lines
         for k in range(len(cases)):
             bold = k == assigned[z]
             kw = dict(lw=1.6, alpha=1.0) if bold else dict(lw=0.7, alpha=0.35)
+            which = "assigned case" if bold else ("other cases" if not other_labelled
+                                                  else None)
+            other_labelled = other_labelled or not bold
             ax.plot(hours, head_q_kva[k, :, z], color="tab:green", **kw,
-                    label="headroom" if bold else None)
+                    label=f"headroom, {which}" if which and z == legend_zone else None)
             ax.plot(hours, -foot_q_kva[k, :, z], color="tab:purple", **kw,
-                    label="-footroom" if bold else None)
+                    label=f"footroom, {which}" if which and z == legend_zone else None)
         _zone_title(ax, f"{zone_ids[z]}: {cases[assigned[z]]}")
         _hour_ticks(ax)
     _grid_legend(fig, axes)
@@ -141,7 +172,8 @@ def plot_quantile_profiles(path: Path, *, zone_ids: list[str], cases: list[str],
 
 def plot_vmin_flow(path: Path, *, zone_ids: list[str], points: dict[str, tuple],
                    slope: np.ndarray, intercept: np.ndarray, limit_kva: np.ndarray,
-                   v_lim_pu: float, customers: np.ndarray) -> Path:
+                   v_lim_pu: float, customers: np.ndarray,
+                   rules: list[str] | None = None) -> Path:
     """Vmin against supply-cable flow per zone with the stage-4 fit, V_lim and the limit.
 
     Parameters
@@ -151,7 +183,10 @@ def plot_vmin_flow(path: Path, *, zone_ids: list[str], points: dict[str, tuple],
     slope, intercept, limit_kva : ndarray, shape (zone,)
         Fitted line ``Vmin = slope * Pflow + intercept`` [1/kVA], [p.u.] and the limit [kVA].
     """
-    fig, axes = _zone_grid(len(zone_ids) // 3, "Vmin vs supply-cable flow per zone, all cases")
+    fig, axes = _zone_grid(len(zone_ids) // 3, "Lowest voltage in the zone vs its supply-cable "
+                           "flow, every step of every case",
+                           xlabel="supply-cable flow S [kVA]",
+                           ylabel="lowest voltage in the zone, Vmin [pu]")
     colors = [f"C{k}" for k in range(len(points))]
     for z in range(len(zone_ids)):
         ax = _zone_axes(axes, z)
@@ -167,9 +202,8 @@ def plot_vmin_flow(path: Path, *, zone_ids: list[str], points: dict[str, tuple],
             if finite.size:
                 lo, hi = min(lo, finite.min()), max(hi, finite.max())
         _fit_lines(ax, lo, hi, slope[z], intercept[z], limit_kva[z], v_lim_pu)
-        _zone_title(ax, zone_ids[z])
+        _zone_title(ax, f"{zone_ids[z]} (limit: {rules[z]})" if rules else zone_ids[z])
     _grid_legend(fig, axes)
-    axes[-1, 0].set_xlabel("Pflow [kVA]")
     return _save(fig, path)
 
 
@@ -177,15 +211,16 @@ def _fit_lines(ax, lo: float, hi: float, m: float, c: float, limit: float, v_lim
     """Fitted line, V_lim and the chosen limit on one zone's axes."""
     if np.isfinite(lo) and np.isfinite(m) and np.isfinite(c):
         x = np.array([min(lo, 0.0), max(hi, limit if np.isfinite(limit) else hi)])
-        ax.plot(x, m * x + c, color="black", lw=1.0, label="fit")
-    ax.axhline(v_lim, color="tab:red", lw=0.8, ls="--", label="V_lim")
+        ax.plot(x, m * x + c, color="black", lw=1.0, label="fitted line")
+    ax.axhline(v_lim, color="tab:red", lw=0.8, ls="--", label=f"voltage limit {v_lim:g} pu")
     if np.isfinite(limit):
-        ax.axvline(limit, color="tab:orange", lw=1.0, ls="-.", label="limit")
+        ax.axvline(limit, color="tab:orange", lw=1.0, ls="-.", label="flow limit [kVA]")
 
 
 def plot_ev_headroom(path: Path, *, zone_ids: list[str], head_kw: np.ndarray,
                      foot_kw: np.ndarray, ev_kw: dict[str, np.ndarray], customers: np.ndarray,
-                     step_minutes: int, footroom_factor: float) -> Path:
+                     step_minutes: int, footroom_factor: float,
+                     n_evs: np.ndarray | None = None) -> Path:
     """Headroom/footroom given to the EV stage against the zones' net EV power.
 
     Parameters
@@ -196,9 +231,13 @@ def plot_ev_headroom(path: Path, *, zone_ids: list[str], head_kw: np.ndarray,
         Net EV power of the zone per kind (smart, dumb). [kW]
     footroom_factor : float
         The EV stage's lower bound is ``-footroom_factor * footroom``. [-]
+    n_evs : ndarray of int, shape (zone,), optional
+        EVs hosted per zone (in the zone titles; a zone with none says so).
     """
-    fig, axes = _zone_grid(len(zone_ids) // 3, "EV stage headroom / footroom vs the zone's net "
-                           "EV power [kW], noon to noon")
+    fig, axes = _zone_grid(len(zone_ids) // 3, "Room given to the EVs vs the zones' net EV "
+                           "power, one day noon to noon",
+                           xlabel="time of day (noon to noon)",
+                           ylabel="power [kW] (+ charging, - V2G discharge)")
     hours = _hours(head_kw.shape[0], step_minutes, start_minute=720)
     for z in range(len(zone_ids)):
         ax = _zone_axes(axes, z)
@@ -211,8 +250,14 @@ def plot_ev_headroom(path: Path, *, zone_ids: list[str], head_kw: np.ndarray,
         ax.step(hours, head_kw[:, z], where="post", color="tab:green", lw=1.0, label="headroom")
         for kind, arr in ev_kw.items():
             ax.step(hours, arr[:, z], where="post", color=KIND_COLORS.get(kind, "grey"),
-                    lw=1.1, label=f"{kind} EVs")
-        _zone_title(ax, zone_ids[z])
+                    lw=1.1, label=_KIND_LABEL.get(kind, kind))
+        if n_evs is not None:
+            _zone_title(ax, f"{zone_ids[z]}: {int(n_evs[z])} EVs")
+            if n_evs[z] == 0:
+                ax.text(0.5, 0.85, "0 EVs hosted: no room at some time of day",
+                        ha="center", transform=ax.transAxes, fontsize=8, color="grey")
+        else:
+            _zone_title(ax, zone_ids[z])
         _hour_ticks(ax, start_hour=12)
     _grid_legend(fig, axes)
     return _save(fig, path)
@@ -239,10 +284,11 @@ def plot_min_voltage(path: Path, *, vmin_pu: dict[str, np.ndarray], steps_per_da
         for d in days:
             ax.plot(hours, d, color=color, lw=0.5, alpha=0.25)
         ax.plot(hours, np.fmin.reduce(days, axis=0), color=color, lw=1.8,
-                label=f"{kind}: lowest over days")
-    ax.axhline(v_min_pu, color="black", ls="--", lw=1.0, label=f"v_min {v_min_pu:g} pu")
-    ax.set_xlabel("time of day (noon to noon)")
-    ax.set_ylabel("min bus voltage [pu]")
+                label=f"{_KIND_LABEL.get(kind, kind)}: lowest over the days")
+    ax.axhline(v_min_pu, color="black", ls="--", lw=1.0,
+               label=f"undervoltage limit {v_min_pu:g} pu")
+    ax.set_xlabel("time of day (noon to noon); faint lines: single days")
+    ax.set_ylabel("lowest bus voltage [pu]")
     ax.set_title("Minimum voltage over the network's buses, validation load flows")
     _hour_ticks(ax, start_hour=12)
     ax.legend(fontsize=8)
@@ -252,7 +298,8 @@ def plot_min_voltage(path: Path, *, vmin_pu: dict[str, np.ndarray], steps_per_da
 def plot_network_map(path: Path, *, bus_names: np.ndarray, bus_xy: np.ndarray,
                      line_bus1: np.ndarray, line_bus2: np.ndarray,
                      bus_vmin_pu: dict[str, np.ndarray], line_over: dict[str, np.ndarray],
-                     v_min_pu: float) -> Path | None:
+                     v_min_pu: float, busbar: str | None = None,
+                     feeder_buses: tuple[np.ndarray, ...] = ()) -> Path | None:
     """Network map per kind, coloured by each element's worst voltage; overloads marked.
 
     Parameters
@@ -263,6 +310,10 @@ def plot_network_map(path: Path, *, bus_names: np.ndarray, bus_xy: np.ndarray,
         Lowest voltage of each bus over phases and time. [p.u.]
     line_over : dict of kind -> ndarray of bool, shape (line,)
         Lines over their rating at some step.
+    busbar : str, optional
+        The substation's LV busbar (marked with a square).
+    feeder_buses : tuple of ndarray of int
+        Bus indices of each feeder (labelled F1, F2, ... at their farthest bus).
     """
     xy = np.asarray(bus_xy, dtype=float)
     known = np.isfinite(xy).all(axis=1)
@@ -278,13 +329,45 @@ def plot_network_map(path: Path, *, bus_names: np.ndarray, bus_xy: np.ndarray,
     hi = max(1.0, float(finite.max())) if finite.size else 1.05
     fig = Figure(figsize=(6.0 * len(bus_vmin_pu) + 1.0, 6.0), dpi=_DPI, layout="constrained")
     axes = fig.subplots(1, len(bus_vmin_pu), squeeze=False)[0]
+    sub = pos.get(str(busbar)) if busbar is not None else None
     for ax, kind in zip(axes, bus_vmin_pu, strict=True):
-        mappable = _map_panel(ax, xy, i1[drawn], i2[drawn], bus_vmin_pu[kind], known,
+        v = bus_vmin_pu[kind]
+        mappable = _map_panel(ax, xy, i1[drawn], i2[drawn], v, known,
                               line_over[kind][drawn], (lo, hi))
-        ax.set_title(f"{kind}: worst voltage, {int(line_over[kind].sum())} lines overloaded",
+        low = known & (v < v_min_pu)
+        if low.any():
+            ax.scatter(xy[low, 0], xy[low, 1], s=40, facecolors="none", edgecolors="black",
+                       linewidths=1.0, zorder=4, label=f"below {v_min_pu:g} pu")
+        if sub is not None and known[sub]:
+            ax.scatter(*xy[sub], marker="s", s=110, color="black", zorder=5,
+                       label="substation")
+        _feeder_labels(ax, xy, known, sub, feeder_buses)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=8, loc="best")
+        ax.set_title(f"{_KIND_LABEL.get(kind, kind)}: {int(low.sum())} buses below "
+                     f"{v_min_pu:g} pu, {int(line_over[kind].sum())} lines overloaded",
                      fontsize=10)
-    fig.colorbar(mappable, ax=list(axes), label="lowest voltage [pu]", shrink=0.8)
+    bar = fig.colorbar(mappable, ax=list(axes), label="lowest voltage over the study [pu]",
+                       shrink=0.8)
+    if lo <= v_min_pu <= hi:
+        bar.ax.axhline(v_min_pu, color="black", lw=2)
+        bar.ax.text(1.05, v_min_pu, f" {v_min_pu:g}", transform=bar.ax.get_yaxis_transform(),
+                    va="center", fontsize=8)
     return _save(fig, path)
+
+
+def _feeder_labels(ax, xy: np.ndarray, known: np.ndarray, sub: int | None,
+                   feeder_buses: tuple[np.ndarray, ...]) -> None:
+    """``F<n>`` at each feeder's bus farthest from the substation (or from its first bus)."""
+    for f, buses in enumerate(feeder_buses):
+        buses = np.asarray(buses, dtype=int)
+        buses = buses[known[buses]] if buses.size else buses
+        if not buses.size:
+            continue
+        origin = xy[sub] if sub is not None and known[sub] else xy[buses[0]]
+        far = buses[np.argmax(np.hypot(*(xy[buses] - origin).T))]
+        ax.annotate(f"F{f + 1}", xy[far], fontsize=9, fontweight="bold",
+                    xytext=(4, 4), textcoords="offset points")
 
 
 def _map_panel(ax, xy, i1, i2, vbus, known, over, clim: tuple[float, float]):
@@ -296,8 +379,7 @@ def _map_panel(ax, xy, i1, i2, vbus, known, over, clim: tuple[float, float]):
     ax.add_collection(lc)
     if over.any():
         ax.add_collection(LineCollection(segs[over], colors="black", linewidths=3.5,
-                                         label="overloaded"))
-        ax.legend(fontsize=8, loc="best")
+                                         label="overloaded line"))
     ax.scatter(xy[known, 0], xy[known, 1], c=vbus[known], cmap="RdYlGn", vmin=clim[0],
                vmax=clim[1], s=8, zorder=3)
     ax.autoscale()
@@ -387,7 +469,11 @@ def hosting_plot(cfg, m, out_dir: Path) -> Plot:
                                   assigned=assigned, customers=customers,
                                   step_minutes=cfg.time.step_minutes,
                                   quantile=cfg.headroom.quantile)
-    return Plot("quantile_profiles", "Quantile headroom / footroom per zone (stage 6)", path)
+    return Plot("quantile_profiles", "Quantile headroom / footroom per zone (stage 6)", path,
+                f"The headroom each zone keeps at each time of day on all but the worst "
+                f"{cfg.headroom.quantile:.0%} of days, for every heat-pump/PV case; the bold "
+                "line is the case assigned to the zone (title). Below zero: the zone's limit is "
+                "exceeded at that time on those days.")
 
 
 def vmin_flow_plot(cfg, m, out_dir: Path) -> Plot:
@@ -401,13 +487,21 @@ def vmin_flow_plot(cfg, m, out_dir: Path) -> Plot:
     with _open(Path(cfg.out_dir) / "headroom" / m.name / "limits.h5") as f:
         g = f["limits"]
         fit = {k: g[k][()] for k in ("slope_pu_per_kva", "intercept_pu", "limit_kva")}
+        rules = _strs(g["rule"][()])
         v_lim = float(f.attrs.get("v_lim_pu", cfg.headroom.v_lim_pu))
     path = plot_vmin_flow(out_dir / "vmin_vs_flow.png", zone_ids=m.zone_ids, points=points,
                           slope=fit["slope_pu_per_kva"], intercept=fit["intercept_pu"],
                           limit_kva=fit["limit_kva"], v_lim_pu=v_lim,
-                          customers=m.topology.zone_customers)
-    return Plot("vmin_vs_flow", "Vmin vs supply-cable flow, fitted line and limit (stage 4)",
-                path)
+                          customers=m.topology.zone_customers, rules=rules)
+    return Plot("vmin_vs_flow", "Lowest voltage vs supply-cable flow, fitted line and flow "
+                "limit (stage 4)", path,
+                "Each dot is one step of one case; the flow is the supply cable's apparent "
+                "power, signed + towards the customers. The flow limit (orange) sets the "
+                "zone's voltage headroom; how it was found is in each title: fit (where the "
+                "fitted line reaches the voltage limit, red), fallback (no step went below "
+                "the limit: a share of the fitted flow, at least the largest flow seen), "
+                "observed (the smallest flow already seen below the limit, where the data "
+                "contradict the fit).")
 
 
 def ev_headroom_plot(cfg, m, out_dir: Path) -> Plot:
@@ -420,11 +514,13 @@ def ev_headroom_plot(cfg, m, out_dir: Path) -> Plot:
     foot = np.full_like(head, np.nan)
     kinds = [k for k in KINDS if k != "none"]  # the baseline has no EV power to draw
     ev = {kind: np.zeros_like(head) for kind in kinds}
+    n_evs = np.zeros(n_zone, dtype=int)
     for z, zid in enumerate(m.zone_ids):
         if m.topology.zone_customers[z] <= 0:
             continue
         head[:, z], foot[:, z] = zone_profiles(cfg, m.name, z)
         zone = read_zone(_require(zone_path(cfg.out_dir, m.name, zid)))
+        n_evs[z] = int(zone["attrs"]["n_evs"])
         for kind in kinds:
             net_kw, _ = zone_ev_kw(zone, kind, steps=t.steps_per_day,
                                    step_minutes=t.step_minutes, efficiency=cfg.ev.efficiency)
@@ -432,9 +528,15 @@ def ev_headroom_plot(cfg, m, out_dir: Path) -> Plot:
     path = plot_ev_headroom(out_dir / "ev_headroom.png", zone_ids=m.zone_ids, head_kw=head,
                             foot_kw=foot, ev_kw=ev, customers=m.topology.zone_customers,
                             step_minutes=t.step_minutes,
-                            footroom_factor=cfg.ev.footroom_factor)
-    return Plot("ev_headroom", "Headroom / footroom vs net EV power, smart and dumb (stage 7)",
-                path)
+                            footroom_factor=cfg.ev.footroom_factor, n_evs=n_evs)
+    return Plot("ev_headroom", "Room given to the EVs vs their net power, smart and "
+                "uncontrolled (stage 7)", path,
+                "Green band: what the EV optimisation may use, from headroom down to "
+                f"-{cfg.ev.footroom_factor:g} x footroom (V2G). The smart schedule minimises "
+                "the charging cost under the time-of-use tariff, so it may discharge (below "
+                "0) in expensive hours even where headroom is positive, and charges where "
+                "power is cheap, within the band. Uncontrolled charging starts on arrival and "
+                "can leave the band. A zone with 0 EVs had no room at some time of day.")
 
 
 def _kind_arrays(cfg, m, names: list[str]) -> dict[str, dict[str, np.ndarray]]:
@@ -457,7 +559,10 @@ def min_voltage_plot(cfg, m, out_dir: Path) -> Plot:
     path = plot_min_voltage(out_dir / "min_voltage.png", vmin_pu=vmin,
                             steps_per_day=cfg.time.steps_per_day,
                             step_minutes=cfg.time.step_minutes, v_min_pu=cfg.validate.v_min_pu)
-    return Plot("min_voltage", "Minimum voltage over the day, smart vs dumb (stage 8)", path)
+    return Plot("min_voltage", "Lowest voltage over the day: no EVs, smart and uncontrolled "
+                "charging (stage 8)", path,
+                "The lowest bus voltage of the network at each time of day over the "
+                "validation period; below the dashed line is undervoltage.")
 
 
 def map_plot(cfg, m, out_dir: Path) -> Plot:
@@ -467,8 +572,14 @@ def map_plot(cfg, m, out_dir: Path) -> Plot:
                             bus_xy=m.bus_xy, line_bus1=m.line_bus1, line_bus2=m.line_bus2,
                             bus_vmin_pu={k: d["map/bus_vmin_pu"] for k, d in data.items()},
                             line_over={k: d["map/line_over_steps"] > 0 for k, d in data.items()},
-                            v_min_pu=cfg.validate.v_min_pu)
-    title = "Network map: worst voltage and overloaded lines, smart vs dumb (stage 8)"
+                            v_min_pu=cfg.validate.v_min_pu, busbar=m.topology.busbar,
+                            feeder_buses=m.topology.feeder_buses)
+    title = ("Network map: lowest voltage and overloaded lines, no EVs, smart and "
+             "uncontrolled charging (stage 8)")
     if path is None:
         return Plot("network_map", title, None, "no bus coordinates in the network: map skipped")
-    return Plot("network_map", title, path)
+    return Plot("network_map", title, path,
+                "Lines and buses coloured by the lowest voltage they see over the study; "
+                "circled buses go below the undervoltage limit, thick black lines exceed "
+                "their rating at some step; the square is the substation, F1.. label the "
+                "feeders' far ends.")
