@@ -172,7 +172,7 @@ def run_stage(argv: list[str] | None, prog: str, description: str,
     comm = workers.comm
     try:
         cfg = _load(args.config, comm)
-        if clean or getattr(args, "clean", False):
+        if clean:
             _clean_leftovers(cfg, workers)
         return body(cfg, workers, args)
     except BrokenPipeError:  # e.g. `status CONFIG | head`: the reader has gone

@@ -88,3 +88,40 @@ def test_agileflex_console_script_runs_stages_and_knows_its_version(tmp_path):
     res = subprocess.run([exe, "status", str(job)], capture_output=True, text=True,
                          timeout=120, cwd=tmp_path)
     assert res.returncode == 0 and "manifests" in res.stdout
+
+
+def test_dry_runs_print_the_plan_once_with_what_is_current(tmp_path):
+    import subprocess
+    import sys
+
+    job = tmp_path / "job.toml"
+    job.write_text('[run]\nname = "c"\nroot = "out"\n[time]\nstart = "2014-01-06"\ndays = 2\n'
+                   'step_minutes = 60\nblock_steps = 24\n[[network]]\nname = "default"\n'
+                   '[cases]\nnames = ["00PV00HP", "25PV50HP"]\n')
+
+    def agileflex(*args):
+        res = subprocess.run([sys.executable, "-m", "agileflex_hpc", *args, str(job)],
+                             capture_output=True, text=True, timeout=300, cwd=tmp_path)
+        assert res.returncode == 0, res.stderr[-2000:]
+        return res.stdout
+
+    out = agileflex("loadflow", "--dry-run")
+    assert out.count("4 work items over 1 worker(s), 0 already current") == 1, out
+    assert not (tmp_path / "out" / "c" / "raw").exists()  # nothing solved or written
+    agileflex("loadflow")
+    out = agileflex("loadflow", "--dry-run", "--workers", "2", "--worker", "0")
+    assert "4 work items over 2 worker(s), 4 already current (skipped)" in out
+    assert [line.split()[4] for line in out.splitlines()[-2:]] == ["2", "2"]  # per worker
+    out = agileflex("run", "--dry-run")
+    assert "would run in this process" in out and "loadflow blocks" in out
+    # a temporary file of a writer that died: status --clean --dry-run lists, keeps it
+    import socket
+
+    dead = subprocess.Popen(["true"])
+    dead.wait()  # a pid no live process has
+    tmp = tmp_path / "out" / "c" / "raw" / f"x.h5.{socket.gethostname()}.{dead.pid}.tmp"
+    tmp.write_text("")
+    out = agileflex("status", "--clean", "--dry-run")
+    assert f"would remove {tmp}" in out and tmp.exists()
+    out = agileflex("status", "--clean")
+    assert "removed 1 temporary files" in out and not tmp.exists()

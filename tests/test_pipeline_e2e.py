@@ -54,3 +54,21 @@ def test_pipeline_runs_every_stage(tmp_path):
     index = out / "report" / "index.html"
     assert index.is_file() and f"report: {index.resolve()}" in res.stdout
     assert len(list((out / "report" / "default").glob("*.png"))) == 5
+
+    # a rerun with nothing changed: every stage finds its results current, writes nothing
+    # and says so (no rate for work it did not do)
+    stamps = {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file()}
+    dry = subprocess.run([sys.executable, "-m", "agileflex_hpc", "run", str(job), "--dry-run"],
+                         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert dry.returncode == 0, dry.stderr[-3000:]
+    assert "would run" in dry.stdout and "MISSING" not in dry.stdout
+    again = subprocess.run([sys.executable, "-m", "agileflex_hpc", "run", str(job)],
+                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr[-3000:]
+    changed = [str(p) for p, t in stamps.items() if p.stat().st_mtime_ns != t]
+    assert changed == [], changed
+    log = again.stderr
+    steps = len(cases) * 2 * 48  # SHORT_DEMO: 2 days of 30-minute steps
+    assert f"loadflow: {steps}/{steps} steps, all up to date" in log
+    assert "steps/s, ETA" not in log  # no rate for skipped work
+    assert "zones up to date" in log and "report up to date" in log

@@ -1,6 +1,7 @@
 """The real stages under the local SLURM: a 2-task load-flow array submitted with the repo's
 own slurm/loadflow.sh (then slurm/gather.sh, afterok) gives the same bytes as one process."""
 
+import re
 import subprocess
 import sys
 
@@ -47,8 +48,17 @@ def _array_then_gather(tmp_path, slurm_env, jobs, *array_args, **env_extra) -> s
 
 
 def test_loadflow_array_then_gather_match_single_process(tmp_path, slurm_env, jobs):  # noqa: F811
+    import h5py
+
     logs = _array_then_gather(tmp_path, slurm_env, jobs, "--array=0-1")
     assert "task 0/2" in logs and "task 1/2" in logs  # two array tasks, each its share
+    # each block records the array task that wrote it as <array job>_<task>
+    array_job = re.search(r"task 0/2 of array (\d+)", logs).group(1)
+    ids = set()
+    for block in (tmp_path / "slurm" / "out" / "x" / "raw").rglob("block_*.h5"):
+        with h5py.File(block, "r") as f:
+            ids.add(str(f.attrs["slurm_job_id"]))
+    assert ids == {f"{array_job}_0", f"{array_job}_1"}, ids
 
 
 def test_mpi_inside_array_tasks_match_single_process(tmp_path, slurm_env, jobs):  # noqa: F811
