@@ -48,6 +48,7 @@ import pandas as pd
 
 from agileflex_hpc import fingerprint, h5io
 from agileflex_hpc.errors import StaleError
+from agileflex_hpc.layout import layout
 
 __all__ = ["caps_path", "read_caps", "tighten_caps", "replan_network", "replan", "rounds_done",
            "HISTORY_COLUMNS"]
@@ -59,7 +60,7 @@ HISTORY_COLUMNS = ["round", "network", "zone", "violations", "steps", "evs_hoste
 
 
 def caps_path(out_dir: Path, network: str) -> Path:
-    return Path(out_dir) / "replan" / f"{network}.h5"
+    return layout(out_dir).caps(network)
 
 
 def _base(cfg, network: str) -> str:
@@ -281,7 +282,7 @@ def replan(cfg) -> bool:
         added_violation_flags(cfg, net.name)
     again = [replan_network(cfg, net.name) for net in cfg.networks]
     tables = [read_caps(cfg, net.name)[2] for net in cfg.networks]
-    out = Path(cfg.out_dir) / "replan" / "rounds.csv"
+    out = layout(cfg).rounds_csv
     h5io.write_csv_atomic(pd.concat(tables, ignore_index=True), out)
     return any(again)
 

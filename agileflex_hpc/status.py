@@ -13,6 +13,7 @@ from pathlib import Path
 from agileflex_hpc import h5io
 from agileflex_hpc.cli import run_stage
 from agileflex_hpc.fingerprint import Fingerprints, explain, freshness
+from agileflex_hpc.layout import layout
 
 __all__ = ["stage_status", "print_status", "main"]
 
@@ -36,7 +37,7 @@ def stage_status(cfg) -> list[tuple[str, int, int, list[str]]]:
     out = cfg.out_dir
     nets = [n.name for n in cfg.networks]
     cases = list(cfg.cases.names)
-    raw = out / "raw"
+    raw = layout(cfg).raw_dir
     rows = [
         _check("manifests", [(manifest_path(out, n), fps.network(n)) for n in nets]),
         _check("inputs", [(inputs_path(out, n, c), fps.inputs(n, c)) for n in nets
@@ -51,7 +52,7 @@ def stage_status(cfg) -> list[tuple[str, int, int, list[str]]]:
                             for n, z in _ev_zones(cfg)]),
         _check("validation", [(report_h5_path(out, n), fps.validation(n)) for n in nets]),
     ]
-    index = out / "report" / "index.html"
+    index = layout(cfg).report_index
     rows.append(("report", int(index.is_file()), 1, [] if index.is_file() else
                  [f"{index} (missing)"]))
     return rows

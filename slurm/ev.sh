@@ -58,13 +58,13 @@ else  # no checkout: the installed package, run from the submit folder
 fi
 
 task=""
-[[ -n ${SLURM_ARRAY_TASK_ID:-} ]] &&
-    task=" task ${SLURM_ARRAY_TASK_ID}/${SLURM_ARRAY_TASK_COUNT:-?} of array ${SLURM_ARRAY_JOB_ID:-?}"
+[[ -n ${SLURM_ARRAY_TASK_ID:-} ]] && task=" task ${SLURM_ARRAY_TASK_ID}/"\
+"${SLURM_ARRAY_TASK_COUNT:-?} of array ${SLURM_ARRAY_JOB_ID:-?}"
 echo "agileflex ev: job ${SLURM_JOB_ID:-none}${task} on $(hostname -s) at $(date -Is)" \
     "restart=${SLURM_RESTART_COUNT:-0} python=$PY config=$CONFIG" >&2
 
 cmd=("$PY" -m agileflex_hpc.ev "$CONFIG" "$@")
-# MPI: AGILEFLEX_MPI=1, or more than one task in the allocation (AGILEFLEX_MPI=0 forbids).
+# MPI: AGILEFLEX_MPI=1, or more than one task in the job (AGILEFLEX_MPI=0: never).
 # Pip MPICH needs srun --mpi=pmi2 (without it every rank sees a world of size 1).
 if [[ ${AGILEFLEX_MPI:-} == 1 || ( ${AGILEFLEX_MPI:-} != 0 && ${SLURM_NTASKS:-1} -gt 1 ) ]]; then
     cmd=(srun --mpi="${AGILEFLEX_SRUN_MPI:-pmi2}" "$PY" -m mpi4py -m agileflex_hpc.ev "$CONFIG" "$@")
@@ -76,7 +76,8 @@ af_requeue() {
     [[ -n ${SLURM_ARRAY_JOB_ID:-} ]] && id=${SLURM_ARRAY_JOB_ID}_${SLURM_ARRAY_TASK_ID}
     if [[ -z $id ]]; then return; fi
     if ((${SLURM_RESTART_COUNT:-0} >= ${AGILEFLEX_MAX_REQUEUE:-3})); then
-        echo "agileflex ev: time limit near; not requeued (already ${SLURM_RESTART_COUNT} times)" >&2
+        echo "agileflex ev: time limit near; not requeued" \
+            "(already ${SLURM_RESTART_COUNT} times)" >&2
         return
     fi
     echo "agileflex ev: time limit near: requeueing $id (complete results are kept)" >&2

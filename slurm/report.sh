@@ -56,8 +56,8 @@ else  # no checkout: the installed package, run from the submit folder
 fi
 
 task=""
-[[ -n ${SLURM_ARRAY_TASK_ID:-} ]] &&
-    task=" task ${SLURM_ARRAY_TASK_ID}/${SLURM_ARRAY_TASK_COUNT:-?} of array ${SLURM_ARRAY_JOB_ID:-?}"
+[[ -n ${SLURM_ARRAY_TASK_ID:-} ]] && task=" task ${SLURM_ARRAY_TASK_ID}/"\
+"${SLURM_ARRAY_TASK_COUNT:-?} of array ${SLURM_ARRAY_JOB_ID:-?}"
 echo "agileflex report: job ${SLURM_JOB_ID:-none}${task} on $(hostname -s) at $(date -Is)" \
     "restart=${SLURM_RESTART_COUNT:-0} python=$PY config=$CONFIG" >&2
 
@@ -69,7 +69,8 @@ af_requeue() {
     [[ -n ${SLURM_ARRAY_JOB_ID:-} ]] && id=${SLURM_ARRAY_JOB_ID}_${SLURM_ARRAY_TASK_ID}
     if [[ -z $id ]]; then return; fi
     if ((${SLURM_RESTART_COUNT:-0} >= ${AGILEFLEX_MAX_REQUEUE:-3})); then
-        echo "agileflex report: time limit near; not requeued (already ${SLURM_RESTART_COUNT} times)" >&2
+        echo "agileflex report: time limit near; not requeued" \
+            "(already ${SLURM_RESTART_COUNT} times)" >&2
         return
     fi
     echo "agileflex report: time limit near: requeueing $id (complete results are kept)" >&2

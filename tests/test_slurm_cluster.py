@@ -52,7 +52,8 @@ mod=${2#agileflex_hpc.}
 shift 2
 stage=$mod
 [[ " $* " == *" --gather "* ]] && stage=$mod-gather
-echo "$stage ${SLURM_JOB_ID:-none} ${SLURM_ARRAY_TASK_ID:--} $* workers=${AGILEFLEX_WORKERS:-}" >> "$FAKE_LOG"
+echo "$stage ${SLURM_JOB_ID:-none} ${SLURM_ARRAY_TASK_ID:--} $*" \
+    "workers=${AGILEFLEX_WORKERS:-}" >> "$FAKE_LOG"
 if [[ $stage == "${FAKE_FAIL:-}" ]] &&
    [[ -z ${FAKE_FAIL_TASK:-} || ${SLURM_ARRAY_TASK_ID:-} == "$FAKE_FAIL_TASK" ]]; then
     echo "fake failure of $stage" >&2

@@ -25,6 +25,7 @@ from agileflex_hpc.evcharging.fleet import EvFleet, draw_fleet, load_fleet_csv
 from agileflex_hpc.evcharging.tariff import tariff_p_per_kwh
 from agileflex_hpc.fingerprint import Fingerprints, freshness
 from agileflex_hpc.headroom.stage import hosting_path, require_hosting
+from agileflex_hpc.layout import layout
 from agileflex_hpc.partition import split_by_cost
 
 __all__ = ["ZoneTask", "ZoneRun", "list_zone_tasks", "tasks_for", "zone_path", "zone_profiles",
@@ -49,7 +50,7 @@ class ZoneTask:
 
 
 def zone_path(out_dir: Path, network: str, zone: str) -> Path:
-    return Path(out_dir) / "ev" / network / f"{zone}.h5"
+    return layout(out_dir).ev_zone(network, zone)
 
 
 def list_zone_tasks(cfg, fps: Fingerprints | None = None) -> list[ZoneTask]:
@@ -302,8 +303,7 @@ def hosting_answer(cfg, network: str) -> pd.DataFrame:
 def write_hosting_answer(cfg, network: str) -> pd.DataFrame:
     """Write :func:`hosting_answer` to ``hosting/<network>_summary.csv``; return it."""
     table = hosting_answer(cfg, network)
-    path = hosting_path(cfg.out_dir, network)
-    h5io.write_csv_atomic(table, path.with_name(f"{network}_summary.csv"))
+    h5io.write_csv_atomic(table, layout(cfg).hosting_csv(network))
     return table
 
 

@@ -36,6 +36,7 @@ from agileflex_hpc.headroom import (
     zone_series,
 )
 from agileflex_hpc.inputs.stage import inputs_path, read_customers, study_times
+from agileflex_hpc.layout import layout
 from agileflex_hpc.loadflow.gather import require_stitched
 from agileflex_hpc.network.manifest import NetworkManifest, manifest_path, read_manifest
 
@@ -62,7 +63,7 @@ class ZoneData:
 
 
 def hosting_path(out_dir: Path, network: str) -> Path:
-    return Path(out_dir) / "hosting" / f"{network}.h5"
+    return layout(out_dir).hosting(network)
 
 
 def compute_zones(stitched: Path, m: NetworkManifest) -> ZoneData:
@@ -105,10 +106,9 @@ def _supply_flow(s_kva: np.ndarray, m: NetworkManifest) -> np.ndarray:
 
 def output_paths(cfg, network: str) -> list[Path]:
     """Every file stages 3-6 write for a network."""
-    out, cases = Path(cfg.out_dir), list(cfg.cases.names)
-    return ([out / "zones" / network / f"{c}.h5" for c in cases]
-            + [out / "headroom" / network / f"{c}.h5" for c in cases]
-            + [out / "headroom" / network / "limits.h5", hosting_path(out, network)])
+    run, cases = layout(cfg), list(cfg.cases.names)
+    return ([run.zones(network, c) for c in cases] + [run.headroom(network, c) for c in cases]
+            + [run.limits(network), run.hosting(network)])
 
 
 def require_upstream(cfg, fps: Fingerprints, network: str) -> dict[str, Path]:
@@ -264,7 +264,7 @@ def _time_and_zone(f, cfg, m) -> None:
 
 
 def _write_zones(cfg, m, case: str, zd: ZoneData, fp_attrs: dict | None = None) -> None:
-    path = Path(cfg.out_dir) / "zones" / m.name / f"{case}.h5"
+    path = layout(cfg).zones(m.name, case)
     attrs = h5io.provenance(cfg, network=m.name, case=case, **(fp_attrs or {}))
     with h5io.atomic_h5(path, attrs=attrs) as f:
         _time_and_zone(f, cfg, m)
@@ -285,7 +285,7 @@ def _write_zones(cfg, m, case: str, zd: ZoneData, fp_attrs: dict | None = None) 
 
 
 def _write_limits(cfg, m, lim, fp_attrs: dict) -> None:
-    path = Path(cfg.out_dir) / "headroom" / m.name / "limits.h5"
+    path = layout(cfg).limits(m.name)
     attrs = h5io.provenance(cfg, network=m.name, v_lim_pu=cfg.headroom.v_lim_pu, **fp_attrs)
     with h5io.atomic_h5(path, attrs=attrs) as f:
         h5io.write_coord(f, "zone", np.array(m.zone_ids))
@@ -303,7 +303,7 @@ def _write_limits(cfg, m, lim, fp_attrs: dict) -> None:
 
 
 def _write_headroom(cfg, m, case: str, hd, fp_attrs: dict) -> None:
-    path = Path(cfg.out_dir) / "headroom" / m.name / f"{case}.h5"
+    path = layout(cfg).headroom(m.name, case)
     attrs = h5io.provenance(cfg, network=m.name, case=case, **fp_attrs)
     with h5io.atomic_h5(path, attrs=attrs) as f:
         _time_and_zone(f, cfg, m)

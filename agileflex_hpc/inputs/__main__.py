@@ -12,6 +12,7 @@ import logging
 import sys
 
 from agileflex_hpc.cli import run_stage
+from agileflex_hpc.layout import layout
 
 logger = logging.getLogger("agileflex_hpc.inputs")
 
@@ -33,7 +34,7 @@ def body(cfg, workers, args) -> int:
         print(f"inputs: {len(pairs)} (network, case) files")
         return 0
     prepare_inputs(cfg, items, workers, None)
-    logger.info("inputs ready under %s", cfg.out_dir / "inputs")
+    logger.info("inputs ready under %s", layout(cfg).inputs_dir)
     return 0
 
 

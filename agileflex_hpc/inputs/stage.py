@@ -17,6 +17,7 @@ import pandas as pd
 from agileflex_hpc import fingerprint, h5io
 from agileflex_hpc.errors import InputDataError
 from agileflex_hpc.fingerprint import Fingerprints, freshness
+from agileflex_hpc.layout import layout
 
 __all__ = ["inputs_path", "study_times", "ensure_inputs", "read_inputs", "read_customers",
            "check_profiles"]
@@ -25,7 +26,7 @@ logger = logging.getLogger(__name__)
 
 
 def inputs_path(out_dir: Path, network: str, case: str) -> Path:
-    return Path(out_dir) / "inputs" / network / f"{case}.h5"
+    return layout(out_dir).inputs(network, case)
 
 
 def study_times(cfg) -> pd.DatetimeIndex:

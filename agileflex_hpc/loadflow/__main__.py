@@ -17,6 +17,7 @@ from pathlib import Path
 
 from agileflex_hpc.cli import Workers, run_stage
 from agileflex_hpc.errors import AgileflexError
+from agileflex_hpc.layout import layout
 from agileflex_hpc.loadflow.progress import ProgressReporter, format_summary
 from agileflex_hpc.loadflow.run import (
     LoadflowInputs,
@@ -82,7 +83,7 @@ def body(cfg, workers: Workers, args: argparse.Namespace,
     if workers.covers_all and not getattr(args, "no_gather", False):
         from agileflex_hpc.loadflow.gather import gather_all
 
-        raw = target.raw_dir if target else cfg.out_dir / "raw"
+        raw = target.raw_dir if target else layout(cfg).raw_dir
         for path in gather_all(cfg, items, raw, label=label, target=target):
             logger.info("wrote %s", path)
     return 0

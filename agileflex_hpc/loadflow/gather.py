@@ -19,6 +19,7 @@ from agileflex_hpc import fingerprint, h5io
 from agileflex_hpc.errors import ResultsError
 from agileflex_hpc.fingerprint import Fingerprints, Key, freshness, require_fresh
 from agileflex_hpc.inputs.stage import study_times
+from agileflex_hpc.layout import RunLayout
 from agileflex_hpc.loadflow.run import (
     VARIABLES,
     LoadflowInputs,
@@ -35,7 +36,7 @@ logger = logging.getLogger(__name__)
 
 
 def stitched_path(raw_dir: Path, network: str, case: str) -> Path:
-    return Path(raw_dir) / network / f"{case}.h5"
+    return RunLayout.stitched(raw_dir, network, case)
 
 
 def missing_blocks(raw_dir: Path, items: list[WorkItem]) -> list[WorkItem]:

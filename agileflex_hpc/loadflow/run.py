@@ -27,6 +27,7 @@ from agileflex_hpc.inputs.stage import (
     read_inputs,
     study_times,
 )
+from agileflex_hpc.layout import RunLayout, layout
 from agileflex_hpc.network.engine import DssNetwork, pf_to_kvar_ratio
 from agileflex_hpc.network.manifest import (
     build_manifest,
@@ -69,7 +70,7 @@ class LoadflowInputs:
 
 def loadflow_target(cfg) -> LoadflowInputs:
     """Stage 2's target: ``<out>/raw``, stage-1 inputs, the job's cases."""
-    return LoadflowInputs(Path(cfg.out_dir) / "raw", ensure_inputs, Fingerprints.block,
+    return LoadflowInputs(layout(cfg).raw_dir, ensure_inputs, Fingerprints.block,
                           Fingerprints.stitched)
 
 
@@ -93,7 +94,7 @@ class WorkerSummary:
 
 
 def block_path(raw_dir: Path, item: WorkItem) -> Path:
-    return Path(raw_dir) / item.network / item.case / f"block_{item.block:05d}.h5"
+    return RunLayout.block(raw_dir, item.network, item.case, item.block)
 
 
 def block_checksum(arrays: dict[str, np.ndarray]) -> str:

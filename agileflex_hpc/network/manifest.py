@@ -17,6 +17,7 @@ import pandas as pd
 
 from agileflex_hpc import h5io
 from agileflex_hpc.errors import ResultsError
+from agileflex_hpc.layout import layout
 from agileflex_hpc.network.topology import Topology, derive_topology, zone_id
 
 __all__ = ["NetworkManifest", "build_manifest", "write_manifest", "read_manifest",
@@ -52,7 +53,7 @@ class NetworkManifest:
 
 
 def manifest_path(out_dir: Path, network: str) -> Path:
-    return Path(out_dir) / "networks" / network / "network.h5"
+    return layout(out_dir).manifest(network)
 
 
 def network_master(cfg, net_cfg) -> Path:
@@ -61,7 +62,7 @@ def network_master(cfg, net_cfg) -> Path:
         return Path(net_cfg.path) / net_cfg.master
     from agileflex_hpc.network.synthetic import write_synthetic_network
 
-    folder = cfg.out_dir / "networks" / net_cfg.name / f"dss_seed{net_cfg.seed}"
+    folder = layout(cfg).network_dir(net_cfg.name) / f"dss_seed{net_cfg.seed}"
     master = folder / "Master.dss"
     if not master.is_file():  # one folder per generator seed: a new seed, a new network
         tmp = folder.with_name(f"{folder.name}.{h5io.HOST}.{_pid()}.tmp")

@@ -16,6 +16,7 @@ import pandas as pd
 
 from agileflex_hpc import h5io
 from agileflex_hpc.fingerprint import Fingerprints, freshness
+from agileflex_hpc.layout import layout
 from agileflex_hpc.report import tables as views
 from agileflex_hpc.report.html import NetworkSection, Table, page_fingerprint, write_index
 from agileflex_hpc.report.plots import network_plots
@@ -26,7 +27,7 @@ __all__ = ["report_dir", "build_report", "body"]
 logger = logging.getLogger(__name__)
 
 def report_dir(out_dir: Path) -> Path:
-    return Path(out_dir) / "report"
+    return layout(out_dir).report_dir
 
 
 def _table(path: Path, group: str, name: str, key: dict | None = None) -> pd.DataFrame | None:
@@ -107,7 +108,8 @@ def _section(cfg, network: str) -> tuple[NetworkSection, dict]:
     """The network's part of the page, and its row of the overview."""
     from agileflex_hpc.replan import rounds_done
 
-    folder = report_dir(cfg.out_dir) / network
+    run = layout(cfg)
+    folder = run.report_network_dir(network)
     folder.mkdir(parents=True, exist_ok=True)
     rep = report_h5_path(cfg.out_dir, network)
     key = Fingerprints(cfg).validation(network)
@@ -128,13 +130,13 @@ def _section(cfg, network: str) -> tuple[NetworkSection, dict]:
               "estimate", _view(views.hosting_view, hosting),
               "Binding limit and worst headroom are those of the assigned case's quantile "
               "profile (stage 6); EVs hosted come from the EV optimisation (stage 7).",
-              _csv(hosting, folder / "hosting.csv"),
+              _csv(hosting, run.report_file("hosting.csv", network)),
               missing="not available (run the headroom and EV stages)"),
         Table("Share of time steps with a violation, by charging", _view(views.violations_view,
                                                                          summary),
               "Smart charging should not exceed the no-EV baseline in any column; "
               "uncontrolled charging of the same EVs is shown for comparison.",
-              _csv(summary, folder / "validation_summary.csv"),
+              _csv(summary, run.report_file("validation_summary.csv", network)),
               missing="no current validation (run the validate stage)"),
         Table("Extremes, EV energy and V2G, by charging", _view(views.extremes_view, summary)),
         Table("Headroom before (no EVs) and after charging, over all zones and steps",
@@ -145,17 +147,18 @@ def _section(cfg, network: str) -> tuple[NetworkSection, dict]:
               "without a limit being exceeded. Whether limits are exceeded is what the "
               "violation table and the proof count."),
         Table("Where smart charging adds violations to the no-EV baseline (final round)",
-              _view(views.proof_view, proof), csv=_csv(proof, folder / "proof.csv"),
+              _view(views.proof_view, proof),
+              csv=_csv(proof, run.report_file("proof.csv", network)),
               missing="no current validation", empty="none: proved"),
         Table("Plan-validate rounds: the EVs each round costs", _view(views.rounds_view, rounds),
-              csv=_csv(rounds, folder / "rounds.csv"), missing="no rounds yet"),
+              csv=_csv(rounds, run.report_file("rounds.csv", network)), missing="no rounds yet"),
         Table("Voltage collapse per case (stage 2)", _view(views.collapse_view, collapse),
-              csv=_csv(collapse, folder / "collapse.csv")),
+              csv=_csv(collapse, run.report_file("collapse.csv", network))),
         Table("Validation per zone and charging", _view(views.zones_view, zones),
-              csv=_csv(zones, folder / "validation_zones.csv"), folded=True,
+              csv=_csv(zones, run.report_file("validation_zones.csv", network)), folded=True,
               missing="no current validation"),
     ]
-    sec.plots = network_plots(cfg, network, folder)
+    sec.plots = network_plots(cfg, network)
     sec.notes = [p.note for p in sec.plots if p.path is None and p.note]
     return sec, row
 
@@ -251,7 +254,7 @@ def build_report(cfg, *, force: bool = False) -> tuple[Path, bool]:
     """Draw every figure and write ``<out>/report/index.html``; return (its path, whether it
     was drawn). A page drawn from the same inputs (code, config, result fingerprints) is kept
     as it is unless ``force``."""
-    index = report_dir(cfg.out_dir) / "index.html"
+    index = layout(cfg).report_index
     fingerprint = inputs_fingerprint(cfg)
     if not force and index.is_file() and page_fingerprint(index) == fingerprint:
         return index, False
@@ -267,11 +270,11 @@ def build_report(cfg, *, force: bool = False) -> tuple[Path, bool]:
         validation = [Table("Share of time steps with a violation [%], every network",
                             views.violations_view(every).assign(
                                 Network=every["network"].to_numpy()),
-                            csv=_csv(every, report_dir(cfg.out_dir) / "validation.csv"))]
+                            csv=_csv(every, layout(cfg).report_file("validation.csv")))]
     over = Table("The answer, per network", views.overview_view(overview),
                  "Heat pumps and EVs hosted in total; the per-zone numbers are in each "
                  "network's section. Proved: smart charging adds no violation to the no-EV "
-                 "baseline.", _csv(overview, report_dir(cfg.out_dir) / "overview.csv"))
+                 "baseline.", _csv(overview, layout(cfg).report_file("overview.csv")))
     write_index(index, run=cfg.run.name, overview=over, sections=sections,
                 validation=validation, params=run_parameters(cfg), glossary=views.GLOSSARY,
                 fingerprint=fingerprint)

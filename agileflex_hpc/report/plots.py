@@ -27,6 +27,7 @@ from matplotlib.figure import Figure
 
 from agileflex_hpc import h5io
 from agileflex_hpc.errors import AgileflexError
+from agileflex_hpc.layout import layout
 
 __all__ = ["Plot", "plot_quantile_profiles", "plot_vmin_flow", "plot_ev_headroom",
            "plot_min_voltage", "plot_network_map", "network_plots", "KIND_COLORS"]
@@ -390,7 +391,7 @@ def _map_panel(ax, xy, i1, i2, vbus, known, over, clim: tuple[float, float]):
 
 
 # ------------------------------------------------------------------------ a run's figures
-def network_plots(cfg, network: str, out_dir: Path) -> list[Plot]:
+def network_plots(cfg, network: str) -> list[Plot]:
     """Every figure of one network that the run's files allow; missing inputs give notes.
 
     Parameters
@@ -399,8 +400,6 @@ def network_plots(cfg, network: str, out_dir: Path) -> list[Plot]:
         The job.
     network : str
         Network name.
-    out_dir : Path
-        Folder of the network's figures, ``<out>/report/<network>``.
     """
     from agileflex_hpc.fingerprint import Fingerprints, freshness
     from agileflex_hpc.headroom.stage import hosting_path
@@ -419,7 +418,8 @@ def network_plots(cfg, network: str, out_dir: Path) -> list[Plot]:
     builders = [(hosting_plot, "hosting"), (vmin_flow_plot, "hosting"),
                 (ev_headroom_plot, "hosting"), (min_voltage_plot, "validation"),
                 (map_plot, "validation")]
-    return [_try(fn, cfg, m, Path(out_dir)) if current[src] else
+    layout(cfg).report_network_dir(network).mkdir(parents=True, exist_ok=True)
+    return [_try(fn, cfg, m) if current[src] else
             _not_current(fn, sources[src][0]) for fn, src in builders]
 
 
@@ -429,11 +429,11 @@ def _not_current(fn, path: Path) -> Plot:
                 f"not drawn: {path} is missing or was computed from other inputs (rerun)")
 
 
-def _try(fn, cfg, m, out_dir: Path) -> Plot:
+def _try(fn, cfg, m) -> Plot:
     """Run one figure builder; a missing, unreadable or stale input file becomes a note on the
     page, not a failure."""
     try:
-        return fn(cfg, m, out_dir)
+        return fn(cfg, m)
     except (OSError, AgileflexError) as exc:
         key = fn.__name__.removesuffix("_plot")
         logger.warning("%s: figure %s skipped: %s", m.name, key, exc)
@@ -455,7 +455,7 @@ def _strs(values) -> list[str]:
     return [v.decode() if isinstance(v, bytes) else str(v) for v in values]
 
 
-def hosting_plot(cfg, m, out_dir: Path) -> Plot:
+def hosting_plot(cfg, m) -> Plot:
     """Quantile headroom/footroom profiles from ``hosting/<network>.h5``."""
     from agileflex_hpc.headroom.stage import hosting_path
 
@@ -464,7 +464,8 @@ def hosting_plot(cfg, m, out_dir: Path) -> Plot:
         g = f["hosting"]
         head, foot = g["headroom_q_kva"][()], g["footroom_q_kva"][()]
         assigned, customers = g["case_index"][()], g["customers"][()]
-    path = plot_quantile_profiles(out_dir / "quantile_profiles.png", zone_ids=m.zone_ids,
+    out = layout(cfg).report_file("quantile_profiles.png", m.name)
+    path = plot_quantile_profiles(out, zone_ids=m.zone_ids,
                                   cases=cases, head_q_kva=head, foot_q_kva=foot,
                                   assigned=assigned, customers=customers,
                                   step_minutes=cfg.time.step_minutes,
@@ -476,20 +477,21 @@ def hosting_plot(cfg, m, out_dir: Path) -> Plot:
                 "exceeded at that time on those days.")
 
 
-def vmin_flow_plot(cfg, m, out_dir: Path) -> Plot:
+def vmin_flow_plot(cfg, m) -> Plot:
     """Vmin vs flow from ``zones/<network>/<case>.h5`` (all cases) and ``limits.h5``."""
     points = {}
     for case in cfg.cases.names:
-        with _open(Path(cfg.out_dir) / "zones" / m.name / f"{case}.h5") as f:
+        with _open(layout(cfg).zones(m.name, case)) as f:
             ok = f["zones/converged"][()].astype(bool)[:, None]
             points[case] = (np.where(ok, f["zones/pflow_kva"][()], np.nan),
                             np.where(ok, f["zones/vmin_pu"][()], np.nan))
-    with _open(Path(cfg.out_dir) / "headroom" / m.name / "limits.h5") as f:
+    with _open(layout(cfg).limits(m.name)) as f:
         g = f["limits"]
         fit = {k: g[k][()] for k in ("slope_pu_per_kva", "intercept_pu", "limit_kva")}
         rules = _strs(g["rule"][()])
         v_lim = float(f.attrs.get("v_lim_pu", cfg.headroom.v_lim_pu))
-    path = plot_vmin_flow(out_dir / "vmin_vs_flow.png", zone_ids=m.zone_ids, points=points,
+    out = layout(cfg).report_file("vmin_vs_flow.png", m.name)
+    path = plot_vmin_flow(out, zone_ids=m.zone_ids, points=points,
                           slope=fit["slope_pu_per_kva"], intercept=fit["intercept_pu"],
                           limit_kva=fit["limit_kva"], v_lim_pu=v_lim,
                           customers=m.topology.zone_customers, rules=rules)
@@ -504,7 +506,7 @@ def vmin_flow_plot(cfg, m, out_dir: Path) -> Plot:
                 "contradict the fit).")
 
 
-def ev_headroom_plot(cfg, m, out_dir: Path) -> Plot:
+def ev_headroom_plot(cfg, m) -> Plot:
     """EV-stage headroom/footroom against smart and dumb net EV power, from the zone files."""
     from agileflex_hpc.evcharging.stage import read_zone, zone_path, zone_profiles
     from agileflex_hpc.validation.inputs import KINDS, zone_ev_kw
@@ -525,7 +527,8 @@ def ev_headroom_plot(cfg, m, out_dir: Path) -> Plot:
             net_kw, _ = zone_ev_kw(zone, kind, steps=t.steps_per_day,
                                    step_minutes=t.step_minutes, efficiency=cfg.ev.efficiency)
             ev[kind][:, z] = net_kw.sum(axis=0)
-    path = plot_ev_headroom(out_dir / "ev_headroom.png", zone_ids=m.zone_ids, head_kw=head,
+    out = layout(cfg).report_file("ev_headroom.png", m.name)
+    path = plot_ev_headroom(out, zone_ids=m.zone_ids, head_kw=head,
                             foot_kw=foot, ev_kw=ev, customers=m.topology.zone_customers,
                             step_minutes=t.step_minutes,
                             footroom_factor=cfg.ev.footroom_factor, n_evs=n_evs)
@@ -551,12 +554,13 @@ def _kind_arrays(cfg, m, names: list[str]) -> dict[str, dict[str, np.ndarray]]:
     return out
 
 
-def min_voltage_plot(cfg, m, out_dir: Path) -> Plot:
+def min_voltage_plot(cfg, m) -> Plot:
     """Lowest bus voltage per time of day, smart vs dumb, from ``validation/<network>/``."""
     data = _kind_arrays(cfg, m, ["flags/vmin_bus_pu", "zones/converged"])
     vmin = {k: np.where(d["zones/converged"].astype(bool), d["flags/vmin_bus_pu"], np.nan)
             for k, d in data.items()}
-    path = plot_min_voltage(out_dir / "min_voltage.png", vmin_pu=vmin,
+    out = layout(cfg).report_file("min_voltage.png", m.name)
+    path = plot_min_voltage(out, vmin_pu=vmin,
                             steps_per_day=cfg.time.steps_per_day,
                             step_minutes=cfg.time.step_minutes, v_min_pu=cfg.validate.v_min_pu)
     return Plot("min_voltage", "Lowest voltage over the day: no EVs, smart and uncontrolled "
@@ -565,10 +569,11 @@ def min_voltage_plot(cfg, m, out_dir: Path) -> Plot:
                 "validation period; below the dashed line is undervoltage.")
 
 
-def map_plot(cfg, m, out_dir: Path) -> Plot:
+def map_plot(cfg, m) -> Plot:
     """Network map coloured by worst voltage, overloaded lines marked (stage 8)."""
     data = _kind_arrays(cfg, m, ["map/bus_vmin_pu", "map/line_over_steps"])
-    path = plot_network_map(out_dir / "network_map.png", bus_names=m.bus_names,
+    out = layout(cfg).report_file("network_map.png", m.name)
+    path = plot_network_map(out, bus_names=m.bus_names,
                             bus_xy=m.bus_xy, line_bus1=m.line_bus1, line_bus2=m.line_bus2,
                             bus_vmin_pu={k: d["map/bus_vmin_pu"] for k, d in data.items()},
                             line_over={k: d["map/line_over_steps"] > 0 for k, d in data.items()},

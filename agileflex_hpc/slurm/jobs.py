@@ -10,12 +10,11 @@ an array task must run again when one of its work items has no complete, current
 from __future__ import annotations
 
 import subprocess
-from dataclasses import dataclass
-from pathlib import Path
 
 from agileflex_hpc.config import Config
 from agileflex_hpc.errors import AgileflexError
 from agileflex_hpc.fingerprint import Fingerprints, freshness
+from agileflex_hpc.layout import layout
 from agileflex_hpc.slurm.submit import (
     ARRAY_STAGES,
     PIPELINE,
@@ -91,7 +90,7 @@ def tasks_to_redo(cfg: Config, stage: str, n_workers: int) -> list[int] | None:
     if stage == "loadflow":
         from agileflex_hpc.loadflow.run import block_path, study_items
 
-        raw = Path(cfg.out_dir) / "raw"
+        raw = layout(cfg).raw_dir
         items = study_items(cfg)
         return [w for w in range(n_workers)
                 if any(freshness(block_path(raw, it), fps.block(it.network, it.case, it.start,
@@ -133,7 +132,7 @@ def _single_done(cfg: Config, stage: str) -> bool:
         if stage == "gather":
             from agileflex_hpc.loadflow.gather import stitched_path
 
-            raw = Path(cfg.out_dir) / "raw"
+            raw = layout(cfg).raw_dir
             return all(freshness(stitched_path(raw, n, c), fps.stitched(n, c)) == "ok"
                        for n in nets for c in cfg.cases.names)
         if stage == "headroom":
@@ -149,7 +148,7 @@ def _single_done(cfg: Config, stage: str) -> bool:
     except AgileflexError:
         return False
     if stage == "report":
-        return (Path(cfg.out_dir) / "report" / "index.html").is_file()
+        return layout(cfg).report_index.is_file()
     raise ValueError(stage)
 
 

@@ -23,6 +23,7 @@ from pathlib import Path
 
 from agileflex_hpc.config import Config
 from agileflex_hpc.errors import AgileflexError
+from agileflex_hpc.layout import layout
 from agileflex_hpc.slurm.scripts import write_scripts
 
 __all__ = ["PIPELINE", "ARRAY_STAGES", "JobSpec", "plan_pipeline", "submit_jobs",
@@ -117,11 +118,11 @@ class Submitted:
 
 
 def submissions_path(cfg: Config) -> Path:
-    return Path(cfg.out_dir) / "slurm" / "submissions.jsonl"
+    return layout(cfg).submissions
 
 
 def logs_dir(cfg: Config) -> Path:
-    return Path(cfg.out_dir) / "slurm-logs"
+    return layout(cfg).slurm_logs_dir
 
 
 def read_submissions(cfg: Config) -> list[Submitted]:
@@ -169,7 +170,7 @@ def submit_jobs(cfg: Config, jobs: list[JobSpec], *, max_parallel: int = 0,
     """
     if cfg.source is None:
         raise AgileflexError("submit needs a job config file (cfg.source is unset)")
-    scripts = Path(cfg.out_dir) / "slurm" / "scripts"
+    scripts = layout(cfg).slurm_scripts_dir
     env = _job_env()
     batch = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S.%fZ")
     if not dry_run:

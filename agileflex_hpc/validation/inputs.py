@@ -40,6 +40,7 @@ from agileflex_hpc.evcharging.stage import read_zone, zone_path
 from agileflex_hpc.fingerprint import Fingerprints, Key, freshness, require_fresh
 from agileflex_hpc.headroom.stage import require_hosting
 from agileflex_hpc.inputs.stage import inputs_path, study_times
+from agileflex_hpc.layout import layout
 
 __all__ = ["KINDS", "Kind", "ValidationInputs", "validation_inputs_path", "horizon_index",
            "tile_daily", "map_evs_to_customers", "zone_candidates", "fleet_from_table",
@@ -81,7 +82,7 @@ class ValidationInputs:
 
 
 def validation_inputs_path(out_dir: Path, network: str, kind: str) -> Path:
-    return Path(out_dir) / "validation" / "inputs" / network / f"{kind}.h5"
+    return layout(out_dir).validation_inputs(network, kind)
 
 
 def horizon_index(times: pd.DatetimeIndex, *, step_minutes: int,

@@ -29,6 +29,7 @@ from agileflex_hpc import fingerprint, h5io
 from agileflex_hpc.fingerprint import Fingerprints, freshness, require_fresh
 from agileflex_hpc.headroom.stage import ZoneData, compute_zones, headroom_for, require_hosting
 from agileflex_hpc.inputs.stage import study_times
+from agileflex_hpc.layout import layout
 from agileflex_hpc.loadflow.gather import gather_all, require_stitched
 from agileflex_hpc.loadflow.run import LoadflowInputs, study_items
 from agileflex_hpc.network.manifest import NetworkManifest, manifest_path, read_manifest
@@ -98,12 +99,12 @@ class FlowScan:
 
 
 def validation_dir(out_dir: Path) -> Path:
-    return Path(out_dir) / "validation"
+    return layout(out_dir).validation_dir
 
 
 def validation_target(cfg) -> LoadflowInputs:
     """Stage 2's target for the validation flows: own raw folder, inputs, keys, label, cases."""
-    return LoadflowInputs(raw_dir=validation_dir(cfg.out_dir) / "raw",
+    return LoadflowInputs(raw_dir=layout(cfg).validation_raw_dir,
                           inputs_for=ensure_validation_inputs,
                           block_key=Fingerprints.validation_block,
                           stitched_key=Fingerprints.validation_stitched, label="validate",
@@ -111,19 +112,19 @@ def validation_target(cfg) -> LoadflowInputs:
 
 
 def kind_path(out_dir: Path, network: str, kind: str) -> Path:
-    return validation_dir(out_dir) / network / f"{kind}.h5"
+    return layout(out_dir).validation_kind(network, kind)
 
 
 def report_h5_path(out_dir: Path, network: str) -> Path:
-    return validation_dir(out_dir) / network / "report.h5"
+    return layout(out_dir).validation_report(network)
 
 
 def report_csv_path(out_dir: Path) -> Path:
-    return validation_dir(out_dir) / "report.csv"
+    return layout(out_dir).validation_csv
 
 
 def proof_csv_path(out_dir: Path) -> Path:
-    return validation_dir(out_dir) / "proof.csv"
+    return layout(out_dir).proof_csv
 
 
 # ------------------------------------------------------------------------ load-flow scan
@@ -181,7 +182,7 @@ def _combine(parts: list[dict]) -> FlowScan:
 # ------------------------------------------------------------------------ inputs of the analysis
 def read_limit_kva(cfg, network: str, fps: Fingerprints) -> np.ndarray:
     """Stage-4 voltage limit per zone from ``headroom/<network>/limits.h5`` (not refitted)."""
-    path = Path(cfg.out_dir) / "headroom" / network / "limits.h5"
+    path = layout(cfg).limits(network)
     require_fresh(path, fps.headroom(network), producer="headroom")
     with h5py.File(path, "r") as f:
         return f["limits/limit_kva"][()]
@@ -194,7 +195,7 @@ def headroom_before(cfg, m: NetworkManifest, fps: Fingerprints) -> np.ndarray:
         case_index = f["hosting/case_index"][()]
     out = np.full((cfg.time.n_steps, len(m.zone_ids)), np.nan)
     for k in sorted(set(case_index.tolist())):
-        path = Path(cfg.out_dir) / "headroom" / m.name / f"{cases[k]}.h5"
+        path = layout(cfg).headroom(m.name, cases[k])
         require_fresh(path, fps.headroom(m.name), producer="headroom")
         cols = np.flatnonzero(case_index == k)
         with h5py.File(path, "r") as f:
