@@ -16,83 +16,14 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-import time
 from pathlib import Path
 
-from agileflex_hpc.cli import Workers, setup_logging
+from agileflex_hpc.cli import setup_logging
 from agileflex_hpc.config import load_config
 from agileflex_hpc.errors import AgileflexError
+from agileflex_hpc.pipeline import STAGES, run_pipeline
 
 logger = logging.getLogger("agileflex_hpc")
-
-STAGES = ("loadflow", "headroom", "ev", "validate", "report")
-
-
-def run_pipeline(cfg, *, stages: tuple[str, ...] = STAGES) -> None:
-    """Run ``stages`` of the job in this process, in pipeline order."""
-    from agileflex_hpc.h5io import remove_stale_temp_files
-
-    single = Workers(0, 1, None, "single")
-    n = remove_stale_temp_files(cfg.out_dir, recursive=True)
-    if n:
-        logger.info("removed %d temporary files left by writers that died", n)
-    args = argparse.Namespace(dry_run=False, no_gather=False)
-    for stage in STAGES:
-        if stage not in stages:
-            continue
-        t0 = time.perf_counter()
-        logger.info("== stage %s ==", stage)
-        _STAGE_BODIES[stage](cfg, single, args)
-        logger.info("== stage %s done in %.1f s ==", stage, time.perf_counter() - t0)
-        if stage == "validate":
-            _plan_validate_loop(cfg, single, args)
-
-
-def _plan_validate_loop(cfg, workers, args) -> None:
-    """Re-plan unproved zones and validate again, up to ``validate.max_rounds`` rounds."""
-    from agileflex_hpc.replan import replan, rounds_done
-
-    while replan(cfg):
-        t0 = time.perf_counter()
-        logger.info("== plan-validate round %d ==", rounds_done(cfg, cfg.networks[0].name))
-        _ev(cfg, workers, args)
-        _validate(cfg, workers, args)
-        logger.info("== round done in %.1f s ==", time.perf_counter() - t0)
-
-
-def _loadflow(cfg, workers, args):
-    from agileflex_hpc.loadflow.__main__ import body
-
-    body(cfg, workers, args)
-
-
-def _headroom(cfg, workers, args):
-    from agileflex_hpc.headroom.__main__ import body
-
-    body(cfg, workers, args)
-
-
-def _ev(cfg, workers, args):
-    from agileflex_hpc.ev import body
-
-    body(cfg, workers, args)
-
-
-def _validate(cfg, workers, args):
-    from agileflex_hpc.validate import body
-
-    body(cfg, workers, args)
-
-
-def _report(cfg, workers, args):
-    from agileflex_hpc.report import body
-
-    body(cfg, workers, args)
-
-
-_STAGE_BODIES = {"loadflow": _loadflow, "headroom": _headroom, "ev": _ev,
-                 "validate": _validate, "report": _report}
-
 
 def init_project(folder: Path) -> int:
     """Copy the SLURM scripts (``slurm/``) and the demo job (``jobs/demo.toml``, writing to
@@ -202,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
                   "process; each skips its current results:")
             print_status(cfg)
             return 0
-        run_pipeline(cfg, stages=stages)
+        run_pipeline(cfg, stages=stages, echo=print)
     except AgileflexError as exc:
         logger.error("%s", exc)
         return 1

@@ -20,40 +20,21 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def body(cfg, workers, args) -> int:
-    from agileflex_hpc.evcharging.stage import (
-        list_zone_tasks,
-        run,
-        tasks_for,
-        write_hosting_answer,
-    )
-    from agileflex_hpc.loadflow.progress import Progress
+    """Dry run: the plan; else :func:`~agileflex_hpc.evcharging.stage.run_ev` and, on the root,
+    what it did and the answers."""
+    from agileflex_hpc.evcharging.stage import list_zone_tasks, run_ev
 
-    tasks = list_zone_tasks(cfg)
     if args.dry_run:
         if workers.is_root:
-            print(_describe_plan(cfg, tasks, workers.count))
+            print(_describe_plan(cfg, list_zone_tasks(cfg), workers.count))
         return 0
-    mine = tasks_for(workers.index, workers.count, tasks)
-    bar = Progress(len(mine), workers, label="ev", unit="zone")
-    attempts = [0]
-
-    def step(zone_run) -> None:
-        attempts[0] += zone_run.attempts
-        bar.advance(1, up_to_date=not zone_run.solved, attempts=attempts[0])
-
-    runs = run(cfg, worker=workers.index, n_workers=workers.count, tasks=tasks, progress=step)
-    bar.close()
-    if workers.comm is not None:
-        runs = [r for part in workers.comm.gather(runs, root=0) or [] for r in part]
-        workers.comm.Barrier()
+    result = run_ev(cfg, workers)
     if not workers.is_root:
         return 0
-    print(format_runs(runs), file=sys.stderr)
-    if workers.covers_all:
-        for net in cfg.networks:
-            table = write_hosting_answer(cfg, net.name)
-            print(f"\n== EVs hosted (stage 7) beside the estimate (stage 6): {net.name} ==\n"
-                  f"{format_answer(table)}")
+    print(format_runs(result.runs), file=sys.stderr)
+    for net, table in result.answers.items():
+        print(f"\n== EVs hosted (stage 7) beside the estimate (stage 6): {net} ==\n"
+              f"{format_answer(table)}")
     return 0
 
 

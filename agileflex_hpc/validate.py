@@ -36,9 +36,15 @@ def _extend(p: argparse.ArgumentParser) -> None:
 
 
 def body(cfg, workers: Workers, args: argparse.Namespace) -> int:
-    """Solve this worker's validation blocks; the root (or a single process) analyses."""
+    """``--gather``: stitch and analyse (root only); else solve this worker's share and, where
+    it covered everything, analyse."""
     from agileflex_hpc.loadflow.__main__ import body as loadflow_body
-    from agileflex_hpc.validation.stage import analyse, format_report, gather, validation_target
+    from agileflex_hpc.validation.stage import (
+        format_report,
+        gather,
+        run_validation,
+        validation_target,
+    )
 
     if getattr(args, "gather", False):
         if not workers.is_root:
@@ -48,12 +54,11 @@ def body(cfg, workers: Workers, args: argparse.Namespace) -> int:
             return 0
         _print(gather(cfg), format_report)
         return 0
-    rc = loadflow_body(cfg, workers, args, target=validation_target(cfg))
-    if rc or args.dry_run or not workers.covers_all or not workers.is_root:
-        return rc
-    if getattr(args, "no_gather", False):
-        return 0
-    _print(analyse(cfg), format_report)
+    if args.dry_run:  # the plan, with what is current
+        return loadflow_body(cfg, workers, args, target=validation_target(cfg))
+    table = run_validation(cfg, workers, solve_only=getattr(args, "no_gather", False))
+    if table is not None:
+        _print(table, format_report)
     return 0
 
 

@@ -93,10 +93,10 @@ def whole_run(job: str) -> None:
     import tempfile
     from pathlib import Path
 
-    from agileflex_hpc.__main__ import run_pipeline
     from agileflex_hpc.config import load_config
     from agileflex_hpc.evcharging import attempts as att
     from agileflex_hpc.evcharging.stage import list_zone_tasks, solve_zone
+    from agileflex_hpc.pipeline import run_pipeline
 
     cfg = load_config(job)
     tmp = Path(tempfile.mkdtemp(prefix="agileflex-bench-"))

@@ -58,7 +58,7 @@ successes_needed = 2
 
 @pytest.fixture(scope="module")
 def weak_run(tmp_path_factory):
-    from agileflex_hpc.__main__ import run_pipeline
+    from agileflex_hpc.pipeline import run_pipeline
 
     tmp = tmp_path_factory.mktemp("weak")
     (tmp / "weak").mkdir()

@@ -17,7 +17,7 @@ pytestmark = [pytest.mark.requires_opendss, pytest.mark.slow]
 
 
 def _compare(cfg, monkeypatch) -> int:
-    from agileflex_hpc.__main__ import run_pipeline
+    from agileflex_hpc.pipeline import run_pipeline
 
     run_pipeline(cfg, stages=("loadflow", "headroom"))
     tasks = list_zone_tasks(cfg)

@@ -67,7 +67,7 @@ def test_pipeline_runs_every_stage(tmp_path):
     assert again.returncode == 0, again.stderr[-3000:]
     changed = [str(p) for p, t in stamps.items() if p.stat().st_mtime_ns != t]
     assert changed == [], changed
-    log = again.stderr
+    log = again.stderr + again.stdout
     steps = len(cases) * 2 * 48  # SHORT_DEMO: 2 days of 30-minute steps
     assert f"loadflow: {steps}/{steps} steps, all up to date" in log
     assert "steps/s, ETA" not in log  # no rate for skipped work

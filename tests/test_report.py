@@ -3,7 +3,6 @@ zone files (so the report is tested apart from the EV optimiser)."""
 
 from __future__ import annotations
 
-import argparse
 import re
 import subprocess
 from pathlib import Path
@@ -75,8 +74,8 @@ def write_zone_file(cfg, network: str, zone: str, zone_index: int, n: int) -> No
 @pytest.fixture(scope="module")
 def report_run(tmp_path_factory):
     """Load flows + headroom of a 1-day run, hand-made EV files, validation, then the report."""
-    from agileflex_hpc.__main__ import run_pipeline
-    from agileflex_hpc.validate import body as validate_body
+    from agileflex_hpc.pipeline import run_pipeline
+    from agileflex_hpc.validation.stage import run_validation
 
     tmp = tmp_path_factory.mktemp("rep")
     job = write_job(tmp, JOB.format(root=tmp / "Data"))
@@ -88,8 +87,7 @@ def report_run(tmp_path_factory):
     for z, zone in enumerate(zones):
         if customers[z] > 0:
             write_zone_file(cfg, "default", zone, z, int(min(evs[z], 4)))
-    args = argparse.Namespace(dry_run=False, no_gather=False, gather=False)
-    validate_body(cfg, Workers(0, 1, None, "single"), args)
+    run_validation(cfg, Workers(0, 1, None, "single"))
     index, drawn = build_report(cfg)
     assert drawn
     return job, cfg, index

@@ -212,7 +212,7 @@ def test_v2g_fulfilment_and_headroom_stats():
 @pytest.fixture(scope="module")
 def short_run(tmp_path_factory):
     """The demo on 2 days of 30-min steps, every stage up to validation, in this process."""
-    from agileflex_hpc.__main__ import run_pipeline
+    from agileflex_hpc.pipeline import run_pipeline
 
     tmp = tmp_path_factory.mktemp("short")
     cfg = load_config(write_job(tmp, SHORT_DEMO))
@@ -346,15 +346,17 @@ def test_validation_inputs_take_the_assigned_case_and_distinct_customers(short_r
 
 
 @pytest.mark.slow
-def test_rerun_skips_blocks_and_keeps_the_report(short_run, capsys):
+def test_rerun_skips_blocks_and_keeps_the_report(short_run, capsys, caplog):
+    import logging
+
     from agileflex_hpc.validate import body
 
+    caplog.set_level(logging.INFO)
     cfg = short_run
     before = pd.read_csv(report_csv_path(cfg.out_dir))
     args = argparse.Namespace(dry_run=False, no_gather=False, gather=False)
     assert body(cfg, Workers(0, 1, None, "single"), args) == 0
-    err = capsys.readouterr()
-    assert "== validation report ==" in err.out
-    total = [line for line in err.err.splitlines() if line.strip().startswith("total")]
+    assert "== validation report ==" in capsys.readouterr().out
+    total = [line for line in caplog.text.splitlines() if line.strip().startswith("total")]
     assert total and total[-1].split()[2] == total[-1].split()[1]  # all items skipped
     pd.testing.assert_frame_equal(before, pd.read_csv(report_csv_path(cfg.out_dir)))

@@ -18,7 +18,7 @@ pytestmark = [pytest.mark.requires_opendss, pytest.mark.slow]
 
 @pytest.fixture(scope="module")
 def demo_files(tmp_path_factory):
-    from agileflex_hpc.__main__ import run_pipeline
+    from agileflex_hpc.pipeline import run_pipeline
 
     tmp = tmp_path_factory.mktemp("xr")
     cfg = load_config(write_job(tmp, SHORT_DEMO))

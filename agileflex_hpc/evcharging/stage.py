@@ -12,7 +12,7 @@ import functools
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import h5py
@@ -28,7 +28,8 @@ from agileflex_hpc.headroom.stage import hosting_path, require_hosting
 from agileflex_hpc.layout import layout
 from agileflex_hpc.partition import split_by_cost
 
-__all__ = ["ZoneTask", "ZoneRun", "list_zone_tasks", "tasks_for", "zone_path", "zone_profiles",
+__all__ = ["ZoneTask", "ZoneRun", "EvResult", "run_ev", "list_zone_tasks", "tasks_for",
+           "zone_path", "zone_profiles",
            "run", "read_zone", "write_zone", "hosting_answer", "write_hosting_answer",
            "v2g_energy_kwh"]
 
@@ -78,6 +79,42 @@ def tasks_for(worker: int, n_workers: int, tasks: list[ZoneTask]) -> list[ZoneTa
     """This worker's zones: contiguous, balanced by expected cost (~ EVs + 1)."""
     bounds = split_by_cost(np.array([t.n_start + 1 for t in tasks]), n_workers)
     return tasks[bounds[worker]:bounds[worker + 1]]
+
+
+@dataclass
+class EvResult:
+    """What the EV stage did: every zone's run (all workers' on the root) and, where this
+    process group covered every zone, each network's hosting answer table."""
+
+    runs: list[ZoneRun]
+    answers: dict[str, pd.DataFrame] = field(default_factory=dict)
+
+
+def run_ev(cfg, workers) -> EvResult:
+    """Stage 7 for this process's share of the zones (split by cost), with progress (a bar on
+    a terminal, else log lines); the root gathers every worker's runs and, where this process
+    group covered every zone, writes each network's answer (``hosting/<net>_summary.csv``)."""
+    from agileflex_hpc.loadflow.progress import Progress
+
+    tasks = list_zone_tasks(cfg)
+    mine = tasks_for(workers.index, workers.count, tasks)
+    bar = Progress(len(mine), workers, label="ev", unit="zone")
+    attempts = [0]
+
+    def step(zone_run: ZoneRun) -> None:
+        attempts[0] += zone_run.attempts
+        bar.advance(1, up_to_date=not zone_run.solved, attempts=attempts[0])
+
+    runs = run(cfg, worker=workers.index, n_workers=workers.count, tasks=tasks, progress=step)
+    bar.close()
+    if workers.comm is not None:
+        runs = [r for part in workers.comm.gather(runs, root=0) or [] for r in part]
+        workers.comm.Barrier()
+    result = EvResult(runs)
+    if workers.is_root and workers.covers_all:
+        result.answers = {net.name: write_hosting_answer(cfg, net.name)
+                          for net in cfg.networks}
+    return result
 
 
 def zone_uses_v2g(cfg, network: str, zone_index: int) -> bool:

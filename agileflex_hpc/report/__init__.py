@@ -257,6 +257,7 @@ def build_report(cfg, *, force: bool = False) -> tuple[Path, bool]:
     index = layout(cfg).report_index
     fingerprint = inputs_fingerprint(cfg)
     if not force and index.is_file() and page_fingerprint(index) == fingerprint:
+        logger.info("report up to date (drawn from the same results): %s", index)
         return index, False
     fps = Fingerprints(cfg)
     drawn = [_section(cfg, net.name) for net in cfg.networks]
@@ -288,8 +289,6 @@ def body(cfg, workers, args) -> int:
     if getattr(args, "dry_run", False):
         print(f"report: figures and index.html under {report_dir(cfg.out_dir)}")
         return 0
-    path, drawn = build_report(cfg, force=getattr(args, "force", False))
-    if not drawn:
-        logger.info("report up to date (drawn from the same results): %s", path)
+    path, _ = build_report(cfg, force=getattr(args, "force", False))
     print(f"report: {path.resolve()}")
     return 0

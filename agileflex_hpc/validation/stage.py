@@ -391,6 +391,18 @@ def analyse(cfg) -> pd.DataFrame:
     return table
 
 
+def run_validation(cfg, workers, *, solve_only: bool = False) -> pd.DataFrame | None:
+    """Stage 8 for this process's share: the validation power flows (stage 2's solver, split
+    and restart), then, where this process group covered every item and ``solve_only`` is not
+    set, the root stitches and analyses; returns the report table there (else None)."""
+    from agileflex_hpc.loadflow.stage import run_loadflow
+
+    run_loadflow(cfg, workers, target=validation_target(cfg), gather=not solve_only)
+    if solve_only or not workers.covers_all or not workers.is_root:
+        return None
+    return analyse(cfg)
+
+
 def gather(cfg) -> pd.DataFrame:
     """After the array tasks: stitch the validation blocks, then :func:`analyse`."""
     target = validation_target(cfg)
