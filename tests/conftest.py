@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 import textwrap
+import time
 from pathlib import Path
 
+import h5py
 import pytest
 
 os.environ.setdefault("OPENDSSDIRECT_PY_USE_NUMPY", "1")
@@ -92,3 +95,150 @@ def tiny_master(tmp_path: Path) -> Path:
     folder.mkdir()
     (folder / "Master.dss").write_text(TINY_MASTER)
     return folder / "Master.dss"
+
+
+# --------------------------------------------------------------------------- load flows
+#: a 2-day, 2-case job on a small embedded network (``{name}``: the run name)
+LOADFLOW_JOB = """
+[run]
+name = "{name}"
+root = "out"
+seed = 11
+[time]
+start = "2014-01-06"
+days = 2
+step_minutes = 30
+block_steps = 16
+[[network]]
+name = "small"
+seed = 3
+[cases]
+names = ["00PV25HP", "50PV100HP"]
+"""
+
+
+def subprocess_env() -> dict[str, str]:
+    """The environment for running the package in a subprocess (checkout on PYTHONPATH, no
+    SLURM array task)."""
+    env = dict(os.environ, PYTHONPATH=str(REPO), PYTHONUNBUFFERED="1")
+    env.pop("SLURM_ARRAY_TASK_ID", None)
+    return env
+
+
+def raw_datasets(run_dir: Path) -> dict[str, bytes]:
+    """Every dataset of every block file and stitched file, as raw bytes, by relative path."""
+    out = {}
+    for path in sorted((run_dir / "raw").rglob("*.h5")):
+        with h5py.File(path, "r") as f:
+            def visit(name, obj, path=path):
+                if isinstance(obj, h5py.Dataset):
+                    data = obj[()]
+                    key = f"{path.relative_to(run_dir)}:{name}"
+                    out[key] = repr(data.tolist()) if data.dtype == object else data.tobytes()
+            f.visititems(visit)
+    return out
+
+
+# --------------------------------------------------------------------------- local SLURM
+SLURM_LOCAL = REPO / "scripts" / "slurm-local.sh"
+FINISHED = {
+    "COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY",
+    "PREEMPTED", "BOOT_FAIL", "DEADLINE",
+}
+POLL_TIMEOUT = 240.0  # seconds; a healthy local cluster needs ~3 s per dependent stage
+
+
+def _unavailable(reason: str) -> None:
+    hint = ("start it: bash scripts/slurm-local.sh start && "
+            "eval \"$(bash scripts/slurm-local.sh env)\"")
+    if os.environ.get("CI"):
+        pytest.fail(f"local SLURM cluster not usable ({reason}); {hint}", pytrace=False)
+    pytest.skip(f"local SLURM cluster not usable ({reason}); {hint}")
+
+
+def _local_conf() -> str | None:
+    """SLURM_CONF that ``slurm-local.sh env`` would export, if that file exists."""
+    try:
+        out = subprocess.run(
+            ["bash", str(SLURM_LOCAL), "env"], capture_output=True, text=True, timeout=30,
+            check=True
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    for line in out.splitlines():
+        if line.startswith("export SLURM_CONF="):
+            conf = line.split("=", 1)[1].strip()
+            return conf if Path(conf).is_file() else None
+    return None
+
+
+@pytest.fixture(scope="session")
+def slurm_env() -> dict[str, str]:
+    """Environment for SLURM commands; skips (or fails under CI) when no cluster answers."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AGILEFLEX_", "FAKE_"))}
+    if not env.get("SLURM_CONF"):
+        conf = _local_conf()
+        if conf is None:
+            _unavailable("SLURM_CONF is not set")
+        env["SLURM_CONF"] = conf
+    for tool in ("sinfo", "sbatch", "srun", "scontrol", "scancel"):
+        if shutil.which(tool) is None:
+            _unavailable(f"{tool} not found")
+    try:
+        r = subprocess.run(
+            ["sinfo", "-h", "-o", "%T"], env=env, capture_output=True, text=True, timeout=30
+        )
+    except subprocess.TimeoutExpired:
+        _unavailable("sinfo timed out")
+    if r.returncode != 0:
+        _unavailable(f"sinfo failed: {r.stderr.strip()}")
+    states = set(r.stdout.split())
+    if not states & {"idle", "mixed", "allocated", "completing"}:
+        _unavailable(f"no usable node (sinfo states: {sorted(states) or 'none'})")
+    return env
+
+
+@pytest.fixture
+def jobs(slurm_env):
+    """List to put submitted job ids in; whatever is still queued at the end is cancelled."""
+    ids: list[str] = []
+    yield ids
+    if ids:
+        subprocess.run(["scancel", *ids], env=slurm_env, capture_output=True, timeout=30)
+
+
+def job_records(job_id: str, env: dict[str, str]) -> list[dict[str, str]]:
+    """``scontrol -o show job`` records of a job (one per array task or pending task group)."""
+    r = subprocess.run(
+        ["scontrol", "-o", "show", "job", job_id], env=env, capture_output=True, text=True,
+        timeout=30
+    )
+    assert r.returncode == 0, f"scontrol show job {job_id}: {r.stderr}"
+    records = []
+    for line in r.stdout.splitlines():
+        rec = {}
+        for field in line.split():
+            key, sep, value = field.partition("=")
+            if sep:
+                rec.setdefault(key, value)
+        records.append(rec)
+    return records
+
+
+def settled(rec: dict[str, str]) -> bool:
+    """Finished, or pending for good."""
+    return rec.get("JobState") in FINISHED or rec.get("Reason") == "DependencyNeverSatisfied"
+
+
+def wait_settled(job_ids: list[str], env: dict[str, str], timeout: float = POLL_TIMEOUT):
+    """Poll until every job is settled; returns {job_id: [records]}."""
+    deadline = time.monotonic() + timeout
+    while True:
+        recs = {j: job_records(j, env) for j in job_ids}
+        if all(r and all(settled(x) for x in r) for r in recs.values()):
+            return recs
+        if time.monotonic() > deadline:
+            summary = {j: [(x.get("JobId"), x.get("JobState"), x.get("Reason")) for x in r]
+                       for j, r in recs.items()}
+            pytest.fail(f"jobs not settled after {timeout:.0f}s: {summary}")
+        time.sleep(0.5)

@@ -1,83 +1,42 @@
 """Stage 2 gives the same bytes whatever the split: 1 process, mpirun -n 2 and -n 3, worker
 flags, and after a worker is killed mid-run and rerun. Launches real MPI processes."""
 
-import os
 import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
-import h5py
 import numpy as np
 import pytest
 
-from tests.conftest import REPO, write_job
+from tests.conftest import LOADFLOW_JOB, raw_datasets, subprocess_env, write_job
 
 pytestmark = [pytest.mark.mpi, pytest.mark.slow, pytest.mark.requires_opendss]
 
-JOB = """
-[run]
-name = "{name}"
-root = "out"
-seed = 11
-[time]
-start = "2014-01-06"
-days = 2
-step_minutes = 30
-block_steps = 16
-[[network]]
-name = "small"
-seed = 3
-[cases]
-names = ["00PV25HP", "50PV100HP"]
-"""
-
-
-def _env():
-    env = dict(os.environ, PYTHONPATH=str(REPO), PYTHONUNBUFFERED="1")
-    env.pop("SLURM_ARRAY_TASK_ID", None)
-    return env
-
-
 def _run(cmd, cwd, timeout=300):
-    res = subprocess.run(cmd, cwd=cwd, env=_env(), capture_output=True, text=True,
+    res = subprocess.run(cmd, cwd=cwd, env=subprocess_env(), capture_output=True, text=True,
                          timeout=timeout)
     assert res.returncode == 0, res.stderr[-3000:]
     return res
 
 
-def _datasets(run_dir: Path) -> dict[str, bytes]:
-    """Every dataset of every block file and stitched file, as raw bytes, by relative path."""
-    out = {}
-    for path in sorted((run_dir / "raw").rglob("*.h5")):
-        with h5py.File(path, "r") as f:
-            def visit(name, obj, path=path):
-                if isinstance(obj, h5py.Dataset):
-                    data = obj[()]
-                    key = f"{path.relative_to(run_dir)}:{name}"
-                    out[key] = repr(data.tolist()) if data.dtype == object else data.tobytes()
-            f.visititems(visit)
-    return out
-
-
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("single")
-    job = write_job(tmp, JOB.format(name="ref"))
+    job = write_job(tmp, LOADFLOW_JOB.format(name="ref"))
     _run([sys.executable, "-m", "agileflex_hpc.loadflow", str(job)], tmp)
-    data = _datasets(tmp / "out" / "ref")
+    data = raw_datasets(tmp / "out" / "ref")
     assert len([k for k in data if k.endswith("loadflow/v_pu")]) == 2 * 6 + 2  # blocks + stitched
     return data
 
 
 @pytest.mark.parametrize("ranks", [2, 3])
 def test_mpi_ranks_give_identical_bytes(tmp_path, reference, mpirun, ranks):
-    job = write_job(tmp_path, JOB.format(name="ref"))
+    job = write_job(tmp_path, LOADFLOW_JOB.format(name="ref"))
     res = _run([mpirun, "-n", str(ranks), sys.executable, "-m", "agileflex_hpc.loadflow",
                 str(job)], tmp_path)
     assert f"over {ranks} worker(s)" in res.stderr  # rank 0 logged the partition
-    got = _datasets(tmp_path / "out" / "ref")
+    got = raw_datasets(tmp_path / "out" / "ref")
     assert got.keys() == reference.keys()
     assert all(got[k] == reference[k] for k in reference)
     # the summary lists every rank, each having done a share of the steps
@@ -86,19 +45,19 @@ def test_mpi_ranks_give_identical_bytes(tmp_path, reference, mpirun, ranks):
 
 
 def test_worker_flags_then_gather_give_identical_bytes(tmp_path, reference):
-    job = write_job(tmp_path, JOB.format(name="ref"))
+    job = write_job(tmp_path, LOADFLOW_JOB.format(name="ref"))
     for w in range(3):
         _run([sys.executable, "-m", "agileflex_hpc.loadflow", str(job), "--worker", str(w),
               "--workers", "3"], tmp_path)
     _run([sys.executable, "-m", "agileflex_hpc.gather", str(job)], tmp_path)
-    got = _datasets(tmp_path / "out" / "ref")
+    got = raw_datasets(tmp_path / "out" / "ref")
     assert all(got[k] == reference[k] for k in reference) and got.keys() == reference.keys()
 
 
 def test_killed_worker_rerun_gives_identical_bytes(tmp_path, reference):
-    job = write_job(tmp_path, JOB.format(name="ref"))
+    job = write_job(tmp_path, LOADFLOW_JOB.format(name="ref"))
     cmd = [sys.executable, "-m", "agileflex_hpc.loadflow", str(job)]
-    proc = subprocess.Popen(cmd, cwd=tmp_path, env=_env(), stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(cmd, cwd=tmp_path, env=subprocess_env(), stderr=subprocess.DEVNULL)
     blocks = tmp_path / "out" / "ref" / "raw" / "small"
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and len(list(blocks.rglob("block_*.h5"))) < 3:
@@ -109,7 +68,7 @@ def test_killed_worker_rerun_gives_identical_bytes(tmp_path, reference):
     assert 3 <= len(done) < 12, "the kill should land mid-run"
     before = {p: p.stat().st_mtime_ns for p in done}
     _run(cmd, tmp_path)
-    got = _datasets(tmp_path / "out" / "ref")
+    got = raw_datasets(tmp_path / "out" / "ref")
     assert got.keys() == reference.keys() and all(got[k] == reference[k] for k in reference)
     # complete blocks were kept, not recomputed; no temporary file is left behind
     assert all(p.stat().st_mtime_ns == t for p, t in before.items() if p.exists())
@@ -117,9 +76,11 @@ def test_killed_worker_rerun_gives_identical_bytes(tmp_path, reference):
 
 
 def test_mpi_rank_error_aborts_all_ranks(tmp_path, mpirun):
-    job = write_job(tmp_path, JOB.format(name="bad").replace('seed = 3', 'seed = 3\npath = "x"'))
+    text = LOADFLOW_JOB.format(name="bad").replace('seed = 3', 'seed = 3\npath = "x"')
+    job = write_job(tmp_path, text)
     res = subprocess.run([mpirun, "-n", "2", sys.executable, "-m", "agileflex_hpc.loadflow",
-                          str(job)], cwd=tmp_path, env=_env(), capture_output=True, text=True,
+                          str(job)], cwd=tmp_path, env=subprocess_env(), capture_output=True,
+                         text=True,
                          timeout=120)
     assert res.returncode != 0
     assert "network[small].path" in res.stderr
@@ -127,7 +88,7 @@ def test_mpi_rank_error_aborts_all_ranks(tmp_path, mpirun):
 
 def test_stitched_file_opens_with_named_dims(tmp_path, reference):
     xr = pytest.importorskip("xarray")
-    job = write_job(tmp_path, JOB.format(name="ref"))
+    job = write_job(tmp_path, LOADFLOW_JOB.format(name="ref"))
     _run([sys.executable, "-m", "agileflex_hpc.loadflow", str(job)], tmp_path)
     path = tmp_path / "out" / "ref" / "raw" / "small" / "00PV25HP.h5"
     ds = xr.open_dataset(path, engine="h5netcdf", group="loadflow")
@@ -149,9 +110,11 @@ def test_error_on_rank_0_only_aborts_the_other_ranks(tmp_path, mpirun):
     bad = tmp_path / "bad"
     bad.mkdir()
     (bad / "Master.dss").write_text("New Circuit.x BasekV=11\nNew Lion.l1 Bus1=a Bus2=b\n")
-    job = write_job(tmp_path, JOB.format(name="bad").replace("seed = 3", f'path = "{bad}"'))
+    text = LOADFLOW_JOB.format(name="bad").replace("seed = 3", f'path = "{bad}"')
+    job = write_job(tmp_path, text)
     res = subprocess.run([mpirun, "-n", "2", sys.executable, "-m", "agileflex_hpc.loadflow",
-                          str(job)], cwd=tmp_path, env=_env(), capture_output=True, text=True,
+                          str(job)], cwd=tmp_path, env=subprocess_env(), capture_output=True,
+                         text=True,
                          timeout=120)
     assert res.returncode != 0
     assert "OpenDSS could not compile" in res.stderr and "Master.dss" in res.stderr

@@ -13,28 +13,22 @@ and fails on demand; ``agileflex submit`` itself runs in the real python.
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
+from tests.conftest import wait_settled
+
 pytestmark = pytest.mark.slurm
 
 ROOT = Path(__file__).resolve().parents[1]
-SLURM_LOCAL = ROOT / "scripts" / "slurm-local.sh"
 PIPELINE = ROOT / "slurm" / "pipeline.sh"
 
 # order of slurm/pipeline.sh
 STAGES = ["loadflow", "gather", "headroom", "ev", "validate", "validate-gather", "report"]
 ARRAY_STAGES = {"loadflow", "ev", "validate"}
-FINISHED = {
-    "COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY",
-    "PREEMPTED", "BOOT_FAIL", "DEADLINE",
-}
-POLL_TIMEOUT = 240.0  # seconds; a healthy local cluster needs ~3 s per dependent stage
 
 # Fake python: called as  PY -m agileflex_hpc.STAGE CONFIG [args]   (stage scripts)
 #                     or  PY -m mpi4py -m agileflex_hpc.loadflow CONFIG   (MPI path, under srun)
@@ -83,65 +77,6 @@ def fake_logs(tmp_path: Path) -> Path:
 
 
 # --------------------------------------------------------------------------- fixtures
-def _unavailable(reason: str) -> None:
-    hint = ("start it: bash scripts/slurm-local.sh start && "
-            "eval \"$(bash scripts/slurm-local.sh env)\"")
-    if os.environ.get("CI"):
-        pytest.fail(f"local SLURM cluster not usable ({reason}); {hint}", pytrace=False)
-    pytest.skip(f"local SLURM cluster not usable ({reason}); {hint}")
-
-
-def _local_conf() -> str | None:
-    """SLURM_CONF that ``slurm-local.sh env`` would export, if that file exists."""
-    try:
-        out = subprocess.run(
-            ["bash", str(SLURM_LOCAL), "env"], capture_output=True, text=True, timeout=30,
-            check=True
-        ).stdout
-    except (OSError, subprocess.SubprocessError):
-        return None
-    for line in out.splitlines():
-        if line.startswith("export SLURM_CONF="):
-            conf = line.split("=", 1)[1].strip()
-            return conf if Path(conf).is_file() else None
-    return None
-
-
-@pytest.fixture(scope="session")
-def slurm_env() -> dict[str, str]:
-    """Environment for SLURM commands; skips (or fails under CI) when no cluster answers."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AGILEFLEX_", "FAKE_"))}
-    if not env.get("SLURM_CONF"):
-        conf = _local_conf()
-        if conf is None:
-            _unavailable("SLURM_CONF is not set")
-        env["SLURM_CONF"] = conf
-    for tool in ("sinfo", "sbatch", "srun", "scontrol", "scancel"):
-        if shutil.which(tool) is None:
-            _unavailable(f"{tool} not found")
-    try:
-        r = subprocess.run(
-            ["sinfo", "-h", "-o", "%T"], env=env, capture_output=True, text=True, timeout=30
-        )
-    except subprocess.TimeoutExpired:
-        _unavailable("sinfo timed out")
-    if r.returncode != 0:
-        _unavailable(f"sinfo failed: {r.stderr.strip()}")
-    states = set(r.stdout.split())
-    if not states & {"idle", "mixed", "allocated", "completing"}:
-        _unavailable(f"no usable node (sinfo states: {sorted(states) or 'none'})")
-    return env
-
-
-@pytest.fixture
-def jobs(slurm_env):
-    """List to put submitted job ids in; whatever is still queued at the end is cancelled."""
-    ids: list[str] = []
-    yield ids
-    if ids:
-        subprocess.run(["scancel", *ids], env=slurm_env, capture_output=True, timeout=30)
-
-
 def make_fake(tmp_path: Path, base_env: dict[str, str]):
     """(env, log path, config path) for running the stage scripts with the fake python."""
     py = tmp_path / "fake-python"
@@ -166,43 +101,6 @@ def fake(tmp_path, slurm_env):
 
 
 # --------------------------------------------------------------------------- helpers
-def job_records(job_id: str, env: dict[str, str]) -> list[dict[str, str]]:
-    """``scontrol -o show job`` records of a job (one per array task or pending task group)."""
-    r = subprocess.run(
-        ["scontrol", "-o", "show", "job", job_id], env=env, capture_output=True, text=True,
-        timeout=30
-    )
-    assert r.returncode == 0, f"scontrol show job {job_id}: {r.stderr}"
-    records = []
-    for line in r.stdout.splitlines():
-        rec = {}
-        for field in line.split():
-            key, sep, value = field.partition("=")
-            if sep:
-                rec.setdefault(key, value)
-        records.append(rec)
-    return records
-
-
-def settled(rec: dict[str, str]) -> bool:
-    """Finished, or pending for good."""
-    return rec.get("JobState") in FINISHED or rec.get("Reason") == "DependencyNeverSatisfied"
-
-
-def wait_settled(job_ids: list[str], env: dict[str, str], timeout: float = POLL_TIMEOUT):
-    """Poll until every job is settled; returns {job_id: [records]}."""
-    deadline = time.monotonic() + timeout
-    while True:
-        recs = {j: job_records(j, env) for j in job_ids}
-        if all(r and all(settled(x) for x in r) for r in recs.values()):
-            return recs
-        if time.monotonic() > deadline:
-            summary = {j: [(x.get("JobId"), x.get("JobState"), x.get("Reason")) for x in r]
-                       for j, r in recs.items()}
-            pytest.fail(f"jobs not settled after {timeout:.0f}s: {summary}")
-        time.sleep(0.5)
-
-
 def run_pipeline(env, config, cwd, *args) -> dict[str, str]:
     r = subprocess.run(
         ["bash", str(PIPELINE), str(config), *args],

@@ -7,9 +7,14 @@ import sys
 
 import pytest
 
-from tests.conftest import REPO, write_job
-from tests.test_mpi_loadflow import JOB, _datasets, _env
-from tests.test_slurm_cluster import jobs, slurm_env, wait_settled  # noqa: F401 (fixtures)
+from tests.conftest import (
+    LOADFLOW_JOB,
+    REPO,
+    raw_datasets,
+    subprocess_env,
+    wait_settled,
+    write_job,
+)
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow, pytest.mark.requires_opendss]
 
@@ -21,16 +26,16 @@ def _sbatch(env, cwd, *args) -> str:
     return res.stdout.strip().split(";")[0]
 
 
-def _array_then_gather(tmp_path, slurm_env, jobs, *array_args, **env_extra) -> str:  # noqa: F811
+def _array_then_gather(tmp_path, slurm_env, jobs, *array_args, **env_extra) -> str:
     """Solve the job once in this process and once as a SLURM array (``array_args``) then
     the gather job (afterok); assert the same bytes; return the jobs' logs."""
     ref_dir, run_dir = tmp_path / "ref", tmp_path / "slurm"
     ref_dir.mkdir()
     run_dir.mkdir()
-    job_ref = write_job(ref_dir, JOB.format(name="x"))
+    job_ref = write_job(ref_dir, LOADFLOW_JOB.format(name="x"))
     subprocess.run([sys.executable, "-m", "agileflex_hpc.loadflow", str(job_ref)], cwd=ref_dir,
-                   env=_env(), check=True, capture_output=True, timeout=300)
-    job = write_job(run_dir, JOB.format(name="x"))
+                   env=subprocess_env(), check=True, capture_output=True, timeout=300)
+    job = write_job(run_dir, LOADFLOW_JOB.format(name="x"))
     env = dict(slurm_env, AGILEFLEX_PYTHON=sys.executable, AGILEFLEX_ROOT=str(REPO), **env_extra)
     array = _sbatch(env, run_dir, *array_args, "--time=10", str(REPO / "slurm" / "loadflow.sh"),
                     str(job))
@@ -41,13 +46,13 @@ def _array_then_gather(tmp_path, slurm_env, jobs, *array_args, **env_extra) -> s
     logs = "".join(p.read_text() for p in sorted(run_dir.glob("slurm-*.out")))
     states = [r["JobState"] for rs in recs.values() for r in rs]
     assert states == ["COMPLETED"] * 3, logs
-    ref, got = _datasets(ref_dir / "out" / "x"), _datasets(run_dir / "out" / "x")
+    ref, got = raw_datasets(ref_dir / "out" / "x"), raw_datasets(run_dir / "out" / "x")
     assert got.keys() == ref.keys()
     assert [k for k in ref if got[k] != ref[k]] == []
     return logs
 
 
-def test_loadflow_array_then_gather_match_single_process(tmp_path, slurm_env, jobs):  # noqa: F811
+def test_loadflow_array_then_gather_match_single_process(tmp_path, slurm_env, jobs):
     import h5py
 
     logs = _array_then_gather(tmp_path, slurm_env, jobs, "--array=0-1")
@@ -61,7 +66,7 @@ def test_loadflow_array_then_gather_match_single_process(tmp_path, slurm_env, jo
     assert ids == {f"{array_job}_0", f"{array_job}_1"}, ids
 
 
-def test_mpi_inside_array_tasks_match_single_process(tmp_path, slurm_env, jobs):  # noqa: F811
+def test_mpi_inside_array_tasks_match_single_process(tmp_path, slurm_env, jobs):
     """AGILEFLEX_MPI=1 sbatch --array=0-1 --ntasks=2: 2 tasks x 2 ranks = 4 workers."""
     logs = _array_then_gather(tmp_path, slurm_env, jobs, "--array=0-1", "--ntasks=2",
                               AGILEFLEX_MPI="1")
@@ -90,7 +95,7 @@ workers = 2
 """
 
 
-def test_pipeline_sh_end_to_end_matches_single_process(tmp_path, slurm_env, jobs):  # noqa: F811
+def test_pipeline_sh_end_to_end_matches_single_process(tmp_path, slurm_env, jobs):
     import pandas as pd
 
     ref_dir, run_dir = tmp_path / "ref", tmp_path / "slurm"
@@ -98,7 +103,7 @@ def test_pipeline_sh_end_to_end_matches_single_process(tmp_path, slurm_env, jobs
     run_dir.mkdir()
     job_ref = write_job(ref_dir, PIPELINE_JOB)
     subprocess.run([sys.executable, "-m", "agileflex_hpc", "run", str(job_ref)], cwd=ref_dir,
-                   env=_env(), check=True, capture_output=True, timeout=600)
+                   env=subprocess_env(), check=True, capture_output=True, timeout=600)
     job = write_job(run_dir, PIPELINE_JOB)
     env = dict(slurm_env, AGILEFLEX_PYTHON=sys.executable)
     res = subprocess.run(["bash", str(REPO / "slurm" / "pipeline.sh"), str(job)], cwd=run_dir,

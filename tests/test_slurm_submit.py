@@ -11,9 +11,14 @@ import time
 import pandas as pd
 import pytest
 
-from tests.conftest import REPO, write_job
-from tests.test_mpi_loadflow import JOB, _datasets, _env
-from tests.test_slurm_cluster import jobs, slurm_env, wait_settled  # noqa: F401 (fixtures)
+from tests.conftest import (
+    LOADFLOW_JOB,
+    REPO,
+    raw_datasets,
+    subprocess_env,
+    wait_settled,
+    write_job,
+)
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow, pytest.mark.requires_opendss]
 
@@ -54,7 +59,7 @@ def _scontrol(env, *args) -> None:
     subprocess.run(["scontrol", *args], env=env, check=True, capture_output=True, timeout=30)
 
 
-def test_submit_status_resubmit_redo_exactly_the_failed_task(tmp_path, slurm_env, jobs):  # noqa: F811
+def test_submit_status_resubmit_redo_exactly_the_failed_task(tmp_path, slurm_env, jobs):
     """Load-flow task 1 dies (its python exits 1 before solving, once: a lost worker); the
     chain stops; status shows it; resubmit runs task 1 of 2 only, then the later stages, and
     the run ends with the answers of a one-process run."""
@@ -62,7 +67,8 @@ def test_submit_status_resubmit_redo_exactly_the_failed_task(tmp_path, slurm_env
     ref_dir.mkdir()
     run_dir.mkdir()
     subprocess.run([sys.executable, "-m", "agileflex_hpc", "run",
-                    str(write_job(ref_dir, RUN_JOB))], cwd=ref_dir, env=_env(), check=True,
+                    str(write_job(ref_dir, RUN_JOB))], cwd=ref_dir, env=subprocess_env(),
+                   check=True,
                    capture_output=True, timeout=600)
     job = write_job(run_dir, RUN_JOB)
     died = tmp_path / "died"
@@ -115,7 +121,7 @@ def test_submit_status_resubmit_redo_exactly_the_failed_task(tmp_path, slurm_env
     assert "nothing to resubmit" in res.stderr
 
 
-def test_stage_requeues_itself_near_its_time_limit_and_finishes(tmp_path, slurm_env, jobs):  # noqa: F811
+def test_stage_requeues_itself_near_its_time_limit_and_finishes(tmp_path, slurm_env, jobs):
     """SIGUSR1 to the batch shell (what --signal=B:USR1@120 sends) requeues the job; the rerun
     finishes with the bytes of a plain run. The first start of the python sleeps, so that the
     signal lands while the stage runs."""
@@ -123,9 +129,10 @@ def test_stage_requeues_itself_near_its_time_limit_and_finishes(tmp_path, slurm_
     ref_dir.mkdir()
     run_dir.mkdir()
     subprocess.run([sys.executable, "-m", "agileflex_hpc.loadflow",
-                    str(write_job(ref_dir, JOB.format(name="x")))], cwd=ref_dir, env=_env(),
+                    str(write_job(ref_dir, LOADFLOW_JOB.format(name="x")))], cwd=ref_dir,
+                   env=subprocess_env(),
                    check=True, capture_output=True, timeout=300)
-    job = write_job(run_dir, JOB.format(name="x"))
+    job = write_job(run_dir, LOADFLOW_JOB.format(name="x"))
     started = tmp_path / "started"
     slow = tmp_path / "slow-python"
     slow.write_text(f"#!/bin/bash\nif [[ ${{SLURM_RESTART_COUNT:-0}} == 0 ]]; then\n"
@@ -157,17 +164,17 @@ def test_stage_requeues_itself_near_its_time_limit_and_finishes(tmp_path, slurm_
     log = (run_dir / f"slurm-{jid}.out").read_text()
     assert rec["JobState"] == "COMPLETED" and rec["Restarts"] == "1", log
     assert "time limit near: requeueing" in log and "restart=0" in log and "restart=1" in log
-    ref, got = _datasets(ref_dir / "out" / "x"), _datasets(run_dir / "out" / "x")
+    ref, got = raw_datasets(ref_dir / "out" / "x"), raw_datasets(run_dir / "out" / "x")
     assert got.keys() == ref.keys() and [k for k in ref if got[k] != ref[k]] == []
 
 
 def _records(env, jid):
-    from tests.test_slurm_cluster import job_records
+    from tests.conftest import job_records
 
     return job_records(jid, env)
 
 
-def test_stage_script_submitted_outside_any_checkout(tmp_path, slurm_env, jobs):  # noqa: F811
+def test_stage_script_submitted_outside_any_checkout(tmp_path, slurm_env, jobs):
     """`agileflex init` scripts, submitted from a folder outside the checkout with no
     AGILEFLEX_ROOT, run the installed package."""
     proj = tmp_path / "proj"

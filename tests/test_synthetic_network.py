@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import re
-import time
 from collections import defaultdict
 from pathlib import Path
 
@@ -128,17 +127,6 @@ def test_deterministic_bytes(tmp_path):
     c = write_synthetic_network(tmp_path / "c", seed=8).parent
     assert all((a / f).read_bytes() == (b / f).read_bytes() for f in FILES)
     assert (a / "Lines.txt").read_bytes() != (c / "Lines.txt").read_bytes()
-
-
-def test_fast(tmp_path):
-    best = min(_timed(write_synthetic_network, tmp_path / str(i)) for i in range(3))
-    assert best < 0.1
-
-
-def _timed(fn, *args) -> float:
-    t0 = time.perf_counter()
-    fn(*args)
-    return time.perf_counter() - t0
 
 
 @pytest.mark.parametrize("kwargs", [{"n_feeders": 0}, {"n_customers": 2, "n_feeders": 3},
