@@ -89,9 +89,11 @@ class ScheduleResult:
     objective_p : float
         Cost of the schedule at the effective price; NaN when not feasible. [p]
     mip_gap : float
-        Relative MIP gap ``(cost - bound) / |cost|`` of the model objective: against the LP
-        bound when a restricted MILP closed it, else HiGHS's; 0 for the LP, NaN when not
-        feasible. [-]
+        MIP gap ``(cost - bound) / scale`` of the model objective, ``scale`` being the gross
+        value of the energy the LP bound's schedule moves (``sum |price x power| x step``; a
+        net cost can be near 0 where V2G earnings offset charging, so a gap relative to it is
+        ill-conditioned): against the LP bound when a restricted MILP closed it, else against
+        HiGHS's dual bound; 0 for the LP, NaN when not feasible. [-]
     solve_time_s : float
         Wall time of all HiGHS runs (LP bound, restricted and full MILPs). [s]
     charge_kw : ndarray, shape (ev, steps)
@@ -459,7 +461,8 @@ def _to_highs_lp(blocks: list[_Rows], cost: np.ndarray, col_lower: np.ndarray,
 
 class _Run(NamedTuple):
     """One HiGHS run: status text, column values (None without a solution), objective of the
-    model including the tie-break, relative MIP gap and wall seconds."""
+    model including the tie-break, relative MIP gap, wall seconds, the LP's reduced costs and
+    the MIP's dual bound."""
 
     status: str
     x: np.ndarray | None
@@ -467,6 +470,7 @@ class _Run(NamedTuple):
     gap: float
     seconds: float
     reduced_cost: np.ndarray | None = None
+    dual_bound: float = np.nan
 
 
 @functools.lru_cache(maxsize=1)
@@ -512,8 +516,9 @@ def _run_highs(lp: tuple[Any, ...], options: dict[str, float | int],
     x = np.asarray(solution.col_value, dtype=float)
     gap = float(info.mip_gap) if integer else 0.0
     reduced = None if integer else np.asarray(solution.col_dual, dtype=float)
+    dual = float(info.mip_dual_bound) if integer else float(info.objective_function_value)
     return _Run(_STATUS[model_status], x, float(info.objective_function_value), gap, seconds,
-                reduced)
+                reduced, dual)
 
 
 def _solve_milp(relaxed: tuple[tuple[Any, ...], dict[str, int]],
@@ -527,8 +532,8 @@ def _solve_milp(relaxed: tuple[tuple[Any, ...], dict[str, int]],
     1. The LP relaxation gives a lower bound; if it is infeasible so is the MILP.
     2. Restricted MILPs (RENS-like) fix binaries from the LP solution (`_fix_binaries`), first
        every zero-power cell off ("tight"), then only those with a positive reduced cost
-       ("wide"). Their optima are feasible schedules; the first within ``mip_rel_gap`` of the
-       LP bound is returned.
+       ("wide"). Their optima are feasible schedules; the first within ``mip_gap x scale`` of
+       the LP bound is returned (``scale``: the LP schedule's gross value, `_cost_scale`).
     3. Otherwise the full MILP runs, warm-started from the best restricted schedule.
 
     Parameters ``relaxed`` and ``full`` are (``passModel`` tuple, column layout) pairs.
@@ -537,10 +542,14 @@ def _solve_milp(relaxed: tuple[tuple[Any, ...], dict[str, int]],
     bound = _run_highs(relaxed[0], options)
     if bound.x is None:
         return bound
+    # the gap is measured against the gross value of the energy moved (see ScheduleResult)
+    scale = max(_cost_scale(relaxed[0], bound.x), 1e-9)
+    abs_gap = max(float(options["mip_rel_gap"]) * scale, _ABS_GAP)
+    options = {**options, "mip_rel_gap": 0.0, "mip_abs_gap": abs_gap}
     spent, best = bound.seconds, None
     for wide in (False, True):
         remaining = {**options, "time_limit": max(deadline - time.perf_counter(), 0.0),
-                     "mip_rel_gap": 0.1 * float(options["mip_rel_gap"])}  # vs the LP bound
+                     "mip_abs_gap": 0.1 * abs_gap}  # vs the LP bound
         if feasible_only:
             remaining["mip_max_improving_sols"] = 1
         run = _run_highs(_fix_binaries(full, relaxed[1], bound, m=m, min_kw=min_kw, wide=wide),
@@ -551,10 +560,9 @@ def _solve_milp(relaxed: tuple[tuple[Any, ...], dict[str, int]],
         if run.x is not None and (best is None or run.objective < best.objective):
             best = run
         if best is not None:
-            best = best._replace(gap=max(best.objective - bound.objective, 0.0)
-                                 / max(abs(best.objective), 1e-9), seconds=spent)
-            close = best.objective - bound.objective <= max(
-                float(options["mip_rel_gap"]) * abs(best.objective), _ABS_GAP)
+            best = best._replace(gap=max(best.objective - bound.objective, 0.0) / scale,
+                                 seconds=spent)
+            close = best.objective - bound.objective <= abs_gap
             if close or time.perf_counter() >= deadline:
                 return best._replace(status="optimal" if close else "time_limit")
     logger.debug("restricted MILPs not within the gap: solving the full MILP")
@@ -566,7 +574,16 @@ def _solve_milp(relaxed: tuple[tuple[Any, ...], dict[str, int]],
         return run._replace(status="feasible", gap=np.nan, seconds=spent + run.seconds)
     if run.x is None and best is not None:  # stopped before taking up the start
         return best._replace(status="time_limit", seconds=spent + run.seconds)
+    if run.x is not None:
+        lower = max(run.dual_bound, bound.objective) if np.isfinite(run.dual_bound) \
+            else bound.objective
+        run = run._replace(gap=max(run.objective - lower, 0.0) / scale)
     return run._replace(seconds=spent + run.seconds)
+
+
+def _cost_scale(lp: tuple[Any, ...], x: np.ndarray) -> float:
+    """Gross value of a solution: ``sum |cost_j x_j|`` over the columns. [p]"""
+    return float(np.abs(np.asarray(lp[6], dtype=float) * x).sum())
 
 
 def _with(lp: tuple[Any, ...], *, col_lower: np.ndarray | None = None,
