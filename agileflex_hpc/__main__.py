@@ -25,6 +25,7 @@ from agileflex_hpc.pipeline import STAGES, run_pipeline
 
 logger = logging.getLogger("agileflex_hpc")
 
+
 def init_project(folder: Path) -> int:
     """Copy the SLURM scripts (``slurm/``) and the demo job (``jobs/demo.toml``, writing to
     ``<folder>/Data``) into ``folder``; existing files are kept. From an installed package they

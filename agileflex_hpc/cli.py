@@ -14,9 +14,13 @@ import sys
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from agileflex_hpc.config import Config, load_config
 from agileflex_hpc.errors import AgileflexError, ConfigError
+
+if TYPE_CHECKING:
+    from mpi4py import MPI
 
 __all__ = ["Workers", "stage_parser", "setup_logging", "resolve_workers", "get_comm",
            "run_stage", "slurm_env"]
@@ -30,7 +34,7 @@ class Workers:
 
     index: int
     count: int
-    comm: object = None
+    comm: MPI.Intracomm | None = None
     source: str = "single"  # single, flags, slurm, mpi, or slurm+mpi (MPI inside array tasks)
 
     @property
@@ -74,7 +78,7 @@ def slurm_env() -> dict[str, int | None]:
     return out
 
 
-def get_comm():
+def get_comm() -> MPI.Intracomm | None:
     """MPI.COMM_WORLD when this process runs under an MPI launcher with >1 rank, else None."""
     launched = any(v in os.environ for v in ("PMI_RANK", "PMI_SIZE", "PMIX_RANK",
                                              "OMPI_COMM_WORLD_SIZE", "MPI_LOCALNRANKS"))
@@ -119,11 +123,10 @@ def _array_share(args: argparse.Namespace) -> Workers:
     if count is None:
         if args.worker is not None:
             raise ConfigError("--worker needs --workers N")
-        full = env["min"] == 0 and env["max"] is not None and env["max"] + 1 == env["count"]
-        if not full:
+        count, lo, hi = env["count"], env["min"], env["max"]
+        if count is None or lo != 0 or hi is None or hi + 1 != count:  # not the full array
             raise ConfigError("a partial SLURM array (resubmitted ids) needs --workers N or "
                               "AGILEFLEX_WORKERS=N, the size of the original split")
-        count = env["count"]
     if not 0 <= index < count:
         raise ConfigError(f"worker {index} is outside 0..{count - 1}")
     return Workers(index, count, None, "flags" if args.worker is not None else "slurm")
@@ -210,11 +213,12 @@ def _quiet_stdout() -> None:
     os.close(devnull)
 
 
-def _load(path: str, comm) -> Config:
+def _load(path: str, comm: MPI.Intracomm | None) -> Config:
     """Rank 0 reads the config; the others receive it (a bad config fails everywhere)."""
     if comm is None:
         return load_config(path)
-    cfg, err = None, None
+    cfg: Config | None = None
+    err: ConfigError | None = None
     if comm.Get_rank() == 0:
         try:
             cfg = load_config(path)

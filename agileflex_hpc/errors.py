@@ -19,7 +19,7 @@ class AgileflexError(Exception):
 class ConfigError(AgileflexError, ValueError):
     """A job config is malformed: wrong key, type or value."""
 
-    def __init__(self, problems: list[str] | str, source: str | None = None):
+    def __init__(self, problems: list[str] | str, source: str | None = None) -> None:
         self.problems = [problems] if isinstance(problems, str) else list(problems)
         head = f"invalid config {source}" if source else "invalid config"
         super().__init__(head + ":\n  - " + "\n  - ".join(self.problems))

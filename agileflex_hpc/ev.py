@@ -6,10 +6,19 @@ SLURM array tasks each take a contiguous, cost-balanced share). Zones already do
 
 from __future__ import annotations
 
+import argparse
 import logging
 import sys
+from typing import TYPE_CHECKING
 
 from agileflex_hpc.cli import run_stage
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from agileflex_hpc.cli import Workers
+    from agileflex_hpc.config import Config
+    from agileflex_hpc.evcharging.stage import ZoneRun, ZoneTask
 
 logger = logging.getLogger("agileflex_hpc.ev")
 
@@ -19,7 +28,7 @@ def main(argv: list[str] | None = None) -> int:
                      "Stage 7: EV charging optimisation (HiGHS MILP) per zone.", body)
 
 
-def body(cfg, workers, args) -> int:
+def body(cfg: Config, workers: Workers, args: argparse.Namespace) -> int:
     """Dry run: the plan; else :func:`~agileflex_hpc.evcharging.stage.run_ev` and, on the root,
     what it did and the answers."""
     from agileflex_hpc.evcharging.stage import list_zone_tasks, run_ev
@@ -38,7 +47,7 @@ def body(cfg, workers, args) -> int:
     return 0
 
 
-def _describe_plan(cfg, tasks, n_workers: int) -> str:
+def _describe_plan(cfg: Config, tasks: list[ZoneTask], n_workers: int) -> str:
     """Per worker: zones, the EV estimates they start from, and zones already current."""
     from agileflex_hpc.evcharging.stage import tasks_for, zone_path
     from agileflex_hpc.fingerprint import Fingerprints, freshness
@@ -56,7 +65,7 @@ def _describe_plan(cfg, tasks, n_workers: int) -> str:
     return "\n".join(lines)
 
 
-def format_runs(runs) -> str:
+def format_runs(runs: list[ZoneRun]) -> str:
     """What the stage did: zones solved and up to date, attempts, time, the slowest zones."""
     solved = [r for r in runs if r.solved]
     lines = [f"ev summary: {len(solved)} zones solved ({sum(r.attempts for r in solved)} "
@@ -68,7 +77,7 @@ def format_runs(runs) -> str:
     return "\n".join(lines)
 
 
-def format_answer(table) -> str:
+def format_answer(table: pd.DataFrame) -> str:
     """The answer columns of a hosting summary as a fixed-width text table."""
     cols = ["zone", "customers", "case", "binding", "evs_estimate", "evs_hosted", "confirmed",
             "searched", "hps", "v2g_requested_kwh", "v2g_delivered_kwh"]

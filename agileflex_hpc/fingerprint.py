@@ -23,15 +23,19 @@ import json
 import logging
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import h5py
 import numpy as np
 
 from agileflex_hpc import __version__
 from agileflex_hpc.errors import StaleError
+
+if TYPE_CHECKING:
+    from agileflex_hpc.config import Config
 
 __all__ = ["Key", "Fingerprints", "digest", "attrs", "explain", "file_sha256", "network_files",
            "require_fresh", "freshness", "stored_key"]
@@ -117,7 +121,7 @@ def _referenced(path: Path) -> list[str]:
     return refs
 
 
-def _section(obj: Any) -> str:
+def _section(obj: object) -> str:
     """Hash of a parsed config section (its dataclass repr: values, not TOML text)."""
     return hashlib.sha256(repr(obj).encode()).hexdigest()[:16]
 
@@ -137,11 +141,11 @@ def _files(paths: list[Path], prefix: str) -> Key:
 class Fingerprints:
     """Keys of every output file of one job, from its config and input files."""
 
-    cfg: Any
-    _cache: dict[tuple, Key] = field(default_factory=dict, repr=False)
-    _arrays: dict[tuple, Any] = field(default_factory=dict, repr=False)
+    cfg: Config
+    _cache: dict[tuple[str, ...], Key] = field(default_factory=dict, repr=False)
+    _arrays: dict[tuple[str, str], np.ndarray | None] = field(default_factory=dict, repr=False)
 
-    def _memo(self, name: tuple, build) -> Key:
+    def _memo(self, name: tuple[str, ...], build: Callable[[], Key]) -> Key:
         if name not in self._cache:
             self._cache[name] = build()
         return dict(self._cache[name])
@@ -211,7 +215,7 @@ class Fingerprints:
                     **_files(paths, "session_file")}
         return self._memo(("ev", network), build)
 
-    def _caps(self, network: str):
+    def _caps(self, network: str) -> np.ndarray | None:
         """The plan-validate loop's import caps of a network (zone, step), or None."""
         if ("caps", network) not in self._arrays:
             from agileflex_hpc.replan import read_caps

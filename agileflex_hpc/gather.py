@@ -6,10 +6,16 @@ Checks that every block of every (network, case) exists and is complete, then wr
 
 from __future__ import annotations
 
+import argparse
 import logging
 import sys
+from typing import TYPE_CHECKING
 
 from agileflex_hpc.cli import run_stage
+
+if TYPE_CHECKING:
+    from agileflex_hpc.cli import Workers
+    from agileflex_hpc.config import Config
 
 logger = logging.getLogger("agileflex_hpc.gather")
 
@@ -20,7 +26,7 @@ def main(argv: list[str] | None = None) -> int:
                      worker_options=False)
 
 
-def _body(cfg, workers, args) -> int:
+def _body(cfg: Config, workers: Workers, args: argparse.Namespace) -> int:
     from agileflex_hpc.loadflow.gather import gather_all
     from agileflex_hpc.loadflow.run import study_items
 

@@ -23,13 +23,20 @@ import subprocess
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import h5py
 import numpy as np
 
 from agileflex_hpc import __version__
 from agileflex_hpc.errors import ResultsError
+
+if TYPE_CHECKING:
+    import numpy.typing as npt
+    import pandas as pd
+    import xarray as xr
+
+    from agileflex_hpc.config import Config
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -199,7 +206,7 @@ def attr_text(value: Any) -> str:
     return str(value)
 
 
-def write_coord(f: h5py.File, name: str, values: Any, *, units: str = "",
+def write_coord(f: h5py.File, name: str, values: npt.ArrayLike, *, units: str = "",
                 description: str = "", scale: bool = True) -> h5py.Dataset:
     """Write a 1-D coordinate at the root; make it a dimension scale named ``name`` unless
     ``scale`` is False (block files, whose variables attach no scales)."""
@@ -213,7 +220,7 @@ def write_coord(f: h5py.File, name: str, values: Any, *, units: str = "",
     return ds
 
 
-def write_var(group: h5py.Group, name: str, data: Any, *, dims: list[str], units: str,
+def write_var(group: h5py.Group, name: str, data: npt.ArrayLike, *, dims: list[str], units: str,
               description: str, compress: bool | str = True,
               scales: bool = True) -> h5py.Dataset:
     """Write a data variable with attrs and chunks along time; attach the root scales.
@@ -264,7 +271,7 @@ def _chunks(shape: tuple[int, ...], itemsize: int, dims: list[str]) -> tuple[int
     return (n_time, *[max(s, 1) for s in shape[1:]])
 
 
-def open_dataset(path: Path, group: str):
+def open_dataset(path: Path, group: str) -> xr.Dataset:
     """Open ``group`` of an agileflex file as an ``xarray.Dataset`` with its coordinates.
 
     The data variables live in a group (``loadflow``, ``zones``, ...) and the coordinates at
@@ -279,7 +286,7 @@ def open_dataset(path: Path, group: str):
     return ds.assign_coords(coords)
 
 
-def write_csv_atomic(df, path: Path) -> bool:
+def write_csv_atomic(df: pd.DataFrame, path: Path) -> bool:
     """Write a DataFrame as CSV through :func:`write_text_atomic` (left alone when its text
     is unchanged); returns whether it wrote."""
     return write_text_atomic(df.to_csv(index=False), path)
@@ -307,7 +314,7 @@ def time_slices(n_time: int, chunk: int) -> Iterator[slice]:
         yield slice(t0, min(t0 + chunk, n_time))
 
 
-def write_table(group: h5py.Group, name: str, df) -> None:
+def write_table(group: h5py.Group, name: str, df: pd.DataFrame) -> None:
     """Store a pandas DataFrame as one dataset per column under ``group/name``.
 
     The columns share one dimension, ``row``, a dimension scale of the table's group holding
@@ -325,13 +332,13 @@ def write_table(group: h5py.Group, name: str, df) -> None:
         ds.dims[0].attach_scale(row)
 
 
-def read_table(group: h5py.Group, name: str):
+def read_table(group: h5py.Group, name: str) -> pd.DataFrame:
     """Read a table written by :func:`write_table` back as a pandas DataFrame."""
     import pandas as pd
 
     sub = group[name]
     cols = json.loads(sub.attrs["columns"])
-    data = {}
+    data: dict[str, np.ndarray] = {}
     for col in cols:
         values = sub[col][()]
         if values.dtype.kind in "OS":
@@ -341,12 +348,12 @@ def read_table(group: h5py.Group, name: str):
     return pd.DataFrame(data, columns=cols)
 
 
-def time_to_epoch(times) -> np.ndarray:
+def time_to_epoch(times: pd.DatetimeIndex) -> np.ndarray:
     """pandas DatetimeIndex (naive, study clock) -> int64 seconds since 1970-01-01."""
     return (np.asarray(times, dtype="datetime64[s]").astype(np.int64))
 
 
-def provenance(cfg=None, **extra: Any) -> dict[str, Any]:
+def provenance(cfg: Config | None = None, **extra: Any) -> dict[str, Any]:
     """Root attributes: schema/package/engine versions, config, seed, MPI/SLURM context."""
     from agileflex_hpc.network.engine import engine_version
 

@@ -20,9 +20,13 @@ No other module builds an output path; each asks :class:`RunLayout`::
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from agileflex_hpc.config import Config
 
 __all__ = ["RunLayout", "layout"]
 
@@ -147,6 +151,8 @@ class RunLayout:
         return self.root / "slurm-logs"
 
 
-def layout(cfg_or_dir: Any) -> RunLayout:
+def layout(cfg_or_dir: Config | str | os.PathLike[str]) -> RunLayout:
     """The layout of a run, from its config (``cfg.out_dir``) or its output folder."""
-    return RunLayout(Path(getattr(cfg_or_dir, "out_dir", cfg_or_dir)))
+    if isinstance(cfg_or_dir, (str, os.PathLike)):
+        return RunLayout(Path(cfg_or_dir))
+    return RunLayout(Path(cfg_or_dir.out_dir))

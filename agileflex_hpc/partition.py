@@ -51,7 +51,7 @@ def list_items(networks: list[tuple[str, int]], cases: list[str], n_steps: int,
     n_steps, block_steps : int
         Steps of the study and of one block (the last block may be shorter).
     """
-    items = []
+    items: list[WorkItem] = []
     for name, n_bus in networks:
         for case in cases:
             for block, start in enumerate(range(0, n_steps, block_steps)):

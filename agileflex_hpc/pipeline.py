@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import pandas as pd
 
@@ -24,6 +25,8 @@ __all__ = ["STAGES", "PipelineResult", "run_pipeline"]
 logger = logging.getLogger("agileflex_hpc")
 
 STAGES = ("loadflow", "headroom", "ev", "validate", "report")
+
+_T = TypeVar("_T")
 
 
 @dataclass
@@ -64,7 +67,7 @@ def run_pipeline(cfg: Config, workers: Workers | None = None, *,
     if n:
         logger.info("removed %d temporary files left by writers that died", n)
 
-    def timed(stage: str, fn: Callable[[], object]) -> object:
+    def timed(stage: str, fn: Callable[[], _T]) -> _T:
         t0 = time.perf_counter()
         logger.info("== stage %s ==", stage)
         value = fn()
@@ -102,6 +105,7 @@ def run_pipeline(cfg: Config, workers: Workers | None = None, *,
             logger.info("== plan-validate round %d ==", rounds_done(cfg, cfg.networks[0].name))
             ev_and_validate(f" (round {out.rounds + 1})")
     if "report" in stages and workers.is_root:
-        out.report, _ = timed("report", lambda: build_report(cfg))
-        say(f"report: {out.report.resolve()}")
+        report, _ = timed("report", lambda: build_report(cfg))
+        out.report = report
+        say(f"report: {report.resolve()}")
     return out

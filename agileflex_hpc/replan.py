@@ -38,9 +38,11 @@ stage 3-6 inputs are the ones they were computed from (else the loop starts over
 
 from __future__ import annotations
 
+import argparse
 import logging
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import h5py
 import numpy as np
@@ -49,6 +51,10 @@ import pandas as pd
 from agileflex_hpc import fingerprint, h5io
 from agileflex_hpc.errors import StaleError
 from agileflex_hpc.layout import layout
+
+if TYPE_CHECKING:
+    from agileflex_hpc.cli import Workers
+    from agileflex_hpc.config import Config
 
 __all__ = ["caps_path", "read_caps", "tighten_caps", "replan_network", "replan", "rounds_done",
            "HISTORY_COLUMNS"]
@@ -63,7 +69,7 @@ def caps_path(out_dir: Path, network: str) -> Path:
     return layout(out_dir).caps(network)
 
 
-def _base(cfg, network: str) -> str:
+def _base(cfg: Config, network: str) -> str:
     """What the caps are valid for: everything stage 7 plans from (the network's stage 3-6
     inputs and the EV settings, caps aside) and the validation settings that judge a plan."""
     vc = cfg.validate
@@ -72,7 +78,7 @@ def _base(cfg, network: str) -> str:
     return fingerprint.digest(key)
 
 
-def read_caps(cfg, network: str) -> tuple[np.ndarray | None, int, pd.DataFrame]:
+def read_caps(cfg: Config, network: str) -> tuple[np.ndarray | None, int, pd.DataFrame]:
     """(caps (2, zone, step) [kW]: import, export; or None), the round they are for (1: none
     yet) and the history."""
     path = caps_path(cfg.out_dir, network)
@@ -88,7 +94,7 @@ def read_caps(cfg, network: str) -> tuple[np.ndarray | None, int, pd.DataFrame]:
     return (caps if np.isfinite(caps).any() else None), round_, history
 
 
-def rounds_done(cfg, network: str) -> int:
+def rounds_done(cfg: Config, network: str) -> int:
     """The round the current EV plan of the network belongs to (1: the first pass)."""
     return read_caps(cfg, network)[1]
 
@@ -152,7 +158,7 @@ def _responsible(flagged: np.ndarray, net_kw: np.ndarray,
     return 0, np.zeros(0, dtype=int)
 
 
-def replan_network(cfg, network: str) -> bool:
+def replan_network(cfg: Config, network: str) -> bool:
     """After a round's validation: record it, and tighten the caps of the zones it did not
     prove. Returns True when the network needs another round (caps written)."""
     from agileflex_hpc.evcharging.stage import hosting_answer
@@ -223,7 +229,8 @@ def _same_history(old: pd.DataFrame, new: pd.DataFrame) -> bool:
         new.astype(str).reset_index(drop=True))
 
 
-def _exceedance(cfg, smart, none, added: dict[str, np.ndarray]) -> np.ndarray:
+def _exceedance(cfg: Config, smart: h5py.Group, none: h5py.Group,
+                added: dict[str, np.ndarray]) -> np.ndarray:
     """Relative exceedance, at each step, of the violations smart charging added, beyond the
     no-EV baseline's own: for each kind added at the step, how much further smart charging
     went than both the limit and the baseline (``smart`` and ``none``: the ``/flags`` groups
@@ -244,7 +251,7 @@ def _exceedance(cfg, smart, none, added: dict[str, np.ndarray]) -> np.ndarray:
     return np.clip(worst, 0.0, 0.5)
 
 
-def _bounds(cfg, network: str, n_zones: int) -> np.ndarray:
+def _bounds(cfg: Config, network: str, n_zones: int) -> np.ndarray:
     """Every zone's stage-7 import bound, max(headroom, 0) on the horizon [kW] (zone, step)."""
     from agileflex_hpc.evcharging.stage import zone_profiles
 
@@ -252,7 +259,7 @@ def _bounds(cfg, network: str, n_zones: int) -> np.ndarray:
                      for z in range(n_zones)])
 
 
-def _write(cfg, network: str, caps: np.ndarray, round_: int, history: pd.DataFrame) -> None:
+def _write(cfg: Config, network: str, caps: np.ndarray, round_: int, history: pd.DataFrame) -> None:
     path = caps_path(cfg.out_dir, network)
     attrs = h5io.provenance(cfg, network=network, round=round_, base=_base(cfg, network),
                             cut=cfg.validate.replan_cut)
@@ -273,7 +280,7 @@ def _write(cfg, network: str, caps: np.ndarray, round_: int, history: pd.DataFra
         h5io.write_table(g, "history", history)
 
 
-def replan(cfg) -> bool:
+def replan(cfg: Config) -> bool:
     """:func:`replan_network` for every network; write ``replan/rounds.csv``. Returns True
     when any network needs another round."""
     from agileflex_hpc.validation.stage import added_violation_flags
@@ -295,7 +302,7 @@ def main(argv: list[str] | None = None) -> int:
                      worker_options=False)
 
 
-def _body(cfg, workers, args) -> int:
+def _body(cfg: Config, workers: Workers, args: argparse.Namespace) -> int:
     if not workers.is_root:
         return 0
     if args.dry_run:

@@ -7,18 +7,24 @@ and input files give it; otherwise it is listed as missing, incomplete or stale.
 
 from __future__ import annotations
 
+import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from agileflex_hpc import h5io
 from agileflex_hpc.cli import run_stage
-from agileflex_hpc.fingerprint import Fingerprints, explain, freshness
+from agileflex_hpc.fingerprint import Fingerprints, Key, explain, freshness
 from agileflex_hpc.layout import layout
+
+if TYPE_CHECKING:
+    from agileflex_hpc.cli import Workers
+    from agileflex_hpc.config import Config
 
 __all__ = ["stage_status", "print_status", "main"]
 
 
-def stage_status(cfg) -> list[tuple[str, int, int, list[str]]]:
+def stage_status(cfg: Config) -> list[tuple[str, int, int, list[str]]]:
     """(stage, current, expected, first problems) for every stage of the job.
 
     A file is current when it is complete and its fingerprint is the one the current config
@@ -58,11 +64,11 @@ def stage_status(cfg) -> list[tuple[str, int, int, list[str]]]:
     return rows
 
 
-def _ev_zones(cfg) -> list[tuple[str, str]]:
+def _ev_zones(cfg: Config) -> list[tuple[str, str]]:
     """(network, zone) of every zone with customers, from the manifests (none if missing)."""
     from agileflex_hpc.network.manifest import manifest_path, read_manifest
 
-    zones = []
+    zones: list[tuple[str, str]] = []
     for net in cfg.networks:
         path = manifest_path(cfg.out_dir, net.name)
         if not h5io.is_complete(path):
@@ -72,8 +78,8 @@ def _ev_zones(cfg) -> list[tuple[str, str]]:
     return zones
 
 
-def _check(stage: str, files: list[tuple[Path, dict]]) -> tuple[str, int, int, list[str]]:
-    problems = []
+def _check(stage: str, files: list[tuple[Path, Key]]) -> tuple[str, int, int, list[str]]:
+    problems: list[str] = []
     for path, key in files:
         state = freshness(path, key)
         if state == "stale":
@@ -90,12 +96,12 @@ def main(argv: list[str] | None = None) -> int:
                      worker_options=False)
 
 
-def _extend(p) -> None:
+def _extend(p: argparse.ArgumentParser) -> None:
     p.add_argument("--clean", action="store_true",
                    help="also remove temporary files left by writers that died")
 
 
-def _body(cfg, workers, args) -> int:
+def _body(cfg: Config, workers: Workers, args: argparse.Namespace) -> int:
     if args.clean:
         from agileflex_hpc.h5io import remove_stale_temp_files
 
@@ -109,7 +115,7 @@ def _body(cfg, workers, args) -> int:
     return 0
 
 
-def print_status(cfg) -> None:
+def print_status(cfg: Config) -> None:
     """Print the per-stage table: complete / expected files, and the first problems."""
     print(f"run {cfg.run.name!r} in {cfg.out_dir}")
     print(f"{'stage':18s} {'complete':>9s} {'expected':>9s}")

@@ -16,8 +16,15 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from agileflex_hpc.cli import Workers, run_stage
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from agileflex_hpc.config import Config
 
 logger = logging.getLogger("agileflex_hpc.validate")
 
@@ -35,7 +42,7 @@ def _extend(p: argparse.ArgumentParser) -> None:
                    help="solve only: do not stitch or analyse afterwards (single process / MPI)")
 
 
-def body(cfg, workers: Workers, args: argparse.Namespace) -> int:
+def body(cfg: Config, workers: Workers, args: argparse.Namespace) -> int:
     """``--gather``: stitch and analyse (root only); else solve this worker's share and, where
     it covered everything, analyse."""
     from agileflex_hpc.loadflow.__main__ import body as loadflow_body
@@ -62,7 +69,7 @@ def body(cfg, workers: Workers, args: argparse.Namespace) -> int:
     return 0
 
 
-def _print(table, fmt) -> None:
+def _print(table: pd.DataFrame, fmt: Callable[[pd.DataFrame], str]) -> None:
     print(f"\n== validation report ==\n{fmt(table)}")
 
 

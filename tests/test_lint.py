@@ -1,4 +1,5 @@
-"""The code passes ruff (pyflakes, pycodestyle, bugbear, import order; see ruff.toml)."""
+"""The code passes ruff (pyflakes, pycodestyle, bugbear, import order; see ruff.toml) and
+mypy (every function annotated; see setup.cfg), and only layout.py builds output paths."""
 
 import importlib.util
 import subprocess
@@ -12,6 +13,14 @@ def test_ruff_is_clean():
     res = subprocess.run([sys.executable, "-m", "ruff", "check", "agileflex_hpc", "tests",
                           "benchmarks"], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert res.returncode == 0, res.stdout + res.stderr
+
+
+def test_mypy_is_clean():
+    """Every function of the package is annotated and the annotations check (setup.cfg)."""
+    require(importlib.util.find_spec("mypy") is not None, "mypy (pip install -e .[test])")
+    res = subprocess.run([sys.executable, "-m", "mypy", "--config-file", "setup.cfg"],
+                         cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stdout[-6000:] + res.stderr[-2000:]
 
 
 def test_only_the_layout_builds_output_paths():

@@ -163,7 +163,9 @@ def search_hosting(n_start: int, n_max: int, attempt: Callable[[int], Verdict], 
         return levels[n]
 
     n0 = min(max(int(n_start), 0), n_max)
-    best, direction, reason = 0, "none", "zero"
+    direction: Direction = "none"
+    reason: StopReason = "zero"
+    best = 0
     try:
         if test(n0) == "confirmed":
             best, direction, reason = n0, "up", "cap"

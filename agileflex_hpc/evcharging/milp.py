@@ -40,7 +40,7 @@ import os
 import sys
 import time
 from dataclasses import dataclass
-from typing import Any, Literal, NamedTuple
+from typing import Literal, NamedTuple
 
 import highspy
 import numpy as np
@@ -70,7 +70,7 @@ _STATUS = {
     _MS.kObjectiveBound: "objective_bound",
     _MS.kObjectiveTarget: "objective_target",
     _MS.kInterrupt: "interrupted",
-    _MS.kHighsInterrupt: "interrupted",
+    _MS.kHighsInterrupt: "interrupted",  # type: ignore[attr-defined]  # not in the stubs
     _MS.kMemoryLimit: "memory_limit",
 }
 
@@ -139,6 +139,26 @@ class _Cells:
     @property
     def m(self) -> int:
         return int(self.ev.size)
+
+
+class _HighsLp(NamedTuple):
+    """The arguments of ``Highs.passModel``, in its order: a model with a CSC matrix."""
+
+    num_col: int
+    num_row: int
+    num_nz: int
+    a_format: int
+    sense: int
+    offset: float
+    col_cost: np.ndarray
+    col_lower: np.ndarray
+    col_upper: np.ndarray
+    row_lower: np.ndarray
+    row_upper: np.ndarray
+    a_start: np.ndarray
+    a_index: np.ndarray
+    a_value: np.ndarray
+    integrality: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -387,8 +407,8 @@ def _layout(m: int, *, v2g: bool, relaxed: bool) -> dict[str, int]:
 
 def _build_lp(fleet: EvFleet, cells: _Cells, head: np.ndarray, foot: np.ndarray,
               price: np.ndarray, *, step_h: float, v2g: bool, min_kw: float, efficiency: float,
-              footroom_factor: float, relaxed: bool) -> tuple[tuple[Any, ...], dict[str, int]]:
-    """Assemble the model as a ``passModel`` tuple (CSC matrix) and its column layout.
+              footroom_factor: float, relaxed: bool) -> tuple[_HighsLp, dict[str, int]]:
+    """Assemble the model as ``passModel`` arguments (CSC matrix) and its column layout.
 
     ``relaxed`` builds the LP relaxation projected onto the power and energy columns: with the
     binaries continuous, ``min_kw*u <= c <= P*u``, ``min_kw*w <= d <= P*w``, ``u + w <= 1``
@@ -439,10 +459,10 @@ def _constraint_rows(fleet: EvFleet, cells: _Cells, cols: dict[str, int], head: 
 
 
 def _to_highs_lp(blocks: list[_Rows], cost: np.ndarray, col_lower: np.ndarray,
-                 col_upper: np.ndarray, integrality: np.ndarray) -> tuple[Any, ...]:
-    """Stack row blocks into one CSC matrix; return the argument tuple of ``Highs.passModel``.
+                 col_upper: np.ndarray, integrality: np.ndarray) -> _HighsLp:
+    """Stack row blocks into one CSC matrix; return the arguments of ``Highs.passModel``.
 
-    The tuple is (num_col, num_row, num_nz, a_format, sense, offset, col_cost, col_lower,
+    They are (num_col, num_row, num_nz, a_format, sense, offset, col_cost, col_lower,
     col_upper, row_lower, row_upper, a_start, a_index, a_value, integrality).
     """
     offsets = np.cumsum([0] + [b.lower.size for b in blocks])
@@ -452,11 +472,14 @@ def _to_highs_lp(blocks: list[_Rows], cost: np.ndarray, col_lower: np.ndarray,
                        (rows, np.concatenate([b.col for b in blocks]))),
                       shape=(num_row, num_col)).tocsc()
     a.sum_duplicates()
-    return (num_col, num_row, int(a.nnz), int(highspy.MatrixFormat.kColwise),
-            int(highspy.ObjSense.kMinimize), 0.0, cost, col_lower, col_upper,
-            np.concatenate([b.lower for b in blocks]), np.concatenate([b.upper for b in blocks]),
-            a.indptr.astype(np.int32), a.indices.astype(np.int32), a.data.astype(float),
-            integrality.astype(np.int32))
+    return _HighsLp(num_col=num_col, num_row=num_row, num_nz=int(a.nnz),
+                    a_format=int(highspy.MatrixFormat.kColwise),
+                    sense=int(highspy.ObjSense.kMinimize), offset=0.0, col_cost=cost,
+                    col_lower=col_lower, col_upper=col_upper,
+                    row_lower=np.concatenate([b.lower for b in blocks]),
+                    row_upper=np.concatenate([b.upper for b in blocks]),
+                    a_start=a.indptr.astype(np.int32), a_index=a.indices.astype(np.int32),
+                    a_value=a.data.astype(float), integrality=integrality.astype(np.int32))
 
 
 class _Run(NamedTuple):
@@ -488,9 +511,9 @@ def _silence_banner() -> None:
         os.close(saved)
 
 
-def _run_highs(lp: tuple[Any, ...], options: dict[str, float | int],
+def _run_highs(lp: _HighsLp, options: dict[str, float | int],
                start: np.ndarray | None = None) -> _Run:
-    """Solve the ``passModel`` tuple ``lp``, optionally from the MIP start ``start``."""
+    """Solve the model ``lp``, optionally from the MIP start ``start``."""
     _silence_banner()
     h = highspy.Highs()
     for key, value in {"output_flag": False, "log_to_console": False, **options}.items():
@@ -508,7 +531,7 @@ def _run_highs(lp: tuple[Any, ...], options: dict[str, float | int],
         raise SolverError(f"HiGHS failed: run status {run_status.name}, model status "
                           f"{h.modelStatusToString(model_status)}")
     info = h.getInfo()
-    integer = bool(np.any(lp[14]))
+    integer = bool(np.any(lp.integrality))
     has_solution = info.primal_solution_status == highspy.kSolutionStatusFeasible
     if model_status != _MS.kOptimal and not (integer and has_solution):
         return _Run(_STATUS[model_status], None, np.nan, np.nan, seconds)
@@ -521,8 +544,8 @@ def _run_highs(lp: tuple[Any, ...], options: dict[str, float | int],
                 reduced, dual)
 
 
-def _solve_milp(relaxed: tuple[tuple[Any, ...], dict[str, int]],
-                full: tuple[tuple[Any, ...], dict[str, int]], options: dict[str, float | int],
+def _solve_milp(relaxed: tuple[_HighsLp, dict[str, int]],
+                full: tuple[_HighsLp, dict[str, int]], options: dict[str, float | int],
                 *, m: int, min_kw: float, feasible_only: bool = False) -> _Run:
     """LP bound, then restricted MILPs, then (only if still not within the gap) the full MILP.
 
@@ -536,7 +559,7 @@ def _solve_milp(relaxed: tuple[tuple[Any, ...], dict[str, int]],
        the LP bound is returned (``scale``: the LP schedule's gross value, `_cost_scale`).
     3. Otherwise the full MILP runs, warm-started from the best restricted schedule.
 
-    Parameters ``relaxed`` and ``full`` are (``passModel`` tuple, column layout) pairs.
+    Parameters ``relaxed`` and ``full`` are (``passModel`` arguments, column layout) pairs.
     """
     deadline = time.perf_counter() + float(options["time_limit"])
     bound = _run_highs(relaxed[0], options)
@@ -581,24 +604,22 @@ def _solve_milp(relaxed: tuple[tuple[Any, ...], dict[str, int]],
     return run._replace(seconds=spent + run.seconds)
 
 
-def _cost_scale(lp: tuple[Any, ...], x: np.ndarray) -> float:
+def _cost_scale(lp: _HighsLp, x: np.ndarray) -> float:
     """Gross value of a solution: ``sum |cost_j x_j|`` over the columns. [p]"""
-    return float(np.abs(np.asarray(lp[6], dtype=float) * x).sum())
+    return float(np.abs(np.asarray(lp.col_cost, dtype=float) * x).sum())
 
 
-def _with(lp: tuple[Any, ...], *, col_lower: np.ndarray | None = None,
+def _with(lp: _HighsLp, *, col_lower: np.ndarray | None = None,
           col_upper: np.ndarray | None = None,
-          integrality: np.ndarray | None = None) -> tuple[Any, ...]:
-    """Copy of a ``passModel`` tuple with new column bounds or integrality."""
-    out = list(lp)
-    for index, value in ((7, col_lower), (8, col_upper), (14, integrality)):
-        if value is not None:
-            out[index] = value
-    return tuple(out)
+          integrality: np.ndarray | None = None) -> _HighsLp:
+    """Copy of a model with new column bounds or integrality (None: kept)."""
+    return lp._replace(col_lower=lp.col_lower if col_lower is None else col_lower,
+                       col_upper=lp.col_upper if col_upper is None else col_upper,
+                       integrality=lp.integrality if integrality is None else integrality)
 
 
-def _fix_binaries(full: tuple[tuple[Any, ...], dict[str, int]], relaxed_cols: dict[str, int],
-                  bound: _Run, *, m: int, min_kw: float, wide: bool) -> tuple[Any, ...]:
+def _fix_binaries(full: tuple[_HighsLp, dict[str, int]], relaxed_cols: dict[str, int],
+                  bound: _Run, *, m: int, min_kw: float, wide: bool) -> _HighsLp:
     """The full model with binaries fixed from the LP relaxation's solution ``bound``.
 
     A binary is fixed on where the LP power is at least ``min_kw`` and off where the LP power
@@ -606,7 +627,7 @@ def _fix_binaries(full: tuple[tuple[Any, ...], dict[str, int]], relaxed_cols: di
     cells in use) are fixed off, and those as cheap as the cells in use stay free.
     """
     lp, cols = full
-    lower, upper = lp[7].copy(), lp[8].copy()
+    lower, upper = lp.col_lower.copy(), lp.col_upper.copy()
     assert bound.x is not None and bound.reduced_cost is not None
     for power, binary in (("c", "u"), ("d", "w")):
         if binary in cols:

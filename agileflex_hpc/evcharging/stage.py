@@ -14,19 +14,24 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import h5py
 import numpy as np
 import pandas as pd
 
 from agileflex_hpc import fingerprint, h5io
-from agileflex_hpc.evcharging.attempts import AttemptsResult, run_attempts
+from agileflex_hpc.evcharging.attempts import AttemptsResult, FleetFactory, run_attempts
 from agileflex_hpc.evcharging.fleet import EvFleet, draw_fleet, load_fleet_csv
 from agileflex_hpc.evcharging.tariff import tariff_p_per_kwh
 from agileflex_hpc.fingerprint import Fingerprints, freshness
 from agileflex_hpc.headroom.stage import hosting_path, require_hosting
 from agileflex_hpc.layout import layout
 from agileflex_hpc.partition import split_by_cost
+
+if TYPE_CHECKING:
+    from agileflex_hpc.cli import Workers
+    from agileflex_hpc.config import Config
 
 __all__ = ["ZoneTask", "ZoneRun", "EvResult", "run_ev", "list_zone_tasks", "tasks_for",
            "zone_path", "zone_profiles",
@@ -54,13 +59,13 @@ def zone_path(out_dir: Path, network: str, zone: str) -> Path:
     return layout(out_dir).ev_zone(network, zone)
 
 
-def list_zone_tasks(cfg, fps: Fingerprints | None = None) -> list[ZoneTask]:
+def list_zone_tasks(cfg: Config, fps: Fingerprints | None = None) -> list[ZoneTask]:
     """Every zone with customers, in the fixed order, with its starting EV count.
 
     Checks first that every hosting file is current (else StaleError naming it).
     """
     fps = fps or Fingerprints(cfg)
-    tasks = []
+    tasks: list[ZoneTask] = []
     for k, net in enumerate(cfg.networks):
         with h5py.File(require_hosting(cfg, fps, net.name), "r") as f:
             zones = [z.decode() for z in f["zone"][()]]
@@ -90,7 +95,7 @@ class EvResult:
     answers: dict[str, pd.DataFrame] = field(default_factory=dict)
 
 
-def run_ev(cfg, workers) -> EvResult:
+def run_ev(cfg: Config, workers: Workers) -> EvResult:
     """Stage 7 for this process's share of the zones (split by cost), with progress (a bar on
     a terminal, else log lines); the root gathers every worker's runs and, where this process
     group covered every zone, writes each network's answer (``hosting/<net>_summary.csv``)."""
@@ -117,7 +122,7 @@ def run_ev(cfg, workers) -> EvResult:
     return result
 
 
-def zone_uses_v2g(cfg, network: str, zone_index: int) -> bool:
+def zone_uses_v2g(cfg: Config, network: str, zone_index: int) -> bool:
     """V2G on for this zone: ``ev.v2g`` always, never, or auto (the hosting stage's flag)."""
     if cfg.ev.v2g != "auto":
         return cfg.ev.v2g == "always"
@@ -125,7 +130,7 @@ def zone_uses_v2g(cfg, network: str, zone_index: int) -> bool:
         return bool(f["hosting/v2g"][zone_index])
 
 
-def zone_profiles(cfg, network: str, zone_index: int) -> tuple[np.ndarray, np.ndarray]:
+def zone_profiles(cfg: Config, network: str, zone_index: int) -> tuple[np.ndarray, np.ndarray]:
     """(headroom, footroom) [kW] of the zone's assigned case on the noon-to-noon horizon.
 
     The quantile profiles are per phase in kVA; EVs charge at ``loadflow.ev_pf``, so the
@@ -140,14 +145,14 @@ def zone_profiles(cfg, network: str, zone_index: int) -> tuple[np.ndarray, np.nd
     return np.roll(head, -half) * pf, np.roll(foot, -half) * pf
 
 
-def _price(cfg) -> np.ndarray:
+def _price(cfg: Config) -> np.ndarray:
     ev = cfg.ev
     return tariff_p_per_kwh(steps=cfg.time.steps_per_day, step_minutes=cfg.time.step_minutes,
                             start_hour=12, green=ev.green, amber=ev.amber, red=ev.red,
                             energy=ev.energy)
 
 
-def session_sampler(cfg):
+def session_sampler(cfg: Config) -> FleetFactory:
     """Fleet factory: synthetic fleets (the job's kWh/EV/day and efficiency), or draws from
     the configured session tables.
 
@@ -159,6 +164,7 @@ def session_sampler(cfg):
         return functools.partial(draw_fleet, steps=cfg.time.steps_per_day,
                                  step_minutes=cfg.time.step_minutes,
                                  mean_daily_kwh=cfg.headroom.kwh_per_ev, efficiency=ev.efficiency)
+    assert ev.vehicles_csv is not None, "config check: sessions_csv comes with vehicles_csv"
     table = load_fleet_csv(ev.sessions_csv, ev.vehicles_csv,
                            step_minutes=cfg.time.step_minutes, steps=cfg.time.steps_per_day)
 
@@ -169,7 +175,7 @@ def session_sampler(cfg):
     return draw
 
 
-def solve_zone(cfg, task: ZoneTask, *, successes: int | None = None) -> AttemptsResult:
+def solve_zone(cfg: Config, task: ZoneTask, *, successes: int | None = None) -> AttemptsResult:
     """The attempts search of one zone (a -inf quantile, a collapsing time of day, is no room)."""
     from agileflex_hpc.replan import read_caps
 
@@ -231,7 +237,7 @@ class ZoneRun:
     solved: bool
 
 
-def run(cfg, *, worker: int = 0, n_workers: int = 1, tasks: list[ZoneTask] | None = None,
+def run(cfg: Config, *, worker: int = 0, n_workers: int = 1, tasks: list[ZoneTask] | None = None,
         progress: Callable[[ZoneRun], None] | None = None) -> list[ZoneRun]:
     """Solve this worker's zones unless their file holds the answer for the same inputs.
 
@@ -265,8 +271,8 @@ def run(cfg, *, worker: int = 0, n_workers: int = 1, tasks: list[ZoneTask] | Non
     return runs
 
 
-def write_zone(path: Path, cfg, task: ZoneTask, res: AttemptsResult, *,
-               fp_attrs: dict | None = None) -> None:
+def write_zone(path: Path, cfg: Config, task: ZoneTask, res: AttemptsResult, *,
+               fp_attrs: dict[str, str] | None = None) -> None:
     """Write one zone's attempts, final fleet and schedule (see the module docstring)."""
     head, _ = zone_profiles(cfg, task.network, task.zone_index)
     net = None if res.schedule is None else res.schedule.net_kw.sum(axis=0)
@@ -290,6 +296,7 @@ def write_zone(path: Path, cfg, task: ZoneTask, res: AttemptsResult, *,
                 "e_start_kwh": fleet.e_start_kwh, "e_end_kwh": fleet.e_end_kwh,
                 "battery_kwh": fleet.battery_kwh, "charger_kw": fleet.charger_kw}))
             sch = res.schedule
+            assert sch is not None, "run_attempts keeps a fleet with its schedule"
             h5io.write_coord(f, "ev", fleet.name)
             for name, data, desc in [("charge_kw", sch.charge_kw, "charging power"),
                                      ("discharge_kw", sch.discharge_kw, "V2G discharge power")]:
@@ -303,7 +310,7 @@ ANSWER_COLUMNS = ["evs_hosted", "confirmed", "searched", "v2g_requested_kwh",
                   "v2g_delivered_kwh"]
 
 
-def hosting_answer(cfg, network: str) -> pd.DataFrame:
+def hosting_answer(cfg: Config, network: str) -> pd.DataFrame:
     """The hosting summary of stage 6 with stage 7's answer beside the estimate, per zone.
 
     Columns added to the stage-6 table: ``evs_hosted`` (the largest confirmed number of EVs,
@@ -315,7 +322,7 @@ def hosting_answer(cfg, network: str) -> pd.DataFrame:
     fps = Fingerprints(cfg)
     with h5py.File(require_hosting(cfg, fps, network), "r") as f:
         table = h5io.read_table(f["hosting"], "summary")
-    extra: dict[str, list] = {c: [] for c in ANSWER_COLUMNS}
+    extra: dict[str, list[object]] = {c: [] for c in ANSWER_COLUMNS}
     for zone, customers in zip(table["zone"], table["customers"]):
         path = zone_path(cfg.out_dir, network, zone)
         if customers == 0 or freshness(path, fps.ev_zone(network, zone)) != "ok":
@@ -337,20 +344,20 @@ def hosting_answer(cfg, network: str) -> pd.DataFrame:
     return out
 
 
-def write_hosting_answer(cfg, network: str) -> pd.DataFrame:
+def write_hosting_answer(cfg: Config, network: str) -> pd.DataFrame:
     """Write :func:`hosting_answer` to ``hosting/<network>_summary.csv``; return it."""
     table = hosting_answer(cfg, network)
     h5io.write_csv_atomic(table, layout(cfg).hosting_csv(network))
     return table
 
 
-def read_zone(path: Path) -> dict:
+def read_zone(path: Path) -> dict[str, Any]:
     """A zone file as a dict: attrs, attempts, and fleet/charge/discharge where EVs exist."""
     with h5py.File(path, "r") as f:
         keys = ("network", "zone", "n_evs", "n_start", "confirmed", "direction", "stop_reason",
                 "v2g_requested_kwh", "v2g_delivered_kwh")
-        out = {"attrs": {k: f.attrs[k] for k in keys},
-               "attempts": h5io.read_table(f["evcharging"], "attempts")}
+        out: dict[str, Any] = {"attrs": {k: f.attrs[k] for k in keys},
+                               "attempts": h5io.read_table(f["evcharging"], "attempts")}
         if "fleet" in f["evcharging"]:
             out["fleet"] = h5io.read_table(f["evcharging"], "fleet")
             out["charge_kw"] = f["evcharging/charge_kw"][()]

@@ -14,8 +14,11 @@ __all__ = ["tariff_p_per_kwh", "effective_price_p_per_kwh"]
 logger = logging.getLogger(__name__)
 
 
-def _in_bands(hour: np.ndarray, bands: Sequence[tuple[float, float]]) -> np.ndarray:
-    """True where ``hour`` lies in any half-open band ``[start, end)``; bands may wrap midnight."""
+def _in_bands(hour: np.ndarray, bands: Sequence[Sequence[float]]) -> np.ndarray:
+    """True where ``hour`` lies in any half-open band ``[start, end)``; bands may wrap midnight.
+
+    Each band is a ``(start, end)`` pair of clock hours.
+    """
     inside = np.zeros(hour.shape, dtype=bool)
     for start, end in bands:
         if start <= end:

@@ -3,9 +3,15 @@ hosting) for every network, from the stitched load-flow files; prints the hostin
 
 from __future__ import annotations
 
+import argparse
 import sys
+from typing import TYPE_CHECKING
 
 from agileflex_hpc.cli import run_stage
+
+if TYPE_CHECKING:
+    from agileflex_hpc.cli import Workers
+    from agileflex_hpc.config import Config
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -14,7 +20,7 @@ def main(argv: list[str] | None = None) -> int:
                      worker_options=False)
 
 
-def body(cfg, workers, args) -> int:
+def body(cfg: Config, workers: Workers, args: argparse.Namespace) -> int:
     from agileflex_hpc.headroom.stage import run
 
     if args.dry_run:

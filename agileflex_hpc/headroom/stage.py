@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import h5py
 import numpy as np
@@ -21,9 +22,12 @@ import pandas as pd
 
 from agileflex_hpc import fingerprint, h5io
 from agileflex_hpc.config import CASE_PATTERN
-from agileflex_hpc.errors import ResultsError
+from agileflex_hpc.errors import ConfigError, ResultsError
 from agileflex_hpc.fingerprint import Fingerprints, freshness, require_fresh
 from agileflex_hpc.headroom import (
+    Headroom,
+    HpAssignment,
+    VoltageLimits,
     assign_hp_case,
     compute_headroom,
     daily_energy_kwh,
@@ -39,6 +43,9 @@ from agileflex_hpc.inputs.stage import inputs_path, read_customers, study_times
 from agileflex_hpc.layout import layout
 from agileflex_hpc.loadflow.gather import require_stitched
 from agileflex_hpc.network.manifest import NetworkManifest, manifest_path, read_manifest
+
+if TYPE_CHECKING:
+    from agileflex_hpc.config import Config
 
 __all__ = ["ZoneData", "compute_zones", "headroom_for", "run_network", "run", "hosting_path",
            "output_paths", "require_upstream", "require_hosting",
@@ -104,14 +111,14 @@ def _supply_flow(s_kva: np.ndarray, m: NetworkManifest) -> np.ndarray:
     return out
 
 
-def output_paths(cfg, network: str) -> list[Path]:
+def output_paths(cfg: Config, network: str) -> list[Path]:
     """Every file stages 3-6 write for a network."""
     run, cases = layout(cfg), list(cfg.cases.names)
     return ([run.zones(network, c) for c in cases] + [run.headroom(network, c) for c in cases]
             + [run.limits(network), run.hosting(network)])
 
 
-def require_upstream(cfg, fps: Fingerprints, network: str) -> dict[str, Path]:
+def require_upstream(cfg: Config, fps: Fingerprints, network: str) -> dict[str, Path]:
     """Check everything stages 3-6 read for a network; return the stitched files by case.
 
     Raises :class:`~agileflex_hpc.errors.StaleError` naming a stale, missing or corrupt
@@ -126,14 +133,14 @@ def require_upstream(cfg, fps: Fingerprints, network: str) -> dict[str, Path]:
     return stitched
 
 
-def require_hosting(cfg, fps: Fingerprints, network: str) -> Path:
+def require_hosting(cfg: Config, fps: Fingerprints, network: str) -> Path:
     """The hosting file of a network after checking it is current (else StaleError)."""
     path = hosting_path(cfg.out_dir, network)
     require_fresh(path, fps.headroom(network), producer="headroom")
     return path
 
 
-def run_network(cfg, network: str, fps: Fingerprints | None = None) -> pd.DataFrame:
+def run_network(cfg: Config, network: str, fps: Fingerprints | None = None) -> pd.DataFrame:
     """Stages 3-6 of one network; returns its per-zone hosting summary.
 
     Checks every upstream file first; outputs already computed from the same inputs are kept.
@@ -166,7 +173,8 @@ def run_network(cfg, network: str, fps: Fingerprints | None = None) -> pd.DataFr
     return _hosting(cfg, m, heads, collapse, fp_attrs)
 
 
-def _fit_limits(cfg, zones: dict[str, ZoneData], customers: np.ndarray):
+def _fit_limits(cfg: Config, zones: dict[str, ZoneData], customers: np.ndarray
+                ) -> VoltageLimits:
     """Stage 4 from all cases' converged (Pflow, Vmin) points."""
     pflow = np.concatenate([z.pflow_kva for z in zones.values()])
     vmin = np.concatenate([z.vmin_pu for z in zones.values()])
@@ -176,7 +184,8 @@ def _fit_limits(cfg, zones: dict[str, ZoneData], customers: np.ndarray):
                               fallback_factor=cfg.headroom.fallback_factor)
 
 
-def headroom_for(cfg, m: NetworkManifest, zd: ZoneData, limit_kva: np.ndarray):
+def headroom_for(cfg: Config, m: NetworkManifest, zd: ZoneData, limit_kva: np.ndarray
+                 ) -> Headroom:
     """Stage 5 of one case; non-converged steps are NaN (masked, not trusted)."""
     hc, topo = cfg.headroom, m.topology
     thermal = thermal_rate_kva(np.repeat(topo.supply_rating_a, 3), zd.busbar_v_pu,
@@ -188,8 +197,8 @@ def headroom_for(cfg, m: NetworkManifest, zd: ZoneData, limit_kva: np.ndarray):
                             has_customers=topo.zone_customers > 0)
 
 
-def _hosting(cfg, m: NetworkManifest, heads: dict, collapse: np.ndarray,
-             fp_attrs: dict) -> pd.DataFrame:
+def _hosting(cfg: Config, m: NetworkManifest, heads: dict[str, Headroom], collapse: np.ndarray,
+             fp_attrs: dict[str, str]) -> pd.DataFrame:
     """Stage 6: quantile profiles, HP case per zone, EVs hosted; writes hosting/<net>.h5."""
     hc, spd = cfg.headroom, cfg.time.steps_per_day
     cases = list(heads)
@@ -199,7 +208,7 @@ def _hosting(cfg, m: NetworkManifest, heads: dict, collapse: np.ndarray,
                        for h in heads.values()])
     energy = np.stack([daily_energy_kwh(q, step_hours=cfg.time.step_hours,
                                         efficiency=hc.efficiency) for q in q_head])
-    hp_pct = np.array([int(CASE_PATTERN.match(c).group(2)) for c in cases])
+    hp_pct = np.array([_hp_percent(c) for c in cases])
     if hp_pct.min() > 0:
         logger.warning("%s: no case has 0 %% heat pumps; zones that can host none are given "
                        "the lowest-HP case %s (add a XXPV00HP case to model them)", m.name,
@@ -219,7 +228,17 @@ def _hosting(cfg, m: NetworkManifest, heads: dict, collapse: np.ndarray,
     return summary
 
 
-def summary_table(m, cases, heads, q_head, assign, evs, energy, final) -> pd.DataFrame:
+def _hp_percent(case: str) -> int:
+    """The YY of a case name ``XXPVYYHP`` (validated by the config)."""
+    match = CASE_PATTERN.match(case)
+    if match is None:
+        raise ConfigError(f"cases.names: {case!r} is not XXPVYYHP")
+    return int(match.group(2))
+
+
+def summary_table(m: NetworkManifest, cases: list[str], heads: dict[str, Headroom],
+                  q_head: np.ndarray, assign: HpAssignment, evs: np.ndarray, energy: np.ndarray,
+                  final: pd.DataFrame) -> pd.DataFrame:
     """One row per zone: customers, binding constraint, worst quantile headroom, EVs, HPs."""
     rows = []
     step_min = 1440 // q_head.shape[1]
@@ -241,7 +260,7 @@ def summary_table(m, cases, heads, q_head, assign, evs, energy, final) -> pd.Dat
     return pd.DataFrame(rows)
 
 
-def run(cfg) -> dict[str, pd.DataFrame]:
+def run(cfg: Config) -> dict[str, pd.DataFrame]:
     """Stages 3-6 for every network of the job; returns the summaries by network.
 
     Every network's upstream files are checked before anything is written.
@@ -257,13 +276,14 @@ def run(cfg) -> dict[str, pd.DataFrame]:
 
 
 # ------------------------------------------------------------------------- writers
-def _time_and_zone(f, cfg, m) -> None:
+def _time_and_zone(f: h5py.File, cfg: Config, m: NetworkManifest) -> None:
     h5io.write_coord(f, "time", h5io.time_to_epoch(study_times(cfg)), units=_T)
     h5io.write_coord(f, "zone", np.array(m.zone_ids))
     h5io.write_coord(f, "phase", np.array([1, 2, 3], dtype=np.int8))
 
 
-def _write_zones(cfg, m, case: str, zd: ZoneData, fp_attrs: dict | None = None) -> None:
+def _write_zones(cfg: Config, m: NetworkManifest, case: str, zd: ZoneData,
+                 fp_attrs: dict[str, str] | None = None) -> None:
     path = layout(cfg).zones(m.name, case)
     attrs = h5io.provenance(cfg, network=m.name, case=case, **(fp_attrs or {}))
     with h5io.atomic_h5(path, attrs=attrs) as f:
@@ -284,7 +304,8 @@ def _write_zones(cfg, m, case: str, zd: ZoneData, fp_attrs: dict | None = None) 
             h5io.write_var(g, name, data, dims=dims, units=units, description=desc)
 
 
-def _write_limits(cfg, m, lim, fp_attrs: dict) -> None:
+def _write_limits(cfg: Config, m: NetworkManifest, lim: VoltageLimits,
+                  fp_attrs: dict[str, str]) -> None:
     path = layout(cfg).limits(m.name)
     attrs = h5io.provenance(cfg, network=m.name, v_lim_pu=cfg.headroom.v_lim_pu, **fp_attrs)
     with h5io.atomic_h5(path, attrs=attrs) as f:
@@ -302,7 +323,8 @@ def _write_limits(cfg, m, lim, fp_attrs: dict) -> None:
                            description=desc, compress=False)
 
 
-def _write_headroom(cfg, m, case: str, hd, fp_attrs: dict) -> None:
+def _write_headroom(cfg: Config, m: NetworkManifest, case: str, hd: Headroom,
+                    fp_attrs: dict[str, str]) -> None:
     path = layout(cfg).headroom(m.name, case)
     attrs = h5io.provenance(cfg, network=m.name, case=case, **fp_attrs)
     with h5io.atomic_h5(path, attrs=attrs) as f:
@@ -321,8 +343,10 @@ def _write_headroom(cfg, m, case: str, hd, fp_attrs: dict) -> None:
             h5io.write_var(g, name, data, dims=dims, units=units, description=desc)
 
 
-def _write_hosting(cfg, m, cases, q_head, q_foot, energy, assign, evs, final, summary,
-                   collapse, fp_attrs: dict) -> None:
+def _write_hosting(cfg: Config, m: NetworkManifest, cases: list[str], q_head: np.ndarray,
+                   q_foot: np.ndarray, energy: np.ndarray, assign: HpAssignment, evs: np.ndarray,
+                   final: pd.DataFrame, summary: pd.DataFrame, collapse: np.ndarray,
+                   fp_attrs: dict[str, str]) -> None:
     path = hosting_path(cfg.out_dir, m.name)
     spd = cfg.time.steps_per_day
     attrs = h5io.provenance(cfg, network=m.name, quantile=cfg.headroom.quantile, **fp_attrs)

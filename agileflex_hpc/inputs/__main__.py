@@ -8,11 +8,17 @@ prepare the inputs, e.g. before a large array job.
 
 from __future__ import annotations
 
+import argparse
 import logging
 import sys
+from typing import TYPE_CHECKING
 
 from agileflex_hpc.cli import run_stage
 from agileflex_hpc.layout import layout
+
+if TYPE_CHECKING:
+    from agileflex_hpc.cli import Workers
+    from agileflex_hpc.config import Config
 
 logger = logging.getLogger("agileflex_hpc.inputs")
 
@@ -22,13 +28,14 @@ def main(argv: list[str] | None = None) -> int:
                      "Stage 1: customers tables and demand/PV series per (network, case).", body)
 
 
-def body(cfg, workers, args) -> int:
+def body(cfg: Config, workers: Workers, args: argparse.Namespace) -> int:
     from agileflex_hpc.loadflow.run import plan, prepare_inputs
 
     comm = workers.comm
     items = plan(cfg) if workers.is_root or comm is None else None
     if comm is not None:
         items = comm.bcast(items, root=0)
+    assert items is not None  # planned here, or by the root and broadcast
     if args.dry_run:
         pairs = sorted({(it.network, it.case) for it in items})
         print(f"inputs: {len(pairs)} (network, case) files")

@@ -196,7 +196,7 @@ def _lcl_columns(path: Path) -> dict[str, int]:
     except FileNotFoundError as exc:
         raise InputDataError(f"{path}: smart-meter file not found") from exc
     names = [h.strip() for h in header]
-    found = {_LCL_ID: None, _LCL_TIME: None, _LCL_KWH: None}
+    found: dict[str, int | None] = {_LCL_ID: None, _LCL_TIME: None, _LCL_KWH: None}
     for i, name in enumerate(names):
         for key in found:
             if found[key] is None and name.startswith(key):
@@ -206,7 +206,7 @@ def _lcl_columns(path: Path) -> dict[str, int]:
         shown = names[:6] + ([f"... {len(names) - 6} more"] if len(names) > 6 else [])
         raise InputDataError(f"{path}: header {shown} lacks column(s) {missing}; expected "
                              "LCLid,stdorToU,DateTime,KWH/hh (per half hour)")
-    return {k: int(v) for k, v in found.items()}
+    return {k: v for k, v in found.items() if v is not None}  # none is missing here
 
 
 def _lcl_grid(rows: pd.DataFrame, path: Path, slots: pd.DatetimeIndex, *,

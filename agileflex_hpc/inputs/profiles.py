@@ -60,6 +60,7 @@ from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
+from numpy.typing import NDArray
 
 from agileflex_hpc.errors import InputDataError
 
@@ -206,8 +207,9 @@ def _weather_innovation(seed: int, day: int) -> float:
     return float(customer_rng(seed, _WEATHER_KEY, _S_WEATHER, 0, day).standard_normal())
 
 
-def smart_meter_demand(times: pd.DatetimeIndex, groups: Sequence[str], profile_ids: Sequence[int],
-                       *, network: str, seed: int) -> np.ndarray:
+def smart_meter_demand(times: pd.DatetimeIndex, groups: Sequence[str],
+                       profile_ids: Sequence[int] | NDArray[np.integer], *, network: str,
+                       seed: int) -> np.ndarray:
     """Synthetic winter smart-meter demand of residential customers.
 
     Parameters
@@ -366,8 +368,8 @@ class _MinuteGrid:
         return np.tile(np.arange(_DAY_MIN) / 60.0, len(self.dates))
 
 
-def heat_pump_demand(times: pd.DatetimeIndex, profile_ids: Sequence[int], *, network: str,
-                     seed: int) -> np.ndarray:
+def heat_pump_demand(times: pd.DatetimeIndex, profile_ids: Sequence[int] | NDArray[np.integer],
+                     *, network: str, seed: int) -> np.ndarray:
     """Synthetic air-source heat-pump electrical demand (space heating + hot water).
 
     Parameters
@@ -470,9 +472,9 @@ def _declination_hour_angle(minutes_utc: np.ndarray, doy: np.ndarray,
     return decl, np.radians((solar_min / 4.0) - 180.0)
 
 
-def pv_output(times: pd.DatetimeIndex, pv_kwp: Sequence[float], profile_ids: Sequence[int], *,
-              network: str, seed: int, latitude: float = 53.5,
-              longitude: float = -2.2) -> np.ndarray:
+def pv_output(times: pd.DatetimeIndex, pv_kwp: Sequence[float] | NDArray[np.floating],
+              profile_ids: Sequence[int] | NDArray[np.integer], *, network: str, seed: int,
+              latitude: float = 53.5, longitude: float = -2.2) -> np.ndarray:
     """Synthetic rooftop PV output.
 
     Parameters

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import h5py
 import numpy as np
@@ -18,6 +19,10 @@ from agileflex_hpc import fingerprint, h5io
 from agileflex_hpc.errors import InputDataError
 from agileflex_hpc.fingerprint import Fingerprints, freshness
 from agileflex_hpc.layout import layout
+
+if TYPE_CHECKING:
+    from agileflex_hpc.config import Config
+    from agileflex_hpc.network.manifest import NetworkManifest
 
 __all__ = ["inputs_path", "study_times", "ensure_inputs", "read_inputs", "read_customers",
            "check_profiles"]
@@ -29,13 +34,14 @@ def inputs_path(out_dir: Path, network: str, case: str) -> Path:
     return layout(out_dir).inputs(network, case)
 
 
-def study_times(cfg) -> pd.DatetimeIndex:
+def study_times(cfg: Config) -> pd.DatetimeIndex:
     """Start of every step of the study (naive local clock)."""
     return pd.date_range(pd.Timestamp(cfg.time.start), periods=cfg.time.n_steps,
                          freq=f"{cfg.time.step_minutes}min")
 
 
-def ensure_inputs(cfg, manifest, case: str, fps: Fingerprints | None = None) -> Path:
+def ensure_inputs(cfg: Config, manifest: NetworkManifest, case: str,
+                  fps: Fingerprints | None = None) -> Path:
     """Write the (network, case) inputs file unless a complete one of the same inputs (by
     content: config values, profile files, network files) exists."""
     from agileflex_hpc.inputs.assignment import assign_customers, build_profiles
@@ -67,7 +73,7 @@ def ensure_inputs(cfg, manifest, case: str, fps: Fingerprints | None = None) -> 
     return path
 
 
-def check_profiles(cfg) -> None:
+def check_profiles(cfg: Config) -> None:
     """Read every configured profile file in full, before any inputs file is written.
 
     A bad value anywhere raises :class:`InputDataError` naming the file, the column and the row,
@@ -84,7 +90,7 @@ def check_profiles(cfg) -> None:
                    source=pc.source, path=pc.path, hp_path=pc.hp_path, pv_path=pc.pv_path)
 
 
-def _check_series(series: dict, network: str, case: str) -> None:
+def _check_series(series: dict[str, np.ndarray], network: str, case: str) -> None:
     for name in ("demand_kw", "pv_kw"):
         arr = series[name]
         bad = ~np.isfinite(arr) | (arr < 0)

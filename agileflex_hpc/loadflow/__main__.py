@@ -7,13 +7,18 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from agileflex_hpc.cli import Workers, run_stage
 from agileflex_hpc.errors import AgileflexError
 from agileflex_hpc.loadflow.run import LoadflowInputs
 from agileflex_hpc.loadflow.stage import plan_items, run_loadflow
-from agileflex_hpc.partition import describe_plan
+from agileflex_hpc.partition import WorkItem, describe_plan
+
+if TYPE_CHECKING:
+    from agileflex_hpc.config import Config
 
 logger = logging.getLogger("agileflex_hpc.loadflow")
 
@@ -31,7 +36,7 @@ def _extend(p: argparse.ArgumentParser) -> None:
                    help="write the per-worker summary (items, steps, wall time) as JSON")
 
 
-def body(cfg, workers: Workers, args: argparse.Namespace,
+def body(cfg: Config, workers: Workers, args: argparse.Namespace,
          target: LoadflowInputs | None = None) -> int:
     """Plan; with ``--dry-run`` print the plan (with what is current), else run the stage."""
     items = plan_items(cfg, workers, target)
@@ -46,7 +51,7 @@ def body(cfg, workers: Workers, args: argparse.Namespace,
     return 0
 
 
-def _is_current(cfg, target: LoadflowInputs | None):
+def _is_current(cfg: Config, target: LoadflowInputs | None) -> Callable[[WorkItem], bool]:
     """item -> whether its block file is complete and current (what a run would skip)."""
     from agileflex_hpc.fingerprint import Fingerprints, freshness
     from agileflex_hpc.loadflow.run import block_path, loadflow_target
@@ -54,7 +59,7 @@ def _is_current(cfg, target: LoadflowInputs | None):
     target = target or loadflow_target(cfg)
     fps = Fingerprints(cfg)
 
-    def current(it) -> bool:
+    def current(it: WorkItem) -> bool:
         try:
             key = target.block_key(fps, it.network, it.case, it.start, it.stop)
         except AgileflexError:  # its inputs are not there yet

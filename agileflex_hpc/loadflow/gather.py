@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import h5py
 import numpy as np
@@ -30,6 +31,9 @@ from agileflex_hpc.loadflow.run import (
 from agileflex_hpc.network.manifest import manifest_path, read_manifest
 from agileflex_hpc.partition import WorkItem, list_items
 
+if TYPE_CHECKING:
+    from agileflex_hpc.config import Config
+
 __all__ = ["stitch", "stitched_path", "gather_all", "missing_blocks", "require_stitched"]
 
 logger = logging.getLogger(__name__)
@@ -44,7 +48,7 @@ def missing_blocks(raw_dir: Path, items: list[WorkItem]) -> list[WorkItem]:
     return [it for it in items if not h5io.is_complete(block_path(raw_dir, it))]
 
 
-def stitch(cfg, raw_dir: Path, items: list[WorkItem], *, label: str = "loadflow",
+def stitch(cfg: Config, raw_dir: Path, items: list[WorkItem], *, label: str = "loadflow",
            key: Key | None = None) -> Path:
     """Write the virtual-dataset file of one (network, case) from its items' blocks.
 
@@ -92,7 +96,7 @@ def stitch(cfg, raw_dir: Path, items: list[WorkItem], *, label: str = "loadflow"
     return out
 
 
-def gather_all(cfg, items: list[WorkItem], raw_dir: Path | None = None, *,
+def gather_all(cfg: Config, items: list[WorkItem], raw_dir: Path | None = None, *,
                label: str = "loadflow", target: LoadflowInputs | None = None) -> list[Path]:
     """Check every block of ``items`` (present, complete, current inputs, intact data), then
     stitch every (network, case) whose stitched file is not current; nothing is written when
@@ -116,7 +120,7 @@ def gather_all(cfg, items: list[WorkItem], raw_dir: Path | None = None, *,
     return written
 
 
-def require_stitched(cfg, fps: Fingerprints, network: str, case: str,
+def require_stitched(cfg: Config, fps: Fingerprints, network: str, case: str,
                      target: LoadflowInputs | None = None) -> Path:
     """The stitched file of (network, case), after checking that it and every block under it
     were computed from the current inputs and hold their data intact.

@@ -5,9 +5,15 @@ from __future__ import annotations
 import logging
 import sys
 import time
+from typing import TYPE_CHECKING
 
-from agileflex_hpc.loadflow.run import collapse_counts
+from agileflex_hpc.loadflow.run import WorkerSummary, collapse_counts
 from agileflex_hpc.partition import WorkItem, items_for
+
+if TYPE_CHECKING:
+    from tqdm import tqdm
+
+    from agileflex_hpc.cli import Workers
 
 __all__ = ["Progress", "ProgressReporter", "format_summary"]
 
@@ -18,15 +24,15 @@ class Progress:
     """Counts this worker's units of work; a tqdm bar (single process on a TTY), else a log
     line every ``every_s`` seconds and at the end (done, rate, ETA)."""
 
-    def __init__(self, total: int, workers, *, label: str, unit: str = "step",
-                 every_s: float = 30.0):
+    def __init__(self, total: int, workers: Workers, *, label: str, unit: str = "step",
+                 every_s: float = 30.0) -> None:
         self.total = total
         self.done = 0
         self.current = 0  # units found up to date (skipped): not in the rate
         self.label, self.unit = label, unit
         self.every_s = every_s
         self.t0 = self.last = time.perf_counter()
-        self.bar = None
+        self.bar: tqdm | None = None
         if workers.comm is None and sys.stderr.isatty():
             from tqdm import tqdm
 
@@ -50,7 +56,7 @@ class Progress:
             logger.info("%s: %s", self.label, self.status_line(now, postfix))
             self.last = now
 
-    def status_line(self, now: float, postfix: dict) -> str:
+    def status_line(self, now: float, postfix: dict[str, object]) -> str:
         """``120/300 steps (20 up to date; 1.2e+03 steps/s, ETA 9 s)``: the rate and ETA count
         computed units only."""
         head = f"{self.done}/{self.total} {self.unit}s"
@@ -71,8 +77,8 @@ class Progress:
 class ProgressReporter(Progress):
     """Progress of a load-flow worker, in steps of its share of ``items``."""
 
-    def __init__(self, items: list[WorkItem], workers, *, label: str = "loadflow",
-                 every_s: float = 30.0):
+    def __init__(self, items: list[WorkItem], workers: Workers, *, label: str = "loadflow",
+                 every_s: float = 30.0) -> None:
         mine = items_for(workers.index, workers.count, items)
         super().__init__(sum(it.n_steps for it in mine), workers, label=label, unit="step",
                          every_s=every_s)
@@ -82,7 +88,7 @@ class ProgressReporter(Progress):
         self.advance(item.n_steps, up_to_date=solved == 0)
 
 
-def format_summary(summaries, *, label: str = "loadflow") -> str:
+def format_summary(summaries: list[WorkerSummary], *, label: str = "loadflow") -> str:
     """A table: per worker items, skipped, steps, non-converged, wall time and steps/s."""
     lines = [f"{label} summary", "worker  items skipped   steps nonconv   wall_s  steps/s"]
     for s in summaries:

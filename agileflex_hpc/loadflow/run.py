@@ -13,9 +13,11 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import h5py
 import numpy as np
+import pandas as pd
 
 from agileflex_hpc import fingerprint, h5io
 from agileflex_hpc.errors import StaleError
@@ -28,8 +30,9 @@ from agileflex_hpc.inputs.stage import (
     study_times,
 )
 from agileflex_hpc.layout import RunLayout, layout
-from agileflex_hpc.network.engine import DssNetwork, pf_to_kvar_ratio
+from agileflex_hpc.network.engine import DssNetwork, StepResult, pf_to_kvar_ratio
 from agileflex_hpc.network.manifest import (
+    NetworkManifest,
     build_manifest,
     manifest_path,
     network_master,
@@ -37,6 +40,10 @@ from agileflex_hpc.network.manifest import (
     write_manifest,
 )
 from agileflex_hpc.partition import WorkItem, items_for, list_items
+
+if TYPE_CHECKING:
+    from agileflex_hpc.cli import Workers
+    from agileflex_hpc.config import Config, LoadflowConfig
 
 __all__ = ["run", "plan", "study_items", "block_path", "block_checksum", "verify_blocks",
            "WorkerSummary", "LoadflowInputs", "loadflow_target"]
@@ -61,14 +68,14 @@ class LoadflowInputs:
     the fingerprint keys of its blocks and stitched files."""
 
     raw_dir: Path  # blocks in <raw_dir>/<network>/<case>/block_NNNNN.h5
-    inputs_for: Callable[..., Path]  # (cfg, manifest, case, fps) -> inputs file path
+    inputs_for: Callable[[Config, NetworkManifest, str, Fingerprints], Path]  # -> inputs file
     block_key: Callable[[Fingerprints, str, str, int, int], Key]  # fps, net, case, start, stop
     stitched_key: Callable[[Fingerprints, str, str], Key]  # (fps, network, case)
     label: str = "loadflow"
     cases: tuple[str, ...] | None = None  # None: the job's cases
 
 
-def loadflow_target(cfg) -> LoadflowInputs:
+def loadflow_target(cfg: Config) -> LoadflowInputs:
     """Stage 2's target: ``<out>/raw``, stage-1 inputs, the job's cases."""
     return LoadflowInputs(layout(cfg).raw_dir, ensure_inputs, Fingerprints.block,
                           Fingerprints.stitched)
@@ -103,7 +110,7 @@ def block_checksum(arrays: dict[str, np.ndarray]) -> str:
     for name in VARIABLES:
         data = np.ascontiguousarray(arrays[name])
         h.update(f"{name}:{data.dtype.str}:{data.shape}".encode())
-        h.update(data.reshape(-1).view(np.uint8))  # the buffer itself, not a copy
+        h.update(data.reshape(-1).view(np.uint8).data)  # the buffer itself, not a copy
     return h.hexdigest()
 
 
@@ -145,7 +152,7 @@ def _checksum_ok(path: Path) -> bool:
     return stored is not None and h5io.attr_text(stored) == block_checksum(arrays)
 
 
-def ensure_manifests(cfg, fps: Fingerprints | None = None) -> dict[str, Path]:
+def ensure_manifests(cfg: Config, fps: Fingerprints | None = None) -> dict[str, Path]:
     """Write each network's manifest unless one of the same network files exists (compiling
     it once); return their paths."""
     fps = fps or Fingerprints(cfg)
@@ -163,7 +170,7 @@ def ensure_manifests(cfg, fps: Fingerprints | None = None) -> dict[str, Path]:
     return paths
 
 
-def plan(cfg, cases: tuple[str, ...] | None = None, fps: Fingerprints | None = None, *,
+def plan(cfg: Config, cases: tuple[str, ...] | None = None, fps: Fingerprints | None = None, *,
          build: bool = True) -> list[WorkItem]:
     """Every work item of the study in the fixed order, costed by buses x steps.
 
@@ -182,15 +189,16 @@ def plan(cfg, cases: tuple[str, ...] | None = None, fps: Fingerprints | None = N
                       cfg.time.block_steps)
 
 
-def study_items(cfg, cases: tuple[str, ...] | None = None) -> list[WorkItem]:
+def study_items(cfg: Config, cases: tuple[str, ...] | None = None) -> list[WorkItem]:
     """Every work item in the fixed order, without costs (for checking and stitching: reads
     and writes nothing, unlike :func:`plan`, which needs the compiled networks' sizes)."""
     return list_items([(n.name, 1) for n in cfg.networks], list(cases or cfg.cases.names),
                       cfg.time.n_steps, cfg.time.block_steps)
 
 
-def run(cfg, *, worker: int = 0, n_workers: int = 1, items: list[WorkItem] | None = None,
-        target: LoadflowInputs | None = None, progress=None) -> WorkerSummary:
+def run(cfg: Config, *, worker: int = 0, n_workers: int = 1, items: list[WorkItem] | None = None,
+        target: LoadflowInputs | None = None,
+        progress: Callable[[WorkItem, int], None] | None = None) -> WorkerSummary:
     """Solve this worker's items; skip blocks already complete; return a summary."""
     target = target or loadflow_target(cfg)
     items = plan(cfg, target.cases) if items is None else items
@@ -203,7 +211,8 @@ def run(cfg, *, worker: int = 0, n_workers: int = 1, items: list[WorkItem] | Non
 
 
 def _solve_items(solver: _Solver, mine: list[WorkItem], target: LoadflowInputs,
-                 summary: WorkerSummary, progress) -> None:
+                 summary: WorkerSummary,
+                 progress: Callable[[WorkItem, int], None] | None) -> None:
     for item in mine:
         steps, bad = solver.solve_item(item, target)
         summary.items += 1
@@ -228,15 +237,16 @@ class _Solver:
     safe to drive from two threads), so the write is not overlapped with the solves.
     """
 
-    def __init__(self, cfg):
+    def __init__(self, cfg: Config) -> None:
         self.cfg = cfg
         self.fps = Fingerprints(cfg)
         self.name: str | None = None
         self.net: DssNetwork | None = None
-        self.manifest = None
+        self.manifest: NetworkManifest | None = None
 
-    def _manifest(self, name: str):
-        if name != self.name:
+    def _manifest(self, name: str) -> NetworkManifest:
+        # the manifest is None only before the first network, when name != self.name (None)
+        if name != self.name or self.manifest is None:
             self.manifest = read_manifest(manifest_path(self.cfg.out_dir, name))
             self.name, self.net = name, None
         return self.manifest
@@ -245,6 +255,8 @@ class _Solver:
         """The compiled engine of the current network (compiled on first use)."""
         if self.net is None:
             cfg = self.cfg
+            if self.name is None:
+                raise KeyError(None)  # unreachable (_manifest sets it); cfg.network(None) did
             self.net = DssNetwork(network_master(cfg, cfg.network(self.name)),
                                   tolerance=cfg.loadflow.tolerance,
                                   max_iterations=cfg.loadflow.max_iterations)
@@ -272,7 +284,8 @@ class _Solver:
         return item.n_steps, bad
 
 
-def _injections(data: dict, lf) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+def _injections(data: dict[str, np.ndarray], lf: LoadflowConfig
+                ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
     """Load kW, kvar (None: all at load_pf) and PV kW, each (time, customer).
 
     With EV demand the load's kvar is demand at ``load_pf`` plus EV at ``ev_pf``.
@@ -291,8 +304,8 @@ def _file_attr(path: Path, key: str) -> str:
         return str(f.attrs[key])
 
 
-def _write_block(path: Path, cfg, item: WorkItem, net: DssNetwork, out, key: Key,
-                 label: str) -> None:
+def _write_block(path: Path, cfg: Config, item: WorkItem, net: DssNetwork, out: StepResult,
+                 key: Key, label: str) -> None:
     times = study_times(cfg)[item.start:item.stop]
     arrays = {name: getattr(out, name) for name in VARIABLES}
     arrays = {k: v.astype(np.uint8) if v.dtype == bool else v for k, v in arrays.items()}
@@ -308,7 +321,7 @@ def _write_block(path: Path, cfg, item: WorkItem, net: DssNetwork, out, key: Key
                            compress=cfg.loadflow.compression, scales=False)
 
 
-def _write_coords(f, times, net: DssNetwork) -> None:
+def _write_coords(f: h5py.File, times: pd.DatetimeIndex, net: DssNetwork) -> None:
     """The block's coordinates; names as fixed-length ASCII (faster to write than vlen)."""
     h5io.write_coord(f, "time", h5io.time_to_epoch(times),
                      units="seconds since 1970-01-01 00:00:00", scale=False)
@@ -318,7 +331,8 @@ def _write_coords(f, times, net: DssNetwork) -> None:
     h5io.write_coord(f, "phase", np.array([1, 2, 3], dtype=np.int8), scale=False)
 
 
-def prepare_inputs(cfg, items: list[WorkItem], workers, target: LoadflowInputs | None) -> None:
+def prepare_inputs(cfg: Config, items: list[WorkItem], workers: Workers,
+                   target: LoadflowInputs | None) -> None:
     """Build every (network, case) inputs file this run needs, split over the workers.
 
     The pairs the process group's items need (one process, an MPI world, or the ranks of one
@@ -335,7 +349,7 @@ def prepare_inputs(cfg, items: list[WorkItem], workers, target: LoadflowInputs |
              if freshness(inputs_path(cfg.out_dir, n, c), fps.inputs(n, c)) != "ok"]
     if target.inputs_for is ensure_inputs and stale:
         check_profiles(cfg)  # every profile file in full before the first inputs file
-    manifests: dict[str, object] = {}
+    manifests: dict[str, NetworkManifest] = {}
     for network, case in share:
         if network not in manifests:
             manifests[network] = read_manifest(manifest_path(cfg.out_dir, network))
@@ -353,7 +367,7 @@ def collapse_counts(summaries: list[WorkerSummary]) -> dict[str, int]:
     return out
 
 
-def check_failures(cfg, summaries: list[WorkerSummary]) -> None:
+def check_failures(cfg: Config, summaries: list[WorkerSummary]) -> None:
     """Raise :class:`ConvergenceError` if non-converged steps exceed ``run.max_failure_fraction``
     (only where the user set it: by default collapse is counted, never fatal)."""
     from agileflex_hpc.errors import ConvergenceError

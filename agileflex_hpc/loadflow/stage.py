@@ -88,11 +88,13 @@ def run_loadflow(cfg: Config, workers: Workers, *, target: LoadflowInputs | None
     summary = run(cfg, worker=workers.index, n_workers=workers.count, items=items,
                   target=target, progress=reporter.update)
     reporter.close()
-    summaries = comm.gather(summary, root=0) if comm is not None else [summary]
+    gathered = comm.gather(summary, root=0) if comm is not None else [summary]
     if comm is not None:
         comm.Barrier()
     if not workers.is_root:
         return LoadflowResult(items, [summary])
+    assert gathered is not None  # gather returns None on the other ranks only
+    summaries: list[WorkerSummary] = gathered
     logger.info("%s", format_summary(summaries, label=label))
     if summary_json is not None:
         Path(summary_json).write_text(json.dumps([asdict(s) for s in summaries], indent=1))

@@ -15,8 +15,10 @@ import logging
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 os.environ.setdefault("OPENDSSDIRECT_PY_USE_NUMPY", "1")
 
@@ -25,6 +27,7 @@ import opendssdirect as dss  # noqa: E402
 import scipy.sparse as sp  # noqa: E402
 from dss import DSSException  # noqa: E402
 from dss_python_backend.enums import SetterFlags  # noqa: E402
+from numpy.typing import ArrayLike, DTypeLike  # noqa: E402
 
 from agileflex_hpc.errors import NetworkError  # noqa: E402
 from agileflex_hpc.fingerprint import network_files  # noqa: E402
@@ -39,6 +42,9 @@ _BATCH_SET = 0  # BatchOperation_Set
 LOAD_VMIN_PU = 0.02  # loads stay constant power down to this voltage [p.u.]
 LOAD_VMAX_PU = 50.0  # ... and up to this one [p.u.]
 _FLAGS = int(SetterFlags.AvoidFullRecalc)
+
+# (pointer to a DSS class's object list, its length); the pointer is an untyped cffi object
+_Batch = tuple[Any, int]
 
 
 def engine_version() -> str:
@@ -144,9 +150,18 @@ class DssNetwork:
 
     def _index_lines(self) -> None:
         """Branch matrices: terminal-1 currents of every line = Y_lines @ V (from YPrim)."""
-        names, bus1, bus2, rating = [], [], [], []
-        rows, cols, vals, flat, row_node = [], [], [], [], []
-        tx_names, tx_buses, tx_rows = [], [], []
+        names: list[str] = []
+        bus1: list[str] = []
+        bus2: list[str] = []
+        rating: list[float] = []
+        rows: list[np.ndarray] = []
+        cols: list[np.ndarray] = []
+        vals: list[np.ndarray] = []
+        flat: list[int] = []
+        row_node: list[int] = []
+        tx_names: list[str] = []
+        tx_buses: list[list[str]] = []
+        tx_rows: list[tuple[np.ndarray, np.ndarray]] = []
         for _ in _iterate(dss.PDElements):
             el = dss.CktElement
             kind, _, name = el.Name().partition(".")
@@ -250,7 +265,7 @@ class DssNetwork:
         return lib.Obj_GetCount(ctx, lib.DSS_SetActiveClass(b"Generator")) - dss.Generators.Count()
 
     @staticmethod
-    def _batch(cls_name: str, expected: int):
+    def _batch(cls_name: str, expected: int) -> _Batch:
         lib, ctx = dss.dss_lib, dss.Basic._api_util.ctx
         cls_idx = lib.DSS_SetActiveClass(cls_name.encode())
         count = lib.Obj_GetCount(ctx, cls_idx)
@@ -263,7 +278,7 @@ class DssNetwork:
         """Make the next solve start from the zero-load snapshot (a fixed, cold state)."""
         dss.dss_lib.YMatrix_Set_SolutionInitialized(False)
 
-    def _batch_set(self, batch, prop: str, values) -> None:
+    def _batch_set(self, batch: _Batch, prop: str, values: ArrayLike) -> None:
         ptr, n = batch
         arr = np.ascontiguousarray(np.broadcast_to(values, (n,)), dtype=np.float64)
         dss.dss_lib.Batch_Float64Array(ptr, n, self._prop[prop], _BATCH_SET,
@@ -324,7 +339,7 @@ class DssNetwork:
             s = (v[ref] * np.conj(y_hv @ v)).sum() * 1e-3
             out.s_tx_kva[t, k] = np.copysign(abs(s), s.real)
 
-    def allocate(self, n_steps: int, dtype=np.float32) -> StepResult:
+    def allocate(self, n_steps: int, dtype: DTypeLike = np.float32) -> StepResult:
         """Arrays for ``n_steps`` steps, NaN-filled (a step never solved stays NaN)."""
         return StepResult(
             v_pu=np.full((n_steps, self.n_bus, 3), np.nan, dtype),
@@ -336,7 +351,7 @@ class DssNetwork:
         )
 
     def run(self, p_load_kw: np.ndarray, q_load_kvar: np.ndarray | None, p_pv_kw: np.ndarray,
-            *, load_pf: float = 0.95, dtype=np.float32) -> StepResult:
+            *, load_pf: float = 0.95, dtype: DTypeLike = np.float32) -> StepResult:
         """Solve a block of steps from the fixed starting state; inputs are (time, customer).
 
         ``q_load_kvar`` None: loads at power factor ``load_pf``. Results are stored as
@@ -368,22 +383,26 @@ def _private_folder() -> str:
     return folder
 
 
-def _csr(rows, cols, vals, shape) -> sp.csr_matrix:
+def _csr(rows: list[np.ndarray], cols: list[np.ndarray], vals: list[np.ndarray],
+         shape: tuple[int, int]) -> sp.csr_matrix:
     if not rows:
         return sp.csr_matrix(shape, dtype=np.complex128)
     return sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
                          shape=shape)
 
 
-def _iterate(collection):
-    """Iterate an OpenDSSDirect collection (``First``/``Next``), yielding positions."""
+def _iterate(collection: Any) -> Iterator[int]:
+    """Iterate an OpenDSSDirect collection (``First``/``Next``), yielding positions.
+
+    ``collection`` is one of OpenDSSDirect's (untyped) interface objects, e.g.
+    ``dss.Transformers``."""
     k = collection.First()
     while k > 0:
         yield k
         k = collection.Next()
 
 
-def _iterate_names(collection) -> list[str]:
+def _iterate_names(collection: Any) -> list[str]:
     return [collection.Name() for _ in _iterate(collection)]
 
 
@@ -408,7 +427,7 @@ def _prop_index(cls_name: str, prop: str) -> int:
     return names.index(prop.lower()) + 1
 
 
-def _ffi():
+def _ffi() -> Any:  # the DSS C-API backend's cffi FFI (untyped)
     from dss_python_backend._dss_capi import ffi
 
     return ffi

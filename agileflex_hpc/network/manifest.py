@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import h5py
 import numpy as np
@@ -19,6 +20,10 @@ from agileflex_hpc import h5io
 from agileflex_hpc.errors import ResultsError
 from agileflex_hpc.layout import layout
 from agileflex_hpc.network.topology import Topology, derive_topology, zone_id
+
+if TYPE_CHECKING:
+    from agileflex_hpc.config import Config, NetworkConfig
+    from agileflex_hpc.network.engine import DssNetwork
 
 __all__ = ["NetworkManifest", "build_manifest", "write_manifest", "read_manifest",
            "manifest_path", "network_master"]
@@ -56,7 +61,7 @@ def manifest_path(out_dir: Path, network: str) -> Path:
     return layout(out_dir).manifest(network)
 
 
-def network_master(cfg, net_cfg) -> Path:
+def network_master(cfg: Config, net_cfg: NetworkConfig) -> Path:
     """The master file of a configured network; writes the embedded default if needed."""
     if net_cfg.path is not None:
         return Path(net_cfg.path) / net_cfg.master
@@ -86,7 +91,7 @@ def _pid() -> int:
     return os.getpid()
 
 
-def build_manifest(name: str, net) -> NetworkManifest:
+def build_manifest(name: str, net: DssNetwork) -> NetworkManifest:
     """Describe a compiled :class:`~agileflex_hpc.network.engine.DssNetwork`."""
     topo = derive_topology(net)
     customers = pd.DataFrame({
@@ -105,7 +110,7 @@ def build_manifest(name: str, net) -> NetworkManifest:
     )
 
 
-def _bus_xy(net) -> np.ndarray:
+def _bus_xy(net: DssNetwork) -> np.ndarray:
     """Bus coordinates from the engine, else from an ``XY_Position.csv`` (Node,X,Y) beside
     the master (ENWL layout; node names may be written as floats, ``11.0``)."""
     xy = np.array(net.bus_xy, dtype=float)
@@ -121,8 +126,8 @@ def _bus_xy(net) -> np.ndarray:
     return xy
 
 
-def write_manifest(path: Path, m: NetworkManifest, cfg=None, *,
-                   attrs: dict | None = None) -> None:
+def write_manifest(path: Path, m: NetworkManifest, cfg: Config | None = None, *,
+                   attrs: dict[str, Any] | None = None) -> None:
     """Write the manifest atomically (identical content from any worker); ``attrs`` are
     added to the provenance (e.g. the fingerprint)."""
     topo = m.topology

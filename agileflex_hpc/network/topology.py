@@ -8,12 +8,16 @@ that supplies no customer (a spare cable) is not a feeder. A zone is feeder x ph
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.csgraph import connected_components
 
 from agileflex_hpc.errors import NetworkError
+
+if TYPE_CHECKING:
+    from agileflex_hpc.network.engine import DssNetwork
 
 __all__ = ["Topology", "derive_topology", "zone_id", "zone_position"]
 
@@ -74,7 +78,7 @@ class Topology:
         return counts + np.repeat(three, 3)
 
 
-def derive_topology(net) -> Topology:
+def derive_topology(net: DssNetwork) -> Topology:
     """Derive feeders and zones of a compiled :class:`~agileflex_hpc.network.engine.DssNetwork`."""
     busbar = _lv_busbar(net)
     bus_pos = {b: i for i, b in enumerate(net.bus_names)}
@@ -96,7 +100,8 @@ def derive_topology(net) -> Topology:
     return _feeders(net, busbar, b1, b2, bb, comp, load_bus)
 
 
-def _feeders(net, busbar, b1, b2, bb, comp, load_bus) -> Topology:
+def _feeders(net: DssNetwork, busbar: str, b1: np.ndarray, b2: np.ndarray, bb: int,
+             comp: np.ndarray, load_bus: np.ndarray) -> Topology:
     """Group the busbar's outgoing lines by the component they feed, in line order."""
     leaving = np.flatnonzero((b1 == bb) | (b2 == bb))
     far = np.where(b1[leaving] == bb, b2[leaving], b1[leaving])
@@ -122,7 +127,7 @@ def _feeders(net, busbar, b1, b2, bb, comp, load_bus) -> Topology:
     )
 
 
-def _lv_busbar(net) -> str:
+def _lv_busbar(net: DssNetwork) -> str:
     """The LV bus of the (first) distribution transformer: its lowest-voltage winding's bus."""
     buses = net.transformer_buses[0]
     kv = [net.bus_kv_base[list(net.bus_names).index(b)] for b in buses]

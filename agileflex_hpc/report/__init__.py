@@ -7,30 +7,38 @@ validation stages; anything missing is noted on the page instead of failing the 
 
 from __future__ import annotations
 
+import argparse
 import json
 import logging
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import h5py
 import pandas as pd
 
 from agileflex_hpc import h5io
-from agileflex_hpc.fingerprint import Fingerprints, freshness
+from agileflex_hpc.fingerprint import Fingerprints, Key, freshness
 from agileflex_hpc.layout import layout
 from agileflex_hpc.report import tables as views
 from agileflex_hpc.report.html import NetworkSection, Table, page_fingerprint, write_index
 from agileflex_hpc.report.plots import network_plots
 from agileflex_hpc.validation.stage import report_h5_path
 
+if TYPE_CHECKING:
+    from agileflex_hpc.cli import Workers
+    from agileflex_hpc.config import Config
+
 __all__ = ["report_dir", "build_report", "body"]
 
 logger = logging.getLogger(__name__)
+
 
 def report_dir(out_dir: Path) -> Path:
     return layout(out_dir).report_dir
 
 
-def _table(path: Path, group: str, name: str, key: dict | None = None) -> pd.DataFrame | None:
+def _table(path: Path, group: str, name: str, key: Key | None = None) -> pd.DataFrame | None:
     """A table from a complete result file (current, where ``key`` is given), or None."""
     if not h5io.is_complete(path) or (key is not None and freshness(path, key) != "ok"):
         return None
@@ -38,7 +46,7 @@ def _table(path: Path, group: str, name: str, key: dict | None = None) -> pd.Dat
         return h5io.read_table(f[group], name) if name in f.get(group, {}) else None
 
 
-def _hosting(cfg, network: str) -> pd.DataFrame | None:
+def _hosting(cfg: Config, network: str) -> pd.DataFrame | None:
     """Stage 6's summary with stage 7's answer (EVs hosted beside the estimate)."""
     from agileflex_hpc.evcharging.stage import hosting_answer
     from agileflex_hpc.headroom.stage import hosting_path
@@ -48,7 +56,7 @@ def _hosting(cfg, network: str) -> pd.DataFrame | None:
         path, Fingerprints(cfg).headroom(network)) == "ok" else None
 
 
-def _collapse(cfg, network: str) -> pd.DataFrame | None:
+def _collapse(cfg: Config, network: str) -> pd.DataFrame | None:
     """Steps without a power-flow solution per case (stage 2), from the hosting file."""
     from agileflex_hpc.headroom.stage import hosting_path
 
@@ -62,7 +70,7 @@ def _collapse(cfg, network: str) -> pd.DataFrame | None:
                          "of_steps": cfg.time.n_steps})
 
 
-def loop_rounds(cfg, network: str) -> pd.DataFrame | None:
+def loop_rounds(cfg: Config, network: str) -> pd.DataFrame | None:
     """One row per plan-validate round: zones with added violations, zones re-planned, steps
     with added violations and EVs hosted (the last row is the final answer)."""
     from agileflex_hpc.replan import read_caps
@@ -100,11 +108,12 @@ def _csv(df: pd.DataFrame | None, path: Path) -> Path | None:
     return path
 
 
-def _view(fn, df: pd.DataFrame | None) -> pd.DataFrame | None:
+def _view(fn: Callable[[pd.DataFrame], pd.DataFrame],
+          df: pd.DataFrame | None) -> pd.DataFrame | None:
     return None if df is None else fn(df)
 
 
-def _section(cfg, network: str) -> tuple[NetworkSection, dict]:
+def _section(cfg: Config, network: str) -> tuple[NetworkSection, dict[str, object]]:
     """The network's part of the page, and its row of the overview."""
     from agileflex_hpc.replan import rounds_done
 
@@ -165,9 +174,9 @@ def _section(cfg, network: str) -> tuple[NetworkSection, dict]:
 
 def _overview_row(network: str, hosting: pd.DataFrame | None,
                   collapse: pd.DataFrame | None, proof: pd.DataFrame | None,
-                  rounds: int | None) -> dict:
+                  rounds: int | None) -> dict[str, object]:
     """The network's answer in numbers (NaN / text where a stage has not run)."""
-    row: dict = {"network": network}
+    row: dict[str, object] = {"network": network}
     if hosting is not None:
         live = hosting[hosting["customers"] > 0]
         counts = live["binding"].astype(str).map(views.BINDING).value_counts()
@@ -186,7 +195,7 @@ def _overview_row(network: str, hosting: pd.DataFrame | None,
     return row
 
 
-def _keyline(row: dict) -> str:
+def _keyline(row: dict[str, object]) -> str:
     if "hps" not in row:
         return "No hosting answer yet (run the headroom and EV stages)."
     evs = row["evs_hosted"]
@@ -196,7 +205,7 @@ def _keyline(row: dict) -> str:
             f"{row['binding'] or '-'}.")
 
 
-def run_parameters(cfg) -> dict[str, str]:
+def run_parameters(cfg: Config) -> dict[str, str]:
     """What the run was: period, cases, networks, main settings, code and engine versions."""
     import datetime as dt
 
@@ -229,7 +238,7 @@ def run_parameters(cfg) -> dict[str, str]:
     }
 
 
-def inputs_fingerprint(cfg) -> str:
+def inputs_fingerprint(cfg: Config) -> str:
     """A digest of what the page is drawn from: the code, the config and the fingerprint of
     every result file (raw load-flow blocks aside, which the stitched files cover)."""
     import hashlib
@@ -250,7 +259,7 @@ def inputs_fingerprint(cfg) -> str:
     return h.hexdigest()
 
 
-def build_report(cfg, *, force: bool = False) -> tuple[Path, bool]:
+def build_report(cfg: Config, *, force: bool = False) -> tuple[Path, bool]:
     """Draw every figure and write ``<out>/report/index.html``; return (its path, whether it
     was drawn). A page drawn from the same inputs (code, config, result fingerprints) is kept
     as it is unless ``force``."""
@@ -282,7 +291,7 @@ def build_report(cfg, *, force: bool = False) -> tuple[Path, bool]:
     return index, True
 
 
-def body(cfg, workers, args) -> int:
+def body(cfg: Config, workers: Workers, args: argparse.Namespace) -> int:
     """CLI body: the root (or a single process) writes the report and prints where it is."""
     if not workers.is_root:
         return 0

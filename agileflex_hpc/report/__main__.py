@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import sys
 
 from agileflex_hpc.cli import run_stage
@@ -14,7 +15,7 @@ def main(argv: list[str] | None = None) -> int:
                      extend=_extend, worker_options=False)
 
 
-def _extend(p) -> None:
+def _extend(p: argparse.ArgumentParser) -> None:
     p.add_argument("--force", action="store_true",
                    help="draw the page again even if its inputs have not changed")
 

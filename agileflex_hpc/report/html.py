@@ -10,6 +10,7 @@ from __future__ import annotations
 import html
 import logging
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -81,7 +82,7 @@ class NetworkSection:
     notes: list[str] = field(default_factory=list)
 
 
-def _fmt(x) -> str:
+def _fmt(x: object) -> str:
     if isinstance(x, float):
         if pd.isna(x):
             return "-"
@@ -154,7 +155,7 @@ def _glossary_html(terms: dict[str, str]) -> str:
 
 
 def render_index(*, run: str, base: Path, overview: Table, sections: list[NetworkSection],
-                 validation: list[Table] = (), params: dict[str, str] | None = None,
+                 validation: Sequence[Table] = (), params: dict[str, str] | None = None,
                  glossary: dict[str, str] | None = None, fingerprint: str = "") -> str:
     """The page's HTML text; image and CSV paths are made relative to ``base`` (the page's
     folder). ``fingerprint`` (of the inputs) is stored in a ``<meta>`` for reruns."""
@@ -198,9 +199,14 @@ def page_fingerprint(path: Path) -> str:
     return html.unescape(head[start:head.find('"', start)])
 
 
-def write_index(path: Path, **kwargs) -> Path:
+def write_index(path: Path, *, run: str, overview: Table, sections: list[NetworkSection],
+                validation: Sequence[Table] = (), params: dict[str, str] | None = None,
+                glossary: dict[str, str] | None = None, fingerprint: str = "") -> Path:
     """Write :func:`render_index` to ``path`` atomically (temporary name, then rename)."""
     path = Path(path)
-    h5io.write_text_atomic(render_index(base=path.parent, **kwargs), path)
+    h5io.write_text_atomic(render_index(run=run, base=path.parent, overview=overview,
+                                        sections=sections, validation=validation,
+                                        params=params, glossary=glossary,
+                                        fingerprint=fingerprint), path)
     logger.info("report page written: %s", path)
     return path

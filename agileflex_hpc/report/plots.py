@@ -17,8 +17,10 @@ files and draws every figure of one network into ``<out>/report/<network>/``:
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import h5py
 import numpy as np
@@ -28,6 +30,12 @@ from matplotlib.figure import Figure
 from agileflex_hpc import h5io
 from agileflex_hpc.errors import AgileflexError
 from agileflex_hpc.layout import layout
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+
+    from agileflex_hpc.config import Config
+    from agileflex_hpc.network.manifest import NetworkManifest
 
 __all__ = ["Plot", "plot_quantile_profiles", "plot_vmin_flow", "plot_ev_headroom",
            "plot_min_voltage", "plot_network_map", "network_plots", "KIND_COLORS"]
@@ -85,7 +93,7 @@ def _zone_grid(n_feeders: int, title: str, *, xlabel: str, ylabel: str
     return fig, axes
 
 
-def _zone_title(ax, text: str) -> None:
+def _zone_title(ax: Axes, text: str) -> None:
     ax.set_title(text, fontsize=9)
 
 
@@ -99,7 +107,7 @@ def _grid_legend(fig: Figure, axes: np.ndarray) -> None:
             return
 
 
-def _zone_axes(axes: np.ndarray, z: int):
+def _zone_axes(axes: np.ndarray, z: int) -> Axes:
     return axes[z % 3, z // 3]
 
 
@@ -116,13 +124,13 @@ def _hours(n: int, step_minutes: int, start_minute: int = 0) -> np.ndarray:
     return (start_minute + np.arange(n) * step_minutes) / 60.0
 
 
-def _hour_ticks(ax, start_hour: int = 0) -> None:
+def _hour_ticks(ax: Axes, start_hour: int = 0) -> None:
     ticks = np.arange(start_hour, start_hour + 25, 6)
     ax.set_xticks(ticks)
     ax.set_xticklabels([f"{int(t) % 24:02d}:00" for t in ticks], fontsize=8)
 
 
-def _no_customers(ax) -> None:
+def _no_customers(ax: Axes) -> None:
     ax.text(0.5, 0.5, "no customers", ha="center", va="center", transform=ax.transAxes,
             color="grey", fontsize=8)
 
@@ -157,13 +165,13 @@ def plot_quantile_profiles(path: Path, *, zone_ids: list[str], cases: list[str],
         other_labelled = z != legend_zone  # the legend comes from the first zone's lines
         for k in range(len(cases)):
             bold = k == assigned[z]
-            kw = dict(lw=1.6, alpha=1.0) if bold else dict(lw=0.7, alpha=0.35)
+            lw, alpha = (1.6, 1.0) if bold else (0.7, 0.35)
             which = "assigned case" if bold else ("other cases" if not other_labelled
                                                   else None)
             other_labelled = other_labelled or not bold
-            ax.plot(hours, head_q_kva[k, :, z], color="tab:green", **kw,
+            ax.plot(hours, head_q_kva[k, :, z], color="tab:green", lw=lw, alpha=alpha,
                     label=f"headroom, {which}" if which and z == legend_zone else None)
-            ax.plot(hours, -foot_q_kva[k, :, z], color="tab:purple", **kw,
+            ax.plot(hours, -foot_q_kva[k, :, z], color="tab:purple", lw=lw, alpha=alpha,
                     label=f"footroom, {which}" if which and z == legend_zone else None)
         _zone_title(ax, f"{zone_ids[z]}: {cases[assigned[z]]}")
         _hour_ticks(ax)
@@ -171,7 +179,8 @@ def plot_quantile_profiles(path: Path, *, zone_ids: list[str], cases: list[str],
     return _save(fig, path)
 
 
-def plot_vmin_flow(path: Path, *, zone_ids: list[str], points: dict[str, tuple],
+def plot_vmin_flow(path: Path, *, zone_ids: list[str],
+                   points: dict[str, tuple[np.ndarray, np.ndarray]],
                    slope: np.ndarray, intercept: np.ndarray, limit_kva: np.ndarray,
                    v_lim_pu: float, customers: np.ndarray,
                    rules: list[str] | None = None) -> Path:
@@ -208,7 +217,8 @@ def plot_vmin_flow(path: Path, *, zone_ids: list[str], points: dict[str, tuple],
     return _save(fig, path)
 
 
-def _fit_lines(ax, lo: float, hi: float, m: float, c: float, limit: float, v_lim: float) -> None:
+def _fit_lines(ax: Axes, lo: float, hi: float, m: float, c: float, limit: float,
+               v_lim: float) -> None:
     """Fitted line, V_lim and the chosen limit on one zone's axes."""
     if np.isfinite(lo) and np.isfinite(m) and np.isfinite(c):
         x = np.array([min(lo, 0.0), max(hi, limit if np.isfinite(limit) else hi)])
@@ -357,7 +367,7 @@ def plot_network_map(path: Path, *, bus_names: np.ndarray, bus_xy: np.ndarray,
     return _save(fig, path)
 
 
-def _feeder_labels(ax, xy: np.ndarray, known: np.ndarray, sub: int | None,
+def _feeder_labels(ax: Axes, xy: np.ndarray, known: np.ndarray, sub: int | None,
                    feeder_buses: tuple[np.ndarray, ...]) -> None:
     """``F<n>`` at each feeder's bus farthest from the substation (or from its first bus)."""
     for f, buses in enumerate(feeder_buses):
@@ -371,11 +381,15 @@ def _feeder_labels(ax, xy: np.ndarray, known: np.ndarray, sub: int | None,
                     xytext=(4, 4), textcoords="offset points")
 
 
-def _map_panel(ax, xy, i1, i2, vbus, known, over, clim: tuple[float, float]):
+def _map_panel(ax: Axes, xy: np.ndarray, i1: np.ndarray, i2: np.ndarray, vbus: np.ndarray,
+               known: np.ndarray, over: np.ndarray,
+               clim: tuple[float, float]) -> LineCollection:
     """Lines coloured by their lower end's worst voltage, overloads black and thick."""
     segs = np.stack([xy[i1], xy[i2]], axis=1)
     vline = np.fmin(vbus[i1], vbus[i2])
-    lc = LineCollection(segs, array=vline, cmap="RdYlGn", linewidths=1.6)
+    # an (n, 2, 2) array is a sequence of n segments; the stubs only accept a Sequence
+    lc = LineCollection(segs, array=vline, cmap="RdYlGn",  # type: ignore[arg-type]
+                        linewidths=1.6)
     lc.set_clim(*clim)
     ax.add_collection(lc)
     if over.any():
@@ -391,7 +405,7 @@ def _map_panel(ax, xy, i1, i2, vbus, known, over, clim: tuple[float, float]):
 
 
 # ------------------------------------------------------------------------ a run's figures
-def network_plots(cfg, network: str) -> list[Plot]:
+def network_plots(cfg: Config, network: str) -> list[Plot]:
     """Every figure of one network that the run's files allow; missing inputs give notes.
 
     Parameters
@@ -423,13 +437,14 @@ def network_plots(cfg, network: str) -> list[Plot]:
             _not_current(fn, sources[src][0]) for fn, src in builders]
 
 
-def _not_current(fn, path: Path) -> Plot:
+def _not_current(fn: Callable[[Config, NetworkManifest], Plot], path: Path) -> Plot:
     key = fn.__name__.removesuffix("_plot")
     return Plot(key, key.replace("_", " "), None,
                 f"not drawn: {path} is missing or was computed from other inputs (rerun)")
 
 
-def _try(fn, cfg, m) -> Plot:
+def _try(fn: Callable[[Config, NetworkManifest], Plot], cfg: Config,
+         m: NetworkManifest) -> Plot:
     """Run one figure builder; a missing, unreadable or stale input file becomes a note on the
     page, not a failure."""
     try:
@@ -451,11 +466,11 @@ def _open(path: Path) -> h5py.File:
     return h5py.File(_require(path), "r")
 
 
-def _strs(values) -> list[str]:
+def _strs(values: Iterable[object]) -> list[str]:
     return [v.decode() if isinstance(v, bytes) else str(v) for v in values]
 
 
-def hosting_plot(cfg, m) -> Plot:
+def hosting_plot(cfg: Config, m: NetworkManifest) -> Plot:
     """Quantile headroom/footroom profiles from ``hosting/<network>.h5``."""
     from agileflex_hpc.headroom.stage import hosting_path
 
@@ -477,7 +492,7 @@ def hosting_plot(cfg, m) -> Plot:
                 "exceeded at that time on those days.")
 
 
-def vmin_flow_plot(cfg, m) -> Plot:
+def vmin_flow_plot(cfg: Config, m: NetworkManifest) -> Plot:
     """Vmin vs flow from ``zones/<network>/<case>.h5`` (all cases) and ``limits.h5``."""
     points = {}
     for case in cfg.cases.names:
@@ -506,7 +521,7 @@ def vmin_flow_plot(cfg, m) -> Plot:
                 "contradict the fit).")
 
 
-def ev_headroom_plot(cfg, m) -> Plot:
+def ev_headroom_plot(cfg: Config, m: NetworkManifest) -> Plot:
     """EV-stage headroom/footroom against smart and dumb net EV power, from the zone files."""
     from agileflex_hpc.evcharging.stage import read_zone, zone_path, zone_profiles
     from agileflex_hpc.validation.inputs import KINDS, zone_ev_kw
@@ -542,7 +557,8 @@ def ev_headroom_plot(cfg, m) -> Plot:
                 "can leave the band. A zone with 0 EVs had no room at some time of day.")
 
 
-def _kind_arrays(cfg, m, names: list[str]) -> dict[str, dict[str, np.ndarray]]:
+def _kind_arrays(cfg: Config, m: NetworkManifest,
+                 names: list[str]) -> dict[str, dict[str, np.ndarray]]:
     """Datasets ``names`` of every validation kind file, by kind."""
     from agileflex_hpc.validation.inputs import KINDS
     from agileflex_hpc.validation.stage import kind_path
@@ -554,7 +570,7 @@ def _kind_arrays(cfg, m, names: list[str]) -> dict[str, dict[str, np.ndarray]]:
     return out
 
 
-def min_voltage_plot(cfg, m) -> Plot:
+def min_voltage_plot(cfg: Config, m: NetworkManifest) -> Plot:
     """Lowest bus voltage per time of day, smart vs dumb, from ``validation/<network>/``."""
     data = _kind_arrays(cfg, m, ["flags/vmin_bus_pu", "zones/converged"])
     vmin = {k: np.where(d["zones/converged"].astype(bool), d["flags/vmin_bus_pu"], np.nan)
@@ -569,7 +585,7 @@ def min_voltage_plot(cfg, m) -> Plot:
                 "validation period; below the dashed line is undervoltage.")
 
 
-def map_plot(cfg, m) -> Plot:
+def map_plot(cfg: Config, m: NetworkManifest) -> Plot:
     """Network map coloured by worst voltage, overloaded lines marked (stage 8)."""
     data = _kind_arrays(cfg, m, ["map/bus_vmin_pu", "map/line_over_steps"])
     out = layout(cfg).report_file("network_map.png", m.name)

@@ -26,7 +26,7 @@ def _rename(df: pd.DataFrame, names: dict[str, str]) -> pd.DataFrame:
     return df[cols].rename(columns=names)
 
 
-def _yes_no(x) -> str:
+def _yes_no(x: object) -> str:
     if pd.isna(x):
         return "-"
     return "yes" if str(x).lower() in ("true", "1") else "no"

@@ -8,7 +8,14 @@ import sys
 
 from agileflex_hpc.config import Config, load_config
 from agileflex_hpc.errors import AgileflexError
-from agileflex_hpc.slurm.submit import ARRAY_STAGES, PIPELINE, logs_dir, plan_pipeline, submit_jobs
+from agileflex_hpc.slurm.submit import (
+    ARRAY_STAGES,
+    PIPELINE,
+    JobSpec,
+    logs_dir,
+    plan_pipeline,
+    submit_jobs,
+)
 
 __all__ = ["add_submit_arguments", "submit_main", "resubmit_main", "print_jobs"]
 
@@ -45,7 +52,7 @@ def _posint(text: str) -> int:
 
 
 def _workers(args: argparse.Namespace) -> dict[str, int]:
-    out = {}
+    out: dict[str, int] = {}
     for stage in ARRAY_STAGES:
         n = getattr(args, f"{stage}_workers") or args.workers
         if n:
@@ -53,7 +60,7 @@ def _workers(args: argparse.Namespace) -> dict[str, int]:
     return out
 
 
-def _submit(cfg: Config, jobs, args: argparse.Namespace) -> int:
+def _submit(cfg: Config, jobs: list[JobSpec], args: argparse.Namespace) -> int:
     import os
 
     extra = tuple(args.sbatch_args) + tuple(os.environ.get("AGILEFLEX_SBATCH_ARGS", "").split())

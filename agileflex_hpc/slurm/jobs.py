@@ -157,8 +157,10 @@ def resubmit_plan(cfg: Config, workers: dict[str, int] | None = None) -> list[Jo
     unfinished array tasks only (same split as before), then every later stage. Empty when
     every result is current. Raises if jobs of the run are still queued or running."""
     prev = {s.name: s for s in read_submissions(cfg)}
-    n = {s: (workers or {}).get(s) or (prev[s].n_workers if s in prev and prev[s].n_workers
-                                       else cfg.slurm.workers) for s in ARRAY_STAGES}
+    n: dict[str, int] = {
+        s: ((workers or {}).get(s) or (prev[s].n_workers if s in prev else None)
+            or cfg.slurm.workers)
+        for s in ARRAY_STAGES}
     for stage in PIPELINE:
         if stage in ARRAY_STAGES:
             todo = tasks_to_redo(cfg, stage, n[stage])

@@ -96,8 +96,10 @@ def plan_pipeline(cfg: Config, *, workers: dict[str, int] | None = None,
     if first_tasks is not None and jobs and jobs[0].tasks is not None:
         bad = sorted(set(first_tasks) - set(jobs[0].tasks))
         if bad or not first_tasks:
+            n_first = jobs[0].n_workers
+            assert n_first is not None  # job() gives every array job its split's size
             raise AgileflexError(f"{jobs[0].name}: tasks {bad or '(none)'} are not in "
-                                 f"0..{jobs[0].n_workers - 1}")
+                                 f"0..{n_first - 1}")
         jobs[0] = JobSpec(jobs[0].name, jobs[0].stage, tuple(sorted(set(first_tasks))),
                           jobs[0].n_workers, jobs[0].args)
     return jobs
@@ -130,7 +132,7 @@ def read_submissions(cfg: Config) -> list[Submitted]:
     path = submissions_path(cfg)
     if not path.is_file():
         return []
-    out = []
+    out: list[Submitted] = []
     for n, line in enumerate(path.read_text().splitlines(), 1):
         if line.strip():
             try:
@@ -155,6 +157,7 @@ def sbatch_command(cfg: Config, spec: JobSpec, script: Path, *, after: str | Non
                 f"--export=ALL,AGILEFLEX_WORKERS={spec.n_workers}"]
     if after:
         cmd += [f"--dependency=afterok:{after}", "--kill-on-invalid-dep=yes"]
+    assert cfg.source is not None  # submit_jobs refuses a config without a file
     cmd += [*extra, str(script), str(Path(cfg.source).resolve()), *spec.args]
     return cmd
 
@@ -218,7 +221,8 @@ def _sbatch(cmd: list[str], env: dict[str, str], name: str, submitted: list[str]
             subprocess.run(["scancel", *submitted], env=env, capture_output=True, timeout=60)
         cancelled = f"; cancelled the jobs already submitted: {' '.join(submitted)}" \
             if submitted else ""
-        raise SubmitError(f"sbatch failed for stage {name}: {err or res.stdout!r}{cancelled}")
+        detail = err if err or res is None else res.stdout
+        raise SubmitError(f"sbatch failed for stage {name}: {detail!r}{cancelled}")
     return job_id
 
 

@@ -26,7 +26,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import h5py
 import numpy as np
@@ -41,6 +41,10 @@ from agileflex_hpc.fingerprint import Fingerprints, Key, freshness, require_fres
 from agileflex_hpc.headroom.stage import require_hosting
 from agileflex_hpc.inputs.stage import inputs_path, study_times
 from agileflex_hpc.layout import layout
+
+if TYPE_CHECKING:
+    from agileflex_hpc.config import Config
+    from agileflex_hpc.network.manifest import NetworkManifest
 
 __all__ = ["KINDS", "Kind", "ValidationInputs", "validation_inputs_path", "horizon_index",
            "tile_daily", "map_evs_to_customers", "zone_candidates", "fleet_from_table",
@@ -180,7 +184,7 @@ def fleet_from_table(fleet: pd.DataFrame) -> EvFleet:
     return EvFleet(**{c: fleet[c].to_numpy() for c in cols})
 
 
-def zone_ev_kw(zone: dict, kind: str, *, steps: int, step_minutes: int,
+def zone_ev_kw(zone: dict[str, Any], kind: str, *, steps: int, step_minutes: int,
                efficiency: float) -> tuple[np.ndarray, np.ndarray]:
     """EV demand of one zone's fleet on the horizon.
 
@@ -217,7 +221,8 @@ def zone_ev_kw(zone: dict, kind: str, *, steps: int, step_minutes: int,
 
 
 # ------------------------------------------------------------------------ file assembly
-def _read_hosting(cfg, network: str, fps: Fingerprints) -> tuple[pd.DataFrame, np.ndarray]:
+def _read_hosting(cfg: Config, network: str,
+                  fps: Fingerprints) -> tuple[pd.DataFrame, np.ndarray]:
     """Final customers table and customers per zone from ``hosting/<network>.h5`` (checked
     current first)."""
     with h5py.File(require_hosting(cfg, fps, network), "r") as f:
@@ -226,8 +231,8 @@ def _read_hosting(cfg, network: str, fps: Fingerprints) -> tuple[pd.DataFrame, n
     return final, zone_customers
 
 
-def _read_zones(cfg, manifest, zone_customers: np.ndarray,
-                fps: Fingerprints) -> dict[int, dict]:
+def _read_zones(cfg: Config, manifest: NetworkManifest, zone_customers: np.ndarray,
+                fps: Fingerprints) -> dict[int, dict[str, Any]]:
     """EV zone files of every zone with customers, by zone index (each checked current)."""
     zones = {}
     for z, zid in enumerate(manifest.zone_ids):
@@ -239,7 +244,8 @@ def _read_zones(cfg, manifest, zone_customers: np.ndarray,
     return zones
 
 
-def _check_cases(cfg, manifest, final: pd.DataFrame, fps: Fingerprints) -> None:
+def _check_cases(cfg: Config, manifest: NetworkManifest, final: pd.DataFrame,
+                 fps: Fingerprints) -> None:
     """The final table lists the manifest's loads; every assigned case's inputs is current."""
     if list(final["load"]) != list(manifest.customers["load"]):
         raise InputDataError(f"{manifest.name}: the final customers table does not list the "
@@ -249,20 +255,25 @@ def _check_cases(cfg, manifest, final: pd.DataFrame, fps: Fingerprints) -> None:
                       fps.inputs(manifest.name, case), producer="loadflow")
 
 
-def _assigned_series(cfg, manifest, final: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+def _assigned_series(cfg: Config, manifest: NetworkManifest,
+                     final: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     """demand_kw, pv_kw (time, customer), each customer's columns from its assigned case."""
-    demand = pv = None
+    demand: np.ndarray | None = None
+    pv: np.ndarray | None = None
     for case in sorted(set(final["assigned_case"])):
         cols = np.flatnonzero(final["assigned_case"].to_numpy() == case)
         with h5py.File(inputs_path(cfg.out_dir, manifest.name, case), "r") as f:
             d, p = f["inputs/demand_kw"][()], f["inputs/pv_kw"][()]
-        if demand is None:
+        if demand is None or pv is None:
             demand, pv = np.zeros_like(d), np.zeros_like(p)
         demand[:, cols], pv[:, cols] = d[:, cols], p[:, cols]
+    if demand is None or pv is None:  # no customers: no assigned case to read
+        raise InputDataError(f"{manifest.name}: the final customers table has no customers")
     return demand, pv
 
 
-def _ev_demand(cfg, manifest, kind: str, final: pd.DataFrame, zones: dict[int, dict],
+def _ev_demand(cfg: Config, manifest: NetworkManifest, kind: str, final: pd.DataFrame,
+               zones: dict[int, dict[str, Any]],
                times: pd.DatetimeIndex) -> tuple[np.ndarray, np.ndarray, pd.DataFrame]:
     """ev_kw (time, customer), v2g discharge (time, zone) and the table with ``ev`` columns."""
     t = cfg.time
@@ -290,8 +301,8 @@ def _ev_demand(cfg, manifest, kind: str, final: pd.DataFrame, zones: dict[int, d
     return ev_kw, v2g, table
 
 
-def _sources(cfg, manifest, kind: str,
-             fps: Fingerprints) -> tuple[pd.DataFrame, dict[int, dict], Key]:
+def _sources(cfg: Config, manifest: NetworkManifest, kind: str,
+             fps: Fingerprints) -> tuple[pd.DataFrame, dict[int, dict[str, Any]], Key]:
     """Final customers table, EV zone files and the fingerprint key of one (network, kind)."""
     if kind not in KINDS:
         raise InputDataError(f"validation kind {kind!r} is not one of {KINDS}")
@@ -301,7 +312,7 @@ def _sources(cfg, manifest, kind: str,
     return final, zones, fps.validation_inputs(manifest.name, kind)
 
 
-def build_validation_inputs(cfg, manifest, kind: str,
+def build_validation_inputs(cfg: Config, manifest: NetworkManifest, kind: str,
                             fps: Fingerprints | None = None) -> ValidationInputs:
     """Assemble the validation inputs of one (network, kind) (no file is written).
 
@@ -319,7 +330,8 @@ def build_validation_inputs(cfg, manifest, kind: str,
                             ev_kw.astype(np.float32), v2g.astype(np.float32), key)
 
 
-def ensure_validation_inputs(cfg, manifest, kind: str, fps: Fingerprints | None = None) -> Path:
+def ensure_validation_inputs(cfg: Config, manifest: NetworkManifest, kind: str,
+                             fps: Fingerprints | None = None) -> Path:
     """Write ``validation/inputs/<network>/<kind>.h5`` unless one from the same inputs exists.
 
     The signature is stage 2's ``inputs_for(cfg, manifest, case, fps)`` with the kind as the
@@ -337,7 +349,8 @@ def ensure_validation_inputs(cfg, manifest, kind: str, fps: Fingerprints | None 
     return path
 
 
-def _write(path: Path, cfg, manifest, kind: str, vi: ValidationInputs) -> None:
+def _write(path: Path, cfg: Config, manifest: NetworkManifest, kind: str,
+           vi: ValidationInputs) -> None:
     attrs = h5io.provenance(cfg, network=manifest.name, case=kind, kind=kind,
                             stage="validate-inputs", **fingerprint.attrs(vi.fingerprint))
     tc = ["time", "customer"]

@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import h5py
 import numpy as np
@@ -40,6 +41,11 @@ from agileflex_hpc.validation.inputs import (
     validation_inputs_path,
 )
 
+if TYPE_CHECKING:
+    from agileflex_hpc.cli import Workers
+    from agileflex_hpc.config import Config
+    from agileflex_hpc.headroom.rates import Headroom
+
 __all__ = ["FlowScan", "validation_dir", "validation_target", "kind_path", "report_h5_path",
            "report_csv_path", "proof_csv_path", "proof_table", "scan_flows", "headroom_before",
            "analyse_network", "analyse", "gather", "format_report", "REPORT_COLUMNS",
@@ -58,6 +64,8 @@ REPORT_COLUMNS = ["network", "kind", "evs", "pct_thermal", "pct_undervoltage",
                   "negative_headroom_before_pct", "negative_headroom_after_pct",
                   "ev_energy_kwh", "ev_peak_kw", "steps", "nonconverged"]
 PROOF_COLUMNS = ["network", "violation", "zone", "steps", "first", "last"]
+#: one variable of a kind file: (name, data, dims, units, description)
+_Var = tuple[str, np.ndarray, list[str], str, str]
 
 
 @dataclass
@@ -86,7 +94,7 @@ class FlowScan:
         Converged steps with the line over its rating.
     """
 
-    flags: dict
+    flags: dict[str, np.ndarray]
     converged: np.ndarray
     customer_under: np.ndarray
     vmin_customer_pu: np.ndarray
@@ -102,7 +110,7 @@ def validation_dir(out_dir: Path) -> Path:
     return layout(out_dir).validation_dir
 
 
-def validation_target(cfg) -> LoadflowInputs:
+def validation_target(cfg: Config) -> LoadflowInputs:
     """Stage 2's target for the validation flows: own raw folder, inputs, keys, label, cases."""
     return LoadflowInputs(raw_dir=layout(cfg).validation_raw_dir,
                           inputs_for=ensure_validation_inputs,
@@ -142,8 +150,9 @@ def scan_flows(stitched: Path, m: NetworkManifest, *, v_min_pu: float,
     return _combine(parts)
 
 
-def _scan_chunk(g, sl: slice, m: NetworkManifest, customers: tuple, v_min_pu: float,
-                tx_factor: float) -> dict:
+def _scan_chunk(g: h5py.Group, sl: slice, m: NetworkManifest,
+                customers: tuple[np.ndarray, np.ndarray], v_min_pu: float,
+                tx_factor: float) -> dict[str, Any]:
     cust_bus, cust_phase = customers
     v = g["v_pu"][sl].astype(np.float64)
     ok = g["converged"][sl].astype(bool)
@@ -166,7 +175,7 @@ def _scan_chunk(g, sl: slice, m: NetworkManifest, customers: tuple, v_min_pu: fl
     )
 
 
-def _combine(parts: list[dict]) -> FlowScan:
+def _combine(parts: list[dict[str, Any]]) -> FlowScan:
     flags = {k: np.concatenate([p["flags"][k] for p in parts]) for k in parts[0]["flags"]}
     cat = {k: np.concatenate([p[k] for p in parts]) for k in
            ("converged", "customer_under", "vmin_customer_pu", "vmin_bus_pu",
@@ -180,7 +189,7 @@ def _combine(parts: list[dict]) -> FlowScan:
 
 
 # ------------------------------------------------------------------------ inputs of the analysis
-def read_limit_kva(cfg, network: str, fps: Fingerprints) -> np.ndarray:
+def read_limit_kva(cfg: Config, network: str, fps: Fingerprints) -> np.ndarray:
     """Stage-4 voltage limit per zone from ``headroom/<network>/limits.h5`` (not refitted)."""
     path = layout(cfg).limits(network)
     require_fresh(path, fps.headroom(network), producer="headroom")
@@ -188,7 +197,7 @@ def read_limit_kva(cfg, network: str, fps: Fingerprints) -> np.ndarray:
         return f["limits/limit_kva"][()]
 
 
-def headroom_before(cfg, m: NetworkManifest, fps: Fingerprints) -> np.ndarray:
+def headroom_before(cfg: Config, m: NetworkManifest, fps: Fingerprints) -> np.ndarray:
     """Stage-5 headroom (time, zone) [kVA] of each zone's assigned case (NaN: not converged)."""
     with h5py.File(require_hosting(cfg, fps, m.name), "r") as f:
         cases = [c.decode() if isinstance(c, bytes) else str(c) for c in f["case"][()]]
@@ -203,7 +212,7 @@ def headroom_before(cfg, m: NetworkManifest, fps: Fingerprints) -> np.ndarray:
     return out
 
 
-def zone_ev_series(cfg, m: NetworkManifest, kind: str,
+def zone_ev_series(cfg: Config, m: NetworkManifest, kind: str,
                    fps: Fingerprints) -> tuple[np.ndarray, np.ndarray, int]:
     """Net EV power and V2G discharge per zone (time, zone) [kW], and the number of EVs."""
     path = validation_inputs_path(cfg.out_dir, m.name, kind)
@@ -218,7 +227,9 @@ def zone_ev_series(cfg, m: NetworkManifest, kind: str,
 
 
 # ------------------------------------------------------------------------ metrics
-def _summary_row(cfg, m, kind, scan: FlowScan, hd, before, net_kw, v2g, n_evs) -> dict:
+def _summary_row(cfg: Config, m: NetworkManifest, kind: str, scan: FlowScan, hd: Headroom,
+                 before: np.ndarray, net_kw: np.ndarray, v2g: np.ndarray,
+                 n_evs: int) -> dict[str, Any]:
     """One report row (network, kind); see :data:`REPORT_COLUMNS`."""
     ok, has = scan.converged, m.topology.zone_customers > 0
     req, done = metrics.v2g_fulfilment(v2g, net_kw, hd.headroom_kva, ok)
@@ -245,7 +256,8 @@ def _summary_row(cfg, m, kind, scan: FlowScan, hd, before, net_kw, v2g, n_evs) -
     )
 
 
-def _zone_rows(cfg, m, kind, zd: ZoneData, hd, before, net_kw, v2g) -> list[dict]:
+def _zone_rows(cfg: Config, m: NetworkManifest, kind: str, zd: ZoneData, hd: Headroom,
+               before: np.ndarray, net_kw: np.ndarray, v2g: np.ndarray) -> list[dict[str, Any]]:
     """Per-zone detail rows of one kind (zones with customers)."""
     req, done = metrics.v2g_fulfilment(v2g, net_kw, hd.headroom_kva, zd.converged)
     rows = []
@@ -268,7 +280,7 @@ def _zone_rows(cfg, m, kind, zd: ZoneData, hd, before, net_kw, v2g) -> list[dict
     return rows
 
 
-def analyse_network(cfg, network: str) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+def analyse_network(cfg: Config, network: str) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """Stages 3 and 5 and the metrics of one network's validation flows; writes its files.
 
     Returns
@@ -318,7 +330,7 @@ def analyse_network(cfg, network: str) -> tuple[pd.DataFrame, pd.DataFrame, pd.D
     return summary, zones, proof
 
 
-def added_violation_flags(cfg, network: str
+def added_violation_flags(cfg: Config, network: str
                           ) -> tuple[np.ndarray, list[str], dict[str, np.ndarray]]:
     """(step, zone) where smart charging adds a violation of any kind, from ``report.h5``; per
     zone the kinds added (``"thermal;undervoltage"``, "" for none); the flags by kind."""
@@ -331,14 +343,15 @@ def added_violation_flags(cfg, network: str
     return np.logical_or.reduce(list(flags.values())), kinds, flags
 
 
-def _read_report(cfg, network: str) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+def _read_report(cfg: Config, network: str) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """(summary, zones, proof) of a network from its ``report.h5``."""
     with h5py.File(report_h5_path(cfg.out_dir, network), "r") as f:
-        return tuple(h5io.read_table(f["report"], name)  # type: ignore[return-value]
-                     for name in ("summary", "zones", "proof"))
+        g = f["report"]
+        return (h5io.read_table(g, "summary"), h5io.read_table(g, "zones"),
+                h5io.read_table(g, "proof"))
 
 
-def proof_table(cfg, m: NetworkManifest, added: dict[str, np.ndarray]) -> pd.DataFrame:
+def proof_table(cfg: Config, m: NetworkManifest, added: dict[str, np.ndarray]) -> pd.DataFrame:
     """Where smart charging adds a violation to the no-EV baseline: one row per (kind, zone).
 
     Columns: ``network``, ``violation`` (kind), ``zone`` (zones with customers; ``network``
@@ -374,7 +387,7 @@ def _log_proof(network: str, proof: pd.DataFrame) -> None:
                    network, where)
 
 
-def analyse(cfg) -> pd.DataFrame:
+def analyse(cfg: Config) -> pd.DataFrame:
     """Analyse every network; write ``validation/report.csv`` and ``validation/proof.csv``;
     return the summary rows."""
     from agileflex_hpc.evcharging.stage import write_hosting_answer
@@ -391,7 +404,8 @@ def analyse(cfg) -> pd.DataFrame:
     return table
 
 
-def run_validation(cfg, workers, *, solve_only: bool = False) -> pd.DataFrame | None:
+def run_validation(cfg: Config, workers: Workers, *,
+                   solve_only: bool = False) -> pd.DataFrame | None:
     """Stage 8 for this process's share: the validation power flows (stage 2's solver, split
     and restart), then, where this process group covered every item and ``solve_only`` is not
     set, the root stitches and analyses; returns the report table there (else None)."""
@@ -403,7 +417,7 @@ def run_validation(cfg, workers, *, solve_only: bool = False) -> pd.DataFrame | 
     return analyse(cfg)
 
 
-def gather(cfg) -> pd.DataFrame:
+def gather(cfg: Config) -> pd.DataFrame:
     """After the array tasks: stitch the validation blocks, then :func:`analyse`."""
     target = validation_target(cfg)
     items = study_items(cfg, target.cases)
@@ -429,8 +443,9 @@ def format_report(table: pd.DataFrame) -> str:
 
 
 # ------------------------------------------------------------------------ writers
-def _write_kind(cfg, m, kind, zd: ZoneData, hd, scan: FlowScan, net_kw, v2g,
-                fp_attrs: dict) -> None:
+def _write_kind(cfg: Config, m: NetworkManifest, kind: str, zd: ZoneData, hd: Headroom,
+                scan: FlowScan, net_kw: np.ndarray, v2g: np.ndarray,
+                fp_attrs: dict[str, str]) -> None:
     path = kind_path(cfg.out_dir, m.name, kind)
     with h5io.atomic_h5(path, attrs=h5io.provenance(cfg, network=m.name, case=kind,
                                                    stage="validate", **fp_attrs)) as f:
@@ -448,7 +463,8 @@ def _write_kind(cfg, m, kind, zd: ZoneData, hd, scan: FlowScan, net_kw, v2g,
                 h5io.write_var(g, name, data, dims=dims, units=units, description=desc)
 
 
-def _kind_variables(zd: ZoneData, hd, scan: FlowScan, net_kw, v2g) -> dict[str, list]:
+def _kind_variables(zd: ZoneData, hd: Headroom, scan: FlowScan, net_kw: np.ndarray,
+                    v2g: np.ndarray) -> dict[str, list[_Var]]:
     tz, t = ["time", "zone"], ["time"]
     return {
         "zones": [
@@ -481,8 +497,9 @@ def _kind_variables(zd: ZoneData, hd, scan: FlowScan, net_kw, v2g) -> dict[str, 
     }
 
 
-def _write_report(cfg, m, summary: pd.DataFrame, zones: pd.DataFrame,
-                  proof: pd.DataFrame, added: dict[str, np.ndarray], fp_attrs: dict) -> None:
+def _write_report(cfg: Config, m: NetworkManifest, summary: pd.DataFrame, zones: pd.DataFrame,
+                  proof: pd.DataFrame, added: dict[str, np.ndarray],
+                  fp_attrs: dict[str, str]) -> None:
     path = report_h5_path(cfg.out_dir, m.name)
     attrs = h5io.provenance(cfg, network=m.name, v_min_pu=cfg.validate.v_min_pu,
                             tx_overload_factor=cfg.validate.tx_overload_factor,
