@@ -57,8 +57,8 @@ def init_project(folder: Path) -> int:
 #: ``agileflex <stage> CONFIG [...]``: the stage's own CLI (module with ``main(argv)``)
 STAGE_COMMANDS = {"inputs": "agileflex_hpc.inputs.__main__",
                   "loadflow": "agileflex_hpc.loadflow.__main__", "gather": "agileflex_hpc.gather",
-                  "headroom": "agileflex_hpc.headroom.__main__", "ev": "agileflex_hpc.ev",
-                  "validate": "agileflex_hpc.validate", "replan": "agileflex_hpc.replan",
+                  "headroom": "agileflex_hpc.headroom.__main__", "ev": "agileflex_hpc.ev.__main__",
+                  "validate": "agileflex_hpc.validate.__main__", "replan": "agileflex_hpc.replan",
                   "report": "agileflex_hpc.report.__main__"}
 
 

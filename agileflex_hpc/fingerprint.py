@@ -255,7 +255,7 @@ class Fingerprints:
 
     def validation(self, network: str) -> Key:
         """Stage 8 analysis of a network (kind files and the report)."""
-        from agileflex_hpc.validation.inputs import KINDS
+        from agileflex_hpc.validate.inputs import KINDS
 
         key: Key = {}
         for kind in KINDS:

@@ -49,13 +49,13 @@ def run_pipeline(cfg: Config, workers: Workers | None = None, *,
     ``echo`` receives each stage's table as text when it is done (the command line prints
     them); None: nothing is echoed.
     """
-    from agileflex_hpc.evcharging.stage import run_ev
+    from agileflex_hpc.ev.stage import run_ev
     from agileflex_hpc.h5io import remove_stale_temp_files
     from agileflex_hpc.headroom.stage import run as run_headroom
     from agileflex_hpc.loadflow.stage import run_loadflow
     from agileflex_hpc.replan import replan, rounds_done
     from agileflex_hpc.report import build_report
-    from agileflex_hpc.validation.stage import format_report, run_validation
+    from agileflex_hpc.validate.stage import format_report, run_validation
 
     unknown = sorted(set(stages) - set(STAGES))
     if unknown:
@@ -76,7 +76,7 @@ def run_pipeline(cfg: Config, workers: Workers | None = None, *,
         return value
 
     def ev_and_validate(tag: str) -> None:
-        from agileflex_hpc.ev import format_answer, format_runs
+        from agileflex_hpc.ev.stage import format_answer, format_runs
 
         ev = timed(f"ev{tag}", lambda: run_ev(cfg, workers))
         say(format_runs(ev.runs))

@@ -2,7 +2,7 @@
 
 Stage 7 plans each zone against a zonal, lossless approximation; stage 8 checks the plan with
 full power flows. Where smart charging adds a violation to the no-EV baseline (the proof of
-:mod:`agileflex_hpc.validation.stage`), the zones responsible get **caps** at the offending
+:mod:`agileflex_hpc.validate.stage`), the zones responsible get **caps** at the offending
 times of day, and stages 7-8 run again (``validate.max_rounds`` rounds in all; 1 = a single
 pass). Caps bound a zone's net EV power on the EV horizon: ``cap_kw[0]`` its import
 (charging), ``cap_kw[1]`` its export (V2G discharge).
@@ -161,11 +161,11 @@ def _responsible(flagged: np.ndarray, net_kw: np.ndarray,
 def replan_network(cfg: Config, network: str) -> bool:
     """After a round's validation: record it, and tighten the caps of the zones it did not
     prove. Returns True when the network needs another round (caps written)."""
-    from agileflex_hpc.evcharging.stage import hosting_answer
+    from agileflex_hpc.ev.stage import hosting_answer
     from agileflex_hpc.inputs.stage import study_times
     from agileflex_hpc.network.manifest import manifest_path, read_manifest
-    from agileflex_hpc.validation.inputs import horizon_index
-    from agileflex_hpc.validation.stage import added_violation_flags, kind_path
+    from agileflex_hpc.validate.inputs import horizon_index
+    from agileflex_hpc.validate.stage import added_violation_flags, kind_path
 
     caps, round_, history = read_caps(cfg, network)
     m = read_manifest(manifest_path(cfg.out_dir, network))
@@ -253,7 +253,7 @@ def _exceedance(cfg: Config, smart: h5py.Group, none: h5py.Group,
 
 def _bounds(cfg: Config, network: str, n_zones: int) -> np.ndarray:
     """Every zone's stage-7 import bound, max(headroom, 0) on the horizon [kW] (zone, step)."""
-    from agileflex_hpc.evcharging.stage import zone_profiles
+    from agileflex_hpc.ev.stage import zone_profiles
 
     return np.stack([np.clip(zone_profiles(cfg, network, z)[0], 0.0, None)
                      for z in range(n_zones)])
@@ -283,7 +283,7 @@ def _write(cfg: Config, network: str, caps: np.ndarray, round_: int, history: pd
 def replan(cfg: Config) -> bool:
     """:func:`replan_network` for every network; write ``replan/rounds.csv``. Returns True
     when any network needs another round."""
-    from agileflex_hpc.validation.stage import added_violation_flags
+    from agileflex_hpc.validate.stage import added_violation_flags
 
     for net in cfg.networks:  # every network's validation is current before anything is written
         added_violation_flags(cfg, net.name)

@@ -31,13 +31,13 @@ def stage_status(cfg: Config) -> list[tuple[str, int, int, list[str]]]:
     and input files give it; the problems name missing, incomplete and stale files (with what
     changed).
     """
-    from agileflex_hpc.evcharging.stage import zone_path
+    from agileflex_hpc.ev.stage import zone_path
     from agileflex_hpc.headroom.stage import output_paths
     from agileflex_hpc.inputs.stage import inputs_path
     from agileflex_hpc.loadflow.gather import stitched_path
     from agileflex_hpc.loadflow.run import block_path, study_items
     from agileflex_hpc.network.manifest import manifest_path
-    from agileflex_hpc.validation.stage import report_h5_path
+    from agileflex_hpc.validate.stage import report_h5_path
 
     fps = Fingerprints(cfg)
     out = cfg.out_dir

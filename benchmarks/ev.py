@@ -19,7 +19,7 @@ import time
 
 import numpy as np
 
-from agileflex_hpc.evcharging import draw_fleet, solve_schedule, tariff_p_per_kwh
+from agileflex_hpc.ev import draw_fleet, solve_schedule, tariff_p_per_kwh
 
 logger = logging.getLogger(__name__)
 
@@ -94,8 +94,8 @@ def whole_run(job: str) -> None:
     from pathlib import Path
 
     from agileflex_hpc.config import load_config
-    from agileflex_hpc.evcharging import attempts as att
-    from agileflex_hpc.evcharging.stage import list_zone_tasks, solve_zone
+    from agileflex_hpc.ev import attempts as att
+    from agileflex_hpc.ev.stage import list_zone_tasks, solve_zone
     from agileflex_hpc.pipeline import run_pipeline
 
     cfg = load_config(job)

@@ -1,4 +1,4 @@
-"""Tests of the EV attempts search (agileflex_hpc.evcharging.attempts): the search on scripted
+"""Tests of the EV attempts search (agileflex_hpc.ev.attempts): the search on scripted
 feasibility oracles, then with the real solver on fleets whose feasibility is known by hand."""
 
 import dataclasses
@@ -6,8 +6,8 @@ import dataclasses
 import numpy as np
 import pytest
 
-from agileflex_hpc.evcharging import EvFleet, run_attempts, tariff_p_per_kwh
-from agileflex_hpc.evcharging.attempts import search_hosting
+from agileflex_hpc.ev import EvFleet, run_attempts, tariff_p_per_kwh
+from agileflex_hpc.ev.attempts import search_hosting
 
 STEPS = 144
 HEAD_KW = 1.5  # constant headroom: 1.5 kW x 24 h = 36 kWh a day from the grid
@@ -152,7 +152,7 @@ def test_negative_evening_headroom_hosts_evs():
 def test_solver_limit_is_retried_then_unknown(monkeypatch):
     """A solve stopped by a limit without a proof is retried once with doubled limits; still
     unproven, the attempt is unknown and the zone unconfirmed."""
-    from agileflex_hpc.evcharging import attempts as mod
+    from agileflex_hpc.ev import attempts as mod
 
     seen = []
     real = mod.solve_schedule
@@ -211,7 +211,7 @@ def test_v2g_energy_requested_and_delivered_by_hand():
     """Headroom [5, -4, -2, -inf] kW, net EV power [3, -1, -5, -2] kW, 30-min steps:
     requested = (4 + 2) x 0.5 = 3 kWh (the collapsed step is left out); delivered =
     (min(1, 4) + min(5, 2)) x 0.5 = 1.5 kWh."""
-    from agileflex_hpc.evcharging.stage import v2g_energy_kwh
+    from agileflex_hpc.ev.stage import v2g_energy_kwh
 
     head = np.array([5.0, -4.0, -2.0, -np.inf])
     got = v2g_energy_kwh(head, np.array([3.0, -1.0, -5.0, -2.0]), step_hours=0.5)

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from agileflex_hpc.evcharging import EvFleet, draw_fleet, dumb_charging_kw
+from agileflex_hpc.ev import EvFleet, draw_fleet, dumb_charging_kw
 
 
 def test_dumb_charging_hand_example():

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from agileflex_hpc.errors import InputDataError
-from agileflex_hpc.evcharging import EvFleet, draw_fleet, load_fleet_csv
+from agileflex_hpc.ev import EvFleet, draw_fleet, load_fleet_csv
 
 SESSIONS = ("name,t_in,t_out,EStart,EEnd\n"
             "A,30,120,10.5,30.0\nB,36,110,5.0,20.0\nC,40,130,50.0,45.0\n")

@@ -1,4 +1,4 @@
-"""Tests of the EV schedule MILP/LP (agileflex_hpc.evcharging.milp) and the tariff."""
+"""Tests of the EV schedule MILP/LP (agileflex_hpc.ev.milp) and the tariff."""
 
 import itertools
 
@@ -7,7 +7,7 @@ import pytest
 from scipy.optimize import linprog
 
 from agileflex_hpc.errors import InputDataError, SolverError
-from agileflex_hpc.evcharging import (
+from agileflex_hpc.ev import (
     EvFleet,
     draw_fleet,
     effective_price_p_per_kwh,

@@ -9,8 +9,8 @@ import dataclasses
 import pytest
 
 from agileflex_hpc.config import parse_config
-from agileflex_hpc.evcharging import attempts
-from agileflex_hpc.evcharging.stage import list_zone_tasks, solve_zone
+from agileflex_hpc.ev import attempts
+from agileflex_hpc.ev.stage import list_zone_tasks, solve_zone
 from tests.conftest import SHORT_DEMO
 
 pytestmark = [pytest.mark.requires_opendss, pytest.mark.slow]

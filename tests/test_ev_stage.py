@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from agileflex_hpc.config import load_config
-from agileflex_hpc.ev import main as ev_main
-from agileflex_hpc.evcharging.stage import list_zone_tasks, read_zone, zone_path
+from agileflex_hpc.ev.__main__ import main as ev_main
+from agileflex_hpc.ev.stage import list_zone_tasks, read_zone, zone_path
 from agileflex_hpc.pipeline import run_pipeline
 from tests.conftest import REPO, write_job
 

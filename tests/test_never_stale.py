@@ -16,12 +16,12 @@ import pytest
 
 from agileflex_hpc.__main__ import main as run_main
 from agileflex_hpc.config import load_config
-from agileflex_hpc.ev import main as ev_main
+from agileflex_hpc.ev.__main__ import main as ev_main
 from agileflex_hpc.headroom.__main__ import main as headroom_main
 from agileflex_hpc.loadflow.__main__ import main as loadflow_main
 from agileflex_hpc.loadflow.run import block_path, study_items
 from agileflex_hpc.status import main as status_main
-from agileflex_hpc.validate import main as validate_main
+from agileflex_hpc.validate.__main__ import main as validate_main
 
 pytestmark = [pytest.mark.requires_opendss, pytest.mark.slow]
 

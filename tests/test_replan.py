@@ -120,7 +120,7 @@ def test_a_zone_without_a_new_cap_is_untouched(tmp_path):
     its bytes, and the validation inputs (which see every zone) are recomputed."""
     from agileflex_hpc.__main__ import main
     from agileflex_hpc.config import load_config
-    from agileflex_hpc.ev import main as ev_main
+    from agileflex_hpc.ev.__main__ import main as ev_main
     from agileflex_hpc.replan import _write, read_caps
 
     job = _loop_job(tmp_path, "[validate]\nmax_rounds = 1\n")

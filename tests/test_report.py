@@ -14,9 +14,9 @@ import pytest
 
 from agileflex_hpc.cli import Workers
 from agileflex_hpc.config import load_config
-from agileflex_hpc.evcharging.dumb import dumb_charging_kw
-from agileflex_hpc.evcharging.fleet import draw_fleet
-from agileflex_hpc.evcharging.stage import zone_path
+from agileflex_hpc.ev.dumb import dumb_charging_kw
+from agileflex_hpc.ev.fleet import draw_fleet
+from agileflex_hpc.ev.stage import zone_path
 from agileflex_hpc.headroom.stage import hosting_path
 from agileflex_hpc.report import build_report
 from agileflex_hpc.report.__main__ import main as report_main
@@ -47,9 +47,9 @@ names = ["00PV00HP", "25PV50HP"]
 def write_zone_file(cfg, network: str, zone: str, zone_index: int, n: int) -> None:
     """An EV zone file written by the EV stage's own writer from a hand-made result: dumb
     charging as the 'optimised' schedule, plus 2 kW of V2G on the first EV's first step."""
-    from agileflex_hpc.evcharging.attempts import AttemptsResult
-    from agileflex_hpc.evcharging.milp import ScheduleResult
-    from agileflex_hpc.evcharging.stage import ZoneTask, write_zone
+    from agileflex_hpc.ev.attempts import AttemptsResult
+    from agileflex_hpc.ev.milp import ScheduleResult
+    from agileflex_hpc.ev.stage import ZoneTask, write_zone
 
     steps = cfg.time.steps_per_day
     fleet = draw_fleet(n, [3, zone_index], steps=steps, step_minutes=cfg.time.step_minutes)
@@ -75,7 +75,7 @@ def write_zone_file(cfg, network: str, zone: str, zone_index: int, n: int) -> No
 def report_run(tmp_path_factory):
     """Load flows + headroom of a 1-day run, hand-made EV files, validation, then the report."""
     from agileflex_hpc.pipeline import run_pipeline
-    from agileflex_hpc.validation.stage import run_validation
+    from agileflex_hpc.validate.stage import run_validation
 
     tmp = tmp_path_factory.mktemp("rep")
     job = write_job(tmp, JOB.format(root=tmp / "Data"))

@@ -16,19 +16,19 @@ from agileflex_hpc import h5io
 from agileflex_hpc.cli import Workers
 from agileflex_hpc.config import load_config
 from agileflex_hpc.errors import InputDataError
-from agileflex_hpc.evcharging.stage import read_zone, zone_path, zone_profiles
+from agileflex_hpc.ev.stage import read_zone, zone_path, zone_profiles
 from agileflex_hpc.headroom.stage import hosting_path
 from agileflex_hpc.inputs.stage import inputs_path, study_times
 from agileflex_hpc.network.manifest import manifest_path, read_manifest
-from agileflex_hpc.validation import metrics
-from agileflex_hpc.validation.inputs import (
+from agileflex_hpc.validate import metrics
+from agileflex_hpc.validate.inputs import (
     horizon_index,
     map_evs_to_customers,
     tile_daily,
     validation_inputs_path,
     zone_ev_kw,
 )
-from agileflex_hpc.validation.stage import (
+from agileflex_hpc.validate.stage import (
     PROOF_COLUMNS,
     kind_path,
     proof_csv_path,
@@ -349,7 +349,7 @@ def test_validation_inputs_take_the_assigned_case_and_distinct_customers(short_r
 def test_rerun_skips_blocks_and_keeps_the_report(short_run, capsys, caplog):
     import logging
 
-    from agileflex_hpc.validate import body
+    from agileflex_hpc.validate.__main__ import body
 
     caplog.set_level(logging.INFO)
     cfg = short_run

@@ -374,6 +374,6 @@ def _write_hosting(cfg: Config, m: NetworkManifest, cases: list[str], q_head: np
                            compress=False)
         h5io.write_table(g, "customers_final", final)
         h5io.write_table(g, "summary", summary)
-    from agileflex_hpc.evcharging.stage import write_hosting_answer
+    from agileflex_hpc.ev.stage import write_hosting_answer
 
     write_hosting_answer(cfg, m.name)  # the CSV: the estimate, and stage 7's answer (NA for now)

@@ -23,7 +23,7 @@ from agileflex_hpc.layout import layout
 from agileflex_hpc.report import tables as views
 from agileflex_hpc.report.html import NetworkSection, Table, page_fingerprint, write_index
 from agileflex_hpc.report.plots import network_plots
-from agileflex_hpc.validation.stage import report_h5_path
+from agileflex_hpc.validate.stage import report_h5_path
 
 if TYPE_CHECKING:
     from agileflex_hpc.cli import Workers
@@ -48,7 +48,7 @@ def _table(path: Path, group: str, name: str, key: Key | None = None) -> pd.Data
 
 def _hosting(cfg: Config, network: str) -> pd.DataFrame | None:
     """Stage 6's summary with stage 7's answer (EVs hosted beside the estimate)."""
-    from agileflex_hpc.evcharging.stage import hosting_answer
+    from agileflex_hpc.ev.stage import hosting_answer
     from agileflex_hpc.headroom.stage import hosting_path
 
     path = hosting_path(cfg.out_dir, network)

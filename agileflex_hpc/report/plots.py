@@ -418,7 +418,7 @@ def network_plots(cfg: Config, network: str) -> list[Plot]:
     from agileflex_hpc.fingerprint import Fingerprints, freshness
     from agileflex_hpc.headroom.stage import hosting_path
     from agileflex_hpc.network.manifest import manifest_path, read_manifest
-    from agileflex_hpc.validation.stage import report_h5_path
+    from agileflex_hpc.validate.stage import report_h5_path
 
     if freshness(manifest_path(cfg.out_dir, network), Fingerprints(cfg).network(network)) != "ok":
         return [Plot("figures", "Figures", None, "no figures: the network's manifest "
@@ -523,8 +523,8 @@ def vmin_flow_plot(cfg: Config, m: NetworkManifest) -> Plot:
 
 def ev_headroom_plot(cfg: Config, m: NetworkManifest) -> Plot:
     """EV-stage headroom/footroom against smart and dumb net EV power, from the zone files."""
-    from agileflex_hpc.evcharging.stage import read_zone, zone_path, zone_profiles
-    from agileflex_hpc.validation.inputs import KINDS, zone_ev_kw
+    from agileflex_hpc.ev.stage import read_zone, zone_path, zone_profiles
+    from agileflex_hpc.validate.inputs import KINDS, zone_ev_kw
 
     t, n_zone = cfg.time, len(m.zone_ids)
     head = np.full((t.steps_per_day, n_zone), np.nan)
@@ -560,8 +560,8 @@ def ev_headroom_plot(cfg: Config, m: NetworkManifest) -> Plot:
 def _kind_arrays(cfg: Config, m: NetworkManifest,
                  names: list[str]) -> dict[str, dict[str, np.ndarray]]:
     """Datasets ``names`` of every validation kind file, by kind."""
-    from agileflex_hpc.validation.inputs import KINDS
-    from agileflex_hpc.validation.stage import kind_path
+    from agileflex_hpc.validate.inputs import KINDS
+    from agileflex_hpc.validate.stage import kind_path
 
     out = {}
     for kind in KINDS:

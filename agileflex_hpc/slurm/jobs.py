@@ -97,7 +97,7 @@ def tasks_to_redo(cfg: Config, stage: str, n_workers: int) -> list[int] | None:
                                                                 it.stop)) != "ok"
                        for it in items_for(w, n_workers, items))]
     if stage == "ev":
-        from agileflex_hpc.evcharging.stage import list_zone_tasks, tasks_for, zone_path
+        from agileflex_hpc.ev.stage import list_zone_tasks, tasks_for, zone_path
 
         try:
             zones = list_zone_tasks(cfg, fps)
@@ -109,7 +109,7 @@ def tasks_to_redo(cfg: Config, stage: str, n_workers: int) -> list[int] | None:
                        for t in tasks_for(w, n_workers, zones))]
     if stage == "validate":
         from agileflex_hpc.loadflow.run import block_path, study_items
-        from agileflex_hpc.validation.stage import validation_target
+        from agileflex_hpc.validate.stage import validation_target
 
         target = validation_target(cfg)
         items = study_items(cfg, target.cases)
@@ -141,7 +141,7 @@ def _single_done(cfg: Config, stage: str) -> bool:
             return all(freshness(p, fps.headroom(n)) == "ok" for n in nets
                        for p in output_paths(cfg, n))
         if stage == "validate-gather":
-            from agileflex_hpc.validation.stage import report_h5_path
+            from agileflex_hpc.validate.stage import report_h5_path
 
             return all(freshness(report_h5_path(cfg.out_dir, n), fps.validation(n)) == "ok"
                        for n in nets)

@@ -34,9 +34,9 @@ import pandas as pd
 
 from agileflex_hpc import fingerprint, h5io
 from agileflex_hpc.errors import InputDataError
-from agileflex_hpc.evcharging.dumb import dumb_charging_kw
-from agileflex_hpc.evcharging.fleet import EvFleet
-from agileflex_hpc.evcharging.stage import read_zone, zone_path
+from agileflex_hpc.ev.dumb import dumb_charging_kw
+from agileflex_hpc.ev.fleet import EvFleet
+from agileflex_hpc.ev.stage import read_zone, zone_path
 from agileflex_hpc.fingerprint import Fingerprints, Key, freshness, require_fresh
 from agileflex_hpc.headroom.stage import require_hosting
 from agileflex_hpc.inputs.stage import inputs_path, study_times
@@ -191,7 +191,7 @@ def zone_ev_kw(zone: dict[str, Any], kind: str, *, steps: int, step_minutes: int
     Parameters
     ----------
     zone : dict
-        :func:`~agileflex_hpc.evcharging.stage.read_zone` output.
+        :func:`~agileflex_hpc.ev.stage.read_zone` output.
     kind : {'none', 'smart', 'dumb'}
         No EVs (baseline), optimised schedule or uncontrolled charging.
     steps, step_minutes : int

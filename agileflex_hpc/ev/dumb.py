@@ -6,7 +6,7 @@ import logging
 
 import numpy as np
 
-from agileflex_hpc.evcharging.fleet import EvFleet
+from agileflex_hpc.ev.fleet import EvFleet
 
 __all__ = ["dumb_charging_kw"]
 

@@ -21,9 +21,9 @@ import numpy as np
 import pandas as pd
 
 from agileflex_hpc import fingerprint, h5io
-from agileflex_hpc.evcharging.attempts import AttemptsResult, FleetFactory, run_attempts
-from agileflex_hpc.evcharging.fleet import EvFleet, draw_fleet, load_fleet_csv
-from agileflex_hpc.evcharging.tariff import tariff_p_per_kwh
+from agileflex_hpc.ev.attempts import AttemptsResult, FleetFactory, run_attempts
+from agileflex_hpc.ev.fleet import EvFleet, draw_fleet, load_fleet_csv
+from agileflex_hpc.ev.tariff import tariff_p_per_kwh
 from agileflex_hpc.fingerprint import Fingerprints, freshness
 from agileflex_hpc.headroom.stage import hosting_path, require_hosting
 from agileflex_hpc.layout import layout
@@ -33,8 +33,8 @@ if TYPE_CHECKING:
     from agileflex_hpc.cli import Workers
     from agileflex_hpc.config import Config
 
-__all__ = ["ZoneTask", "ZoneRun", "EvResult", "run_ev", "list_zone_tasks", "tasks_for",
-           "zone_path", "zone_profiles",
+__all__ = ["ZoneTask", "ZoneRun", "EvResult", "run_ev", "format_runs", "format_answer",
+           "list_zone_tasks", "tasks_for", "zone_path", "zone_profiles",
            "run", "read_zone", "write_zone", "hosting_answer", "write_hosting_answer",
            "v2g_energy_kwh"]
 
@@ -363,3 +363,24 @@ def read_zone(path: Path) -> dict[str, Any]:
             out["charge_kw"] = f["evcharging/charge_kw"][()]
             out["discharge_kw"] = f["evcharging/discharge_kw"][()]
     return out
+
+
+def format_runs(runs: list[ZoneRun]) -> str:
+    """What the stage did: zones solved and up to date, attempts, time, the slowest zones."""
+    solved = [r for r in runs if r.solved]
+    lines = [f"ev summary: {len(solved)} zones solved ({sum(r.attempts for r in solved)} "
+             f"attempts, {sum(r.wall_s for r in solved):.1f} s), {len(runs) - len(solved)} "
+             "zones up to date"]
+    for r in sorted(solved, key=lambda r: -r.wall_s)[:3]:
+        lines.append(f"  slowest: {r.network}/{r.zone} {r.wall_s:.1f} s ({r.attempts} attempts, "
+                     f"{r.n_evs} EVs hosted, estimate {r.n_start})")
+    return "\n".join(lines)
+
+
+def format_answer(table: pd.DataFrame) -> str:
+    """The answer columns of a hosting summary as a fixed-width text table."""
+    cols = ["zone", "customers", "case", "binding", "evs_estimate", "evs_hosted", "confirmed",
+            "searched", "hps", "v2g_requested_kwh", "v2g_delivered_kwh"]
+    totals = f"total: {int(table['evs_estimate'].sum())} EVs estimated, " \
+             f"{int(table['evs_hosted'].fillna(0).sum())} hosted, {int(table['hps'].sum())} HPs"
+    return table[cols].to_string(index=False, float_format=lambda x: f"{x:.1f}") + "\n" + totals

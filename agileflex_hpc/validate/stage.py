@@ -34,8 +34,8 @@ from agileflex_hpc.layout import layout
 from agileflex_hpc.loadflow.gather import gather_all, require_stitched
 from agileflex_hpc.loadflow.run import LoadflowInputs, study_items
 from agileflex_hpc.network.manifest import NetworkManifest, manifest_path, read_manifest
-from agileflex_hpc.validation import metrics
-from agileflex_hpc.validation.inputs import (
+from agileflex_hpc.validate import metrics
+from agileflex_hpc.validate.inputs import (
     KINDS,
     ensure_validation_inputs,
     validation_inputs_path,
@@ -390,7 +390,7 @@ def _log_proof(network: str, proof: pd.DataFrame) -> None:
 def analyse(cfg: Config) -> pd.DataFrame:
     """Analyse every network; write ``validation/report.csv`` and ``validation/proof.csv``;
     return the summary rows."""
-    from agileflex_hpc.evcharging.stage import write_hosting_answer
+    from agileflex_hpc.ev.stage import write_hosting_answer
 
     results = [analyse_network(cfg, net.name) for net in cfg.networks]
     for net in cfg.networks:  # the EV answer beside the estimate (array runs end here)

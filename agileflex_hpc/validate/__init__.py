@@ -9,7 +9,7 @@ The load flows themselves are stage 2's (``agileflex_hpc.loadflow``) with
 :func:`.stage.validation_target`; the CLI is ``python -m agileflex_hpc.validate``.
 """
 
-from agileflex_hpc.validation.inputs import (
+from agileflex_hpc.validate.inputs import (
     KINDS,
     build_validation_inputs,
     ensure_validation_inputs,
@@ -19,7 +19,7 @@ from agileflex_hpc.validation.inputs import (
     validation_inputs_path,
     zone_ev_kw,
 )
-from agileflex_hpc.validation.stage import (
+from agileflex_hpc.validate.stage import (
     analyse,
     analyse_network,
     format_report,

@@ -47,8 +47,8 @@ import numpy as np
 import scipy.sparse as sp
 
 from agileflex_hpc.errors import InputDataError, SolverError
-from agileflex_hpc.evcharging.fleet import EvFleet
-from agileflex_hpc.evcharging.tariff import effective_price_p_per_kwh
+from agileflex_hpc.ev.fleet import EvFleet
+from agileflex_hpc.ev.tariff import effective_price_p_per_kwh
 
 __all__ = ["ScheduleResult", "solve_schedule"]
 

@@ -33,8 +33,8 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from agileflex_hpc.evcharging.fleet import EvFleet, draw_fleet
-from agileflex_hpc.evcharging.milp import ScheduleResult, solve_schedule
+from agileflex_hpc.ev.fleet import EvFleet, draw_fleet
+from agileflex_hpc.ev.milp import ScheduleResult, solve_schedule
 
 __all__ = ["AttemptRecord", "AttemptsResult", "Search", "Verdict", "run_attempts",
            "search_hosting"]

@@ -46,7 +46,7 @@ def body(cfg: Config, workers: Workers, args: argparse.Namespace) -> int:
     """``--gather``: stitch and analyse (root only); else solve this worker's share and, where
     it covered everything, analyse."""
     from agileflex_hpc.loadflow.__main__ import body as loadflow_body
-    from agileflex_hpc.validation.stage import (
+    from agileflex_hpc.validate.stage import (
         format_report,
         gather,
         run_validation,
