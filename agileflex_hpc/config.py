@@ -38,12 +38,31 @@ __all__ = [
     "load_config",
     "parse_config",
     "CASE_PATTERN",
+    "parse_case",
 ]
 
 logger = logging.getLogger(__name__)
 
 CASE_PATTERN = re.compile(r"^(\d{2,3})PV(\d{2,3})HP$")
 _NAME_PATTERN = re.compile(r"[A-Za-z0-9_.-]+")
+
+
+def parse_case(name: str) -> tuple[int, int]:
+    """PV and HP percentages of a case name ``XXPVYYHP``, e.g. ``25PV50HP`` -> (25, 50).
+
+    Raises
+    ------
+    ConfigError
+        If the name does not match or a percentage exceeds 100.
+    """
+    m = CASE_PATTERN.match(name) if isinstance(name, str) else None
+    if m is None:
+        raise ConfigError(f"case {name!r}: expected 'XXPVYYHP' (PV % and HP % of customers, "
+                          "2-3 digits each, e.g. '25PV50HP')")
+    pv, hp = int(m.group(1)), int(m.group(2))
+    if pv > 100 or hp > 100:
+        raise ConfigError(f"case {name!r}: percentages must be within 0..100 (PV {pv}, HP {hp})")
+    return pv, hp
 
 
 def _name_problem(field: str, name: str) -> list[str]:
@@ -142,8 +161,9 @@ class CasesConfig:
         if not self.names:
             errs.append("cases.names: needs at least one case")
         for name in self.names:
-            m = CASE_PATTERN.match(name)
-            if not m or int(m.group(1)) > 100 or int(m.group(2)) > 100:
+            try:
+                parse_case(name)
+            except ConfigError:
                 errs.append(f"cases.names: {name!r} is not XXPVYYHP with percentages 0-100")
         if len(set(self.names)) != len(self.names):
             errs.append("cases.names: duplicate case names")

@@ -7,8 +7,9 @@ results never depend on how it was split.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Protocol, TypeVar
 
 import numpy as np
 
@@ -78,12 +79,24 @@ def split_by_cost(costs: np.ndarray, n_workers: int) -> np.ndarray:
     return np.searchsorted(owner, np.arange(n_workers + 1), side="left")
 
 
-def items_for(worker: int, n_workers: int, items: list[WorkItem]) -> list[WorkItem]:
-    """The items of worker ``worker`` (0-based) of ``n_workers``."""
+class Costed(Protocol):
+    """Anything with a relative cost: a load-flow work item, an EV zone task."""
+
+    @property
+    def cost(self) -> float: ...
+
+
+C = TypeVar("C", bound=Costed)
+
+
+def items_for(worker: int, n_workers: int, items: Sequence[C]) -> list[C]:
+    """The items of worker ``worker`` (0-based) of ``n_workers``: a contiguous run of the
+    ordered items, balanced by ``cost`` (:func:`split_by_cost`). The one partition function:
+    load-flow blocks and EV zones, for MPI ranks, array tasks and single runs alike."""
     if not 0 <= worker < n_workers:
         raise ValueError(f"worker {worker} is outside 0..{n_workers - 1}")
     bounds = split_by_cost(np.array([it.cost for it in items]), n_workers)
-    return items[bounds[worker]:bounds[worker + 1]]
+    return list(items[bounds[worker]:bounds[worker + 1]])
 
 
 def describe_plan(items: list[WorkItem], n_workers: int,

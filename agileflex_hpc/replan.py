@@ -50,6 +50,7 @@ import pandas as pd
 
 from agileflex_hpc import fingerprint, h5io
 from agileflex_hpc.errors import StaleError
+from agileflex_hpc.horizon import horizon_minutes
 from agileflex_hpc.layout import layout
 
 if TYPE_CHECKING:
@@ -162,9 +163,9 @@ def replan_network(cfg: Config, network: str) -> bool:
     """After a round's validation: record it, and tighten the caps of the zones it did not
     prove. Returns True when the network needs another round (caps written)."""
     from agileflex_hpc.ev.stage import hosting_answer
+    from agileflex_hpc.horizon import horizon_index
     from agileflex_hpc.inputs.stage import study_times
     from agileflex_hpc.network.manifest import manifest_path, read_manifest
-    from agileflex_hpc.validate.inputs import horizon_index
     from agileflex_hpc.validate.stage import added_violation_flags, kind_path
 
     caps, round_, history = read_caps(cfg, network)
@@ -270,7 +271,7 @@ def _write(cfg: Config, network: str, caps: np.ndarray, round_: int, history: pd
     with h5io.atomic_h5(path, attrs=attrs) as f:
         h5io.write_coord(f, "direction", np.array(["import", "export"]))
         h5io.write_coord(f, "zone", np.array(zones))
-        h5io.write_coord(f, "step", (np.arange(steps) * cfg.time.step_minutes + 720) % 1440,
+        h5io.write_coord(f, "step", horizon_minutes(steps, cfg.time.step_minutes),
                          units="min", description="minute of the day at the step's start "
                          "(the horizon starts at 12:00)")
         g = f.create_group("replan")

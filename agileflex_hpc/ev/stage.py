@@ -26,8 +26,9 @@ from agileflex_hpc.ev.fleet import EvFleet, draw_fleet, load_fleet_csv
 from agileflex_hpc.ev.tariff import tariff_p_per_kwh
 from agileflex_hpc.fingerprint import Fingerprints, freshness
 from agileflex_hpc.headroom.stage import hosting_path, require_hosting
+from agileflex_hpc.horizon import from_midnight, horizon_minutes
 from agileflex_hpc.layout import layout
-from agileflex_hpc.partition import split_by_cost
+from agileflex_hpc.partition import items_for
 
 if TYPE_CHECKING:
     from agileflex_hpc.cli import Workers
@@ -53,6 +54,11 @@ class ZoneTask:
     n_start: int  # stage 6's estimate, capped at n_max
     customers: int
     n_max: int  # most EVs to try: the customers, or ev.max_evs where smaller
+
+    @property
+    def cost(self) -> float:
+        """Expected relative cost: each attempt and the kept fleet's solve grow with the EVs."""
+        return float(self.n_start + 1)
 
 
 def zone_path(out_dir: Path, network: str, zone: str) -> Path:
@@ -81,9 +87,8 @@ def list_zone_tasks(cfg: Config, fps: Fingerprints | None = None) -> list[ZoneTa
 
 
 def tasks_for(worker: int, n_workers: int, tasks: list[ZoneTask]) -> list[ZoneTask]:
-    """This worker's zones: contiguous, balanced by expected cost (~ EVs + 1)."""
-    bounds = split_by_cost(np.array([t.n_start + 1 for t in tasks]), n_workers)
-    return tasks[bounds[worker]:bounds[worker + 1]]
+    """This worker's zones, by the one partition function (balanced by ``ZoneTask.cost``)."""
+    return items_for(worker, n_workers, tasks)
 
 
 @dataclass
@@ -140,9 +145,8 @@ def zone_profiles(cfg: Config, network: str, zone_index: int) -> tuple[np.ndarra
         case = int(f["hosting/case_index"][zone_index])
         head = f["hosting/headroom_q_kva"][case, :, zone_index]
         foot = f["hosting/footroom_q_kva"][case, :, zone_index]
-    half = cfg.time.steps_per_day // 2
     pf = cfg.loadflow.ev_pf
-    return np.roll(head, -half) * pf, np.roll(foot, -half) * pf
+    return from_midnight(head) * pf, from_midnight(foot) * pf
 
 
 def _price(cfg: Config) -> np.ndarray:
@@ -284,7 +288,7 @@ def write_zone(path: Path, cfg: Config, task: ZoneTask, res: AttemptsResult, *,
                             v2g_delivered_kwh=delivered, **(fp_attrs or {}))
     steps = cfg.time.steps_per_day
     with h5io.atomic_h5(path, attrs=attrs) as f:
-        h5io.write_coord(f, "step", (np.arange(steps) * cfg.time.step_minutes + 720) % 1440,
+        h5io.write_coord(f, "step", horizon_minutes(steps, cfg.time.step_minutes),
                          units="min", description="minute of the day at the step's start "
                          "(the horizon starts at 12:00)")
         g = f.create_group("evcharging")

@@ -21,8 +21,8 @@ import numpy as np
 import pandas as pd
 
 from agileflex_hpc import fingerprint, h5io
-from agileflex_hpc.config import CASE_PATTERN
-from agileflex_hpc.errors import ConfigError, ResultsError
+from agileflex_hpc.config import parse_case
+from agileflex_hpc.errors import ResultsError
 from agileflex_hpc.fingerprint import Fingerprints, freshness, require_fresh
 from agileflex_hpc.headroom import (
     Headroom,
@@ -208,7 +208,7 @@ def _hosting(cfg: Config, m: NetworkManifest, heads: dict[str, Headroom], collap
                        for h in heads.values()])
     energy = np.stack([daily_energy_kwh(q, step_hours=cfg.time.step_hours,
                                         efficiency=hc.efficiency) for q in q_head])
-    hp_pct = np.array([_hp_percent(c) for c in cases])
+    hp_pct = np.array([parse_case(c)[1] for c in cases])
     if hp_pct.min() > 0:
         logger.warning("%s: no case has 0 %% heat pumps; zones that can host none are given "
                        "the lowest-HP case %s (add a XXPV00HP case to model them)", m.name,
@@ -226,14 +226,6 @@ def _hosting(cfg: Config, m: NetworkManifest, heads: dict[str, Headroom], collap
     _write_hosting(cfg, m, cases, q_head, q_foot, energy, assign, evs, final, summary, collapse,
                    fp_attrs)
     return summary
-
-
-def _hp_percent(case: str) -> int:
-    """The YY of a case name ``XXPVYYHP`` (validated by the config)."""
-    match = CASE_PATTERN.match(case)
-    if match is None:
-        raise ConfigError(f"cases.names: {case!r} is not XXPVYYHP")
-    return int(match.group(2))
 
 
 def summary_table(m: NetworkManifest, cases: list[str], heads: dict[str, Headroom],

@@ -14,7 +14,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal
@@ -22,6 +21,7 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
+from agileflex_hpc.config import parse_case
 from agileflex_hpc.errors import ConfigError, InputDataError
 from agileflex_hpc.inputs import loaders, profiles
 
@@ -30,7 +30,6 @@ __all__ = ["parse_case", "assign_customers", "build_profiles", "DEFAULT_GROUP_SH
 
 logger = logging.getLogger(__name__)
 
-_CASE = re.compile(r"^(\d{2,3})PV(\d{2,3})HP$")
 _LOAD_COLUMNS = ("load", "bus", "phase", "feeder", "zone")
 #: Shares of the customer groups, roughly the UK Acorn population (Adversity = Financially
 #: Stretched + Urban Adversity, Comfortable = Comfortable Communities, Affluent = Affluent
@@ -39,24 +38,6 @@ DEFAULT_GROUP_SHARES: dict[str, float] = {"Adversity": 0.40, "Comfortable": 0.28
                                           "Affluent": 0.32}
 #: Rooftop PV sizes drawn uniformly (UK domestic systems, G98 limit about 3.68 kW). [kWp]
 PV_KWP_SIZES: tuple[float, ...] = (1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0)
-
-
-def parse_case(name: str) -> tuple[int, int]:
-    """PV and HP percentages of a case name ``XXPVYYHP``, e.g. ``25PV50HP`` -> (25, 50).
-
-    Raises
-    ------
-    ConfigError
-        If the name does not match or a percentage exceeds 100.
-    """
-    m = _CASE.match(name) if isinstance(name, str) else None
-    if m is None:
-        raise ConfigError(f"case {name!r}: expected 'XXPVYYHP' (PV % and HP % of customers, "
-                          "2-3 digits each, e.g. '25PV50HP')")
-    pv, hp = int(m.group(1)), int(m.group(2))
-    if pv > 100 or hp > 100:
-        raise ConfigError(f"case {name!r}: percentages must be within 0..100 (PV {pv}, HP {hp})")
-    return pv, hp
 
 
 def assign_customers(loads: pd.DataFrame, *, network: str, case: str, seed: int,

@@ -29,6 +29,7 @@ from matplotlib.figure import Figure
 
 from agileflex_hpc import h5io
 from agileflex_hpc.errors import AgileflexError
+from agileflex_hpc.horizon import START_MINUTE, from_midnight
 from agileflex_hpc.layout import layout
 
 if TYPE_CHECKING:
@@ -249,7 +250,7 @@ def plot_ev_headroom(path: Path, *, zone_ids: list[str], head_kw: np.ndarray,
                            "power, one day noon to noon",
                            xlabel="time of day (noon to noon)",
                            ylabel="power [kW] (+ charging, - V2G discharge)")
-    hours = _hours(head_kw.shape[0], step_minutes, start_minute=720)
+    hours = _hours(head_kw.shape[0], step_minutes, start_minute=START_MINUTE)
     for z in range(len(zone_ids)):
         ax = _zone_axes(axes, z)
         ax.axhline(0.0, color="black", lw=0.8)
@@ -285,12 +286,10 @@ def plot_min_voltage(path: Path, *, vmin_pu: dict[str, np.ndarray], steps_per_da
     """
     fig = Figure(figsize=(9, 4.5), dpi=_DPI, layout="constrained")
     ax = fig.subplots()
-    half = steps_per_day // 2
-    hours = _hours(steps_per_day, step_minutes, start_minute=720)
+    hours = _hours(steps_per_day, step_minutes, start_minute=START_MINUTE)
     for kind, v in vmin_pu.items():
         n_days = len(v) // steps_per_day
-        days = np.roll(np.asarray(v[:n_days * steps_per_day], float).reshape(n_days, -1), -half,
-                       axis=1)
+        days = from_midnight(np.asarray(v[:n_days * steps_per_day], float).reshape(n_days, -1))
         color = KIND_COLORS.get(kind, "grey")
         for d in days:
             ax.plot(hours, d, color=color, lw=0.5, alpha=0.25)

@@ -39,6 +39,7 @@ from agileflex_hpc.ev.fleet import EvFleet
 from agileflex_hpc.ev.stage import read_zone, zone_path
 from agileflex_hpc.fingerprint import Fingerprints, Key, freshness, require_fresh
 from agileflex_hpc.headroom.stage import require_hosting
+from agileflex_hpc.horizon import horizon_index
 from agileflex_hpc.inputs.stage import inputs_path, study_times
 from agileflex_hpc.layout import layout
 
@@ -56,7 +57,6 @@ Kind = Literal["none", "smart", "dumb"]
 #: "none": the final HP/PV assignment without EVs (the baseline); "smart": the optimised
 #: schedules; "dumb": the same EVs charging uncontrolled.
 KINDS: tuple[str, ...] = ("none", "smart", "dumb")
-HORIZON_START_MIN = 720  # the EV horizon starts at 12:00
 _SPAWN_KEY = (8,)  # stage 8: keeps the mapping stream apart from the EV attempt streams
 
 
@@ -87,28 +87,6 @@ class ValidationInputs:
 
 def validation_inputs_path(out_dir: Path, network: str, kind: str) -> Path:
     return layout(out_dir).validation_inputs(network, kind)
-
-
-def horizon_index(times: pd.DatetimeIndex, *, step_minutes: int,
-                  start_minute: int = HORIZON_START_MIN) -> np.ndarray:
-    """Horizon step of every study step.
-
-    Parameters
-    ----------
-    times : DatetimeIndex, shape (time,)
-        Start of every study step (study-local clock).
-    step_minutes : int
-        Step length. [min]
-    start_minute : int
-        Time of day at which the horizon starts (720: 12:00). [min]
-
-    Returns
-    -------
-    ndarray of int64, shape (time,)
-        ``((tod - start) mod 1440) // step_minutes`` with ``tod`` the minute of the day.
-    """
-    tod = np.asarray(times.hour * 60 + times.minute, dtype=np.int64)
-    return ((tod - start_minute) % 1440) // step_minutes
 
 
 def tile_daily(profile: np.ndarray, times: pd.DatetimeIndex, *, step_minutes: int) -> np.ndarray:
