@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING
 import h5py
 import numpy as np
 
-from agileflex_hpc import __version__
+from agileflex_hpc import __version__, h5io
 from agileflex_hpc.errors import StaleError
 
 if TYPE_CHECKING:
@@ -271,7 +271,7 @@ def stored_key(path: Path) -> Key | None:
         text = f.attrs.get("fingerprint_key")
     if text is None:
         return None
-    return json.loads(text.decode() if isinstance(text, bytes) else str(text))
+    return json.loads(h5io.attr_text(text))
 
 
 def freshness(path: Path, key: Key) -> str:
@@ -286,8 +286,7 @@ def freshness(path: Path, key: Key) -> str:
             stored = f.attrs.get("fingerprint")
     except (OSError, KeyError, ValueError):
         return "incomplete"
-    stored = stored.decode() if isinstance(stored, bytes) else str(stored)
-    return "ok" if stored == digest(key) else "stale"
+    return "ok" if h5io.attr_text(stored) == digest(key) else "stale"
 
 
 def explain(path: Path, key: Key) -> str:

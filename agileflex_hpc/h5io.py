@@ -2,8 +2,10 @@
 
 * Coordinates live at the file root as dimension scales (``/time``, ``/bus``, ``/line``,
   ``/phase``, ...), so ``xarray.open_dataset(path, engine="h5netcdf", group=...)`` sees named
-  dimensions. Time is int64 seconds since 1970-01-01 (UTC, study-local clock).
-* Every dataset has the attributes ``units``, ``dims`` (JSON list) and ``description``.
+  dimensions. Time is int64 seconds since 1970-01-01 (``schema.TIME_UNITS``, study-local
+  clock).
+* Every dataset has the attributes ``units``, ``dims`` (JSON list) and ``description``, taken
+  from the registry of :mod:`agileflex_hpc.schema`.
 * Every file has provenance attributes and ``complete = 1``, written last.
 * Files are written under a temporary name and renamed, so a reader never sees half a file.
 """
@@ -21,7 +23,7 @@ import re
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -52,6 +54,7 @@ __all__ = [
     "open_dataset",
     "write_csv_atomic",
     "attr_text",
+    "decode_strings",
     "atomic_path",
     "write_text_atomic",
     "remove_stale_temp_files",
@@ -206,6 +209,12 @@ def attr_text(value: Any) -> str:
     return str(value)
 
 
+def decode_strings(values: Iterable[object]) -> list[str]:
+    """The elements of an HDF5 string array (or any sequence) as ``str``: bytes (fixed-length
+    and h5py's variable-length strings) decoded as UTF-8, anything else through ``str``."""
+    return [v.decode() if isinstance(v, bytes) else str(v) for v in values]
+
+
 def write_coord(f: h5py.File, name: str, values: npt.ArrayLike, *, units: str = "",
                 description: str = "", scale: bool = True) -> h5py.Dataset:
     """Write a 1-D coordinate at the root; make it a dimension scale named ``name`` unless
@@ -342,8 +351,7 @@ def read_table(group: h5py.Group, name: str) -> pd.DataFrame:
     for col in cols:
         values = sub[col][()]
         if values.dtype.kind in "OS":
-            values = np.array([v.decode() if isinstance(v, bytes) else v for v in values],
-                              dtype=object)
+            values = np.array(decode_strings(values), dtype=object)
         data[col] = values
     return pd.DataFrame(data, columns=cols)
 

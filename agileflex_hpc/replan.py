@@ -48,7 +48,7 @@ import h5py
 import numpy as np
 import pandas as pd
 
-from agileflex_hpc import fingerprint, h5io
+from agileflex_hpc import fingerprint, h5io, schema
 from agileflex_hpc.errors import StaleError
 from agileflex_hpc.horizon import horizon_minutes
 from agileflex_hpc.layout import layout
@@ -269,15 +269,11 @@ def _write(cfg: Config, network: str, caps: np.ndarray, round_: int, history: pd
     zones = read_manifest(manifest_path(cfg.out_dir, network)).zone_ids
     steps = cfg.time.steps_per_day
     with h5io.atomic_h5(path, attrs=attrs) as f:
-        h5io.write_coord(f, "direction", np.array(["import", "export"]))
-        h5io.write_coord(f, "zone", np.array(zones))
-        h5io.write_coord(f, "step", horizon_minutes(steps, cfg.time.step_minutes),
-                         units="min", description="minute of the day at the step's start "
-                         "(the horizon starts at 12:00)")
+        schema.REPLAN.write_coord(f, "direction", np.array(["import", "export"]))
+        schema.REPLAN.write_coord(f, "zone", np.array(zones))
+        schema.REPLAN.write_coord(f, "step", horizon_minutes(steps, cfg.time.step_minutes))
         g = f.create_group("replan")
-        h5io.write_var(g, "cap_kw", caps, dims=["direction", "zone", "step"], units="kW",
-                       description="caps of the zone's net EV import and export on the "
-                       "noon-to-noon horizon (NaN: none)")
+        schema.REPLAN.write_var(g, "cap_kw", caps)
         h5io.write_table(g, "history", history)
 
 

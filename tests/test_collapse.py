@@ -87,7 +87,7 @@ def test_collapse_is_flagged_counted_and_masked(weak_run):
         converged0 = f["loadflow/converged"][()].astype(bool)
     # counted per case in the hosting file (and so in the report)
     with h5py.File(out / "hosting" / "weak.h5", "r") as f:
-        counts = dict(zip([c.decode() for c in f["case"][()]], f["hosting/collapse_steps"][()]))
+        counts = dict(zip(h5io.decode_strings(f["case"][()]), f["hosting/collapse_steps"][()]))
         q_head = f["hosting/headroom_q_kva"][()]
     assert counts == {"00PV00HP": int((~converged0).sum()), "00PV100HP": collapsed}
     # stage 4 fits converged points only

@@ -6,6 +6,7 @@ import h5py
 import numpy as np
 import pytest
 
+from agileflex_hpc import h5io
 from agileflex_hpc.loadflow.__main__ import main as loadflow_main
 from agileflex_hpc.network.engine import DssNetwork
 from tests.conftest import write_job
@@ -93,12 +94,12 @@ def test_stage2_matches_plain_opendss(tmp_path, shared_dir):
     with h5py.File(out / "inputs" / "network_1" / "25PV50HP.h5") as f:
         demand = f["inputs/demand_kw"][()].astype(float)
         pv = f["inputs/pv_kw"][()].astype(float)
-        loads = [s.decode() for s in f["customer"][()]]
+        loads = h5io.decode_strings(f["customer"][()])
     assert pv.max() > 0.5 and demand.max() > 1.0  # the test exercises PV and real demand
     with h5py.File(out / "raw" / "network_1" / "25PV50HP.h5") as f:
         lf = {k: f["loadflow"][k][()] for k in f["loadflow"]}
-        buses = [s.decode() for s in f["bus"][()]]
-        line_names = [s.decode() for s in f["line"][()]]
+        buses = h5io.decode_strings(f["bus"][()])
+        line_names = h5io.decode_strings(f["line"][()])
     assert lf["converged"].all() and lf["v_pu"].shape == (48, len(buses), 3)
     # the engine in float64 (what the stage computes before storing float32)
     net = DssNetwork(master, tolerance=1e-10)

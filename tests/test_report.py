@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from agileflex_hpc import h5io
 from agileflex_hpc.cli import Workers
 from agileflex_hpc.config import load_config
 from agileflex_hpc.ev.dumb import dumb_charging_kw
@@ -82,7 +83,7 @@ def report_run(tmp_path_factory):
     cfg = load_config(job)
     run_pipeline(cfg, stages=("loadflow", "headroom"))
     with h5py.File(hosting_path(cfg.out_dir, "default"), "r") as f:
-        zones = [z.decode() for z in f["zone"][()]]
+        zones = h5io.decode_strings(f["zone"][()])
         evs, customers = f["hosting/evs_estimate"][()], f["hosting/customers"][()]
     for z, zone in enumerate(zones):
         if customers[z] > 0:

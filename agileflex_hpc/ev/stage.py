@@ -20,7 +20,7 @@ import h5py
 import numpy as np
 import pandas as pd
 
-from agileflex_hpc import fingerprint, h5io
+from agileflex_hpc import fingerprint, h5io, schema
 from agileflex_hpc.ev.attempts import AttemptsResult, FleetFactory, run_attempts
 from agileflex_hpc.ev.fleet import EvFleet, draw_fleet, load_fleet_csv
 from agileflex_hpc.ev.tariff import tariff_p_per_kwh
@@ -74,7 +74,7 @@ def list_zone_tasks(cfg: Config, fps: Fingerprints | None = None) -> list[ZoneTa
     tasks: list[ZoneTask] = []
     for k, net in enumerate(cfg.networks):
         with h5py.File(require_hosting(cfg, fps, net.name), "r") as f:
-            zones = [z.decode() for z in f["zone"][()]]
+            zones = h5io.decode_strings(f["zone"][()])
             evs = f["hosting/evs_estimate"][()]
             customers = f["hosting/customers"][()]
         for z, zone in enumerate(zones):
@@ -288,9 +288,7 @@ def write_zone(path: Path, cfg: Config, task: ZoneTask, res: AttemptsResult, *,
                             v2g_delivered_kwh=delivered, **(fp_attrs or {}))
     steps = cfg.time.steps_per_day
     with h5io.atomic_h5(path, attrs=attrs) as f:
-        h5io.write_coord(f, "step", horizon_minutes(steps, cfg.time.step_minutes),
-                         units="min", description="minute of the day at the step's start "
-                         "(the horizon starts at 12:00)")
+        schema.EV_ZONE.write_coord(f, "step", horizon_minutes(steps, cfg.time.step_minutes))
         g = f.create_group("evcharging")
         h5io.write_table(g, "attempts", res.attempts_frame())
         fleet = res.fleet
@@ -301,11 +299,9 @@ def write_zone(path: Path, cfg: Config, task: ZoneTask, res: AttemptsResult, *,
                 "battery_kwh": fleet.battery_kwh, "charger_kw": fleet.charger_kw}))
             sch = res.schedule
             assert sch is not None, "run_attempts keeps a fleet with its schedule"
-            h5io.write_coord(f, "ev", fleet.name)
-            for name, data, desc in [("charge_kw", sch.charge_kw, "charging power"),
-                                     ("discharge_kw", sch.discharge_kw, "V2G discharge power")]:
-                h5io.write_var(g, name, data.astype(np.float32), dims=["ev", "step"],
-                               units="kW", description=desc)
+            schema.EV_ZONE.write_coord(f, "ev", fleet.name)
+            for name, data in [("charge_kw", sch.charge_kw), ("discharge_kw", sch.discharge_kw)]:
+                schema.EV_ZONE.write_var(g, name, data.astype(np.float32))
             g.attrs.update(objective_p=sch.objective_p, mip_gap=sch.mip_gap,
                            solve_time_s=sch.solve_time_s, status=sch.status)
 

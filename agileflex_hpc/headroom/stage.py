@@ -20,7 +20,7 @@ import h5py
 import numpy as np
 import pandas as pd
 
-from agileflex_hpc import fingerprint, h5io
+from agileflex_hpc import fingerprint, h5io, schema
 from agileflex_hpc.config import parse_case
 from agileflex_hpc.errors import ResultsError
 from agileflex_hpc.fingerprint import Fingerprints, freshness, require_fresh
@@ -54,7 +54,6 @@ __all__ = ["ZoneData", "compute_zones", "headroom_for", "run_network", "run", "h
 logger = logging.getLogger(__name__)
 
 _TIME_CHUNK = 1440  # steps read at once from the stitched files (bounds memory)
-_T = "seconds since 1970-01-01 00:00:00"
 
 
 @dataclass
@@ -268,10 +267,11 @@ def run(cfg: Config) -> dict[str, pd.DataFrame]:
 
 
 # ------------------------------------------------------------------------- writers
-def _time_and_zone(f: h5py.File, cfg: Config, m: NetworkManifest) -> None:
-    h5io.write_coord(f, "time", h5io.time_to_epoch(study_times(cfg)), units=_T)
-    h5io.write_coord(f, "zone", np.array(m.zone_ids))
-    h5io.write_coord(f, "phase", np.array([1, 2, 3], dtype=np.int8))
+def _time_and_zone(f: h5py.File, cfg: Config, m: NetworkManifest,
+                   file: schema.FileSchema) -> None:
+    file.write_coord(f, "time", h5io.time_to_epoch(study_times(cfg)))
+    file.write_coord(f, "zone", np.array(m.zone_ids))
+    file.write_coord(f, "phase", np.array([1, 2, 3], dtype=np.int8))
 
 
 def _write_zones(cfg: Config, m: NetworkManifest, case: str, zd: ZoneData,
@@ -279,21 +279,18 @@ def _write_zones(cfg: Config, m: NetworkManifest, case: str, zd: ZoneData,
     path = layout(cfg).zones(m.name, case)
     attrs = h5io.provenance(cfg, network=m.name, case=case, **(fp_attrs or {}))
     with h5io.atomic_h5(path, attrs=attrs) as f:
-        _time_and_zone(f, cfg, m)
+        _time_and_zone(f, cfg, m, schema.ZONES)
         g = f.create_group("zones")
-        tz = ["time", "zone"]
-        for name, data, dims, units, desc in [
-            ("vmin_pu", zd.vmin_pu.astype(np.float32), tz, "1",
-             "minimum voltage of the feeder's buses on the phase"),
-            ("pflow_kva", zd.pflow_kva.astype(np.float32), tz, "kVA",
-             "supply-cable flow on the phase, + import"),
-            ("n_overloaded", zd.n_overloaded, tz, "1", "feeder lines over their rating"),
-            ("busbar_v_pu", zd.busbar_v_pu, ["time", "phase"], "1", "LV busbar voltage"),
-            ("s_tx_kva", zd.s_tx_kva, ["time"], "kVA", "transformer flow, + import"),
-            ("converged", zd.converged.astype(np.uint8), ["time"], "1", "power flow converged"),
-            ("customers", m.topology.zone_customers, ["zone"], "1", "customers in the zone"),
+        for name, data in [
+            ("vmin_pu", zd.vmin_pu.astype(np.float32)),
+            ("pflow_kva", zd.pflow_kva.astype(np.float32)),
+            ("n_overloaded", zd.n_overloaded),
+            ("busbar_v_pu", zd.busbar_v_pu),
+            ("s_tx_kva", zd.s_tx_kva),
+            ("converged", zd.converged.astype(np.uint8)),
+            ("customers", m.topology.zone_customers),
         ]:
-            h5io.write_var(g, name, data, dims=dims, units=units, description=desc)
+            schema.ZONES.write_var(g, name, data)
 
 
 def _write_limits(cfg: Config, m: NetworkManifest, lim: VoltageLimits,
@@ -301,18 +298,11 @@ def _write_limits(cfg: Config, m: NetworkManifest, lim: VoltageLimits,
     path = layout(cfg).limits(m.name)
     attrs = h5io.provenance(cfg, network=m.name, v_lim_pu=cfg.headroom.v_lim_pu, **fp_attrs)
     with h5io.atomic_h5(path, attrs=attrs) as f:
-        h5io.write_coord(f, "zone", np.array(m.zone_ids))
+        schema.LIMITS.write_coord(f, "zone", np.array(m.zone_ids))
         g = f.create_group("limits")
-        for name, units, desc in [
-            ("slope_pu_per_kva", "1/kVA", "least-squares slope of Vmin vs Pflow"),
-            ("intercept_pu", "1", "least-squares intercept"),
-            ("limit_kva", "kVA", "voltage-constrained flow limit (NaN: none)"),
-            ("rule", "", "rule that set the limit"),
-            ("share_below", "1", "share of points below V_lim at flows up to the limit"),
-            ("n_points", "1", "converged points used"),
-        ]:
-            h5io.write_var(g, name, getattr(lim, name), dims=["zone"], units=units,
-                           description=desc, compress=False)
+        for v in schema.LIMITS.group("limits"):
+            name = v.name.rpartition("/")[2]
+            schema.LIMITS.write_var(g, name, getattr(lim, name), compress=False)
 
 
 def _write_headroom(cfg: Config, m: NetworkManifest, case: str, hd: Headroom,
@@ -320,19 +310,13 @@ def _write_headroom(cfg: Config, m: NetworkManifest, case: str, hd: Headroom,
     path = layout(cfg).headroom(m.name, case)
     attrs = h5io.provenance(cfg, network=m.name, case=case, **fp_attrs)
     with h5io.atomic_h5(path, attrs=attrs) as f:
-        _time_and_zone(f, cfg, m)
+        _time_and_zone(f, cfg, m, schema.HEADROOM)
         g = f.create_group("headroom")
-        tz = ["time", "zone"]
-        for name, dims, units, desc in [
-            ("rate_kva", tz, "kVA", "min(thermal rate, voltage limit) per phase"),
-            ("headroom_kva", tz, "kVA", "spare import capacity (rate - Pflow, transformer share)"),
-            ("footroom_kva", tz, "kVA", "spare export capacity (rate + Pflow)"),
-            ("binding", tz, "", "binding constraint: c cable, v voltage, t transformer"),
-            ("tx_headroom_kva", ["time"], "kVA", "transformer rating - import"),
-        ]:
+        for v in schema.HEADROOM.group("headroom"):
+            name = v.name.rpartition("/")[2]
             data = getattr(hd, name)
             data = data.astype(np.float32) if data.dtype.kind == "f" else data
-            h5io.write_var(g, name, data, dims=dims, units=units, description=desc)
+            schema.HEADROOM.write_var(g, name, data)
 
 
 def _write_hosting(cfg: Config, m: NetworkManifest, cases: list[str], q_head: np.ndarray,
@@ -343,27 +327,17 @@ def _write_hosting(cfg: Config, m: NetworkManifest, cases: list[str], q_head: np
     spd = cfg.time.steps_per_day
     attrs = h5io.provenance(cfg, network=m.name, quantile=cfg.headroom.quantile, **fp_attrs)
     with h5io.atomic_h5(path, attrs=attrs) as f:
-        h5io.write_coord(f, "case", np.array(cases))
-        h5io.write_coord(f, "step", np.arange(spd) * cfg.time.step_minutes,
-                         units="min", description="minute of the day at the step's start")
-        h5io.write_coord(f, "zone", np.array(m.zone_ids))
+        schema.HOSTING.write_coord(f, "case", np.array(cases))
+        schema.HOSTING.write_coord(f, "step", np.arange(spd) * cfg.time.step_minutes)
+        schema.HOSTING.write_coord(f, "zone", np.array(m.zone_ids))
         g = f.create_group("hosting")
-        csz = ["case", "step", "zone"]
-        for name, data, dims, units, desc in [
-            ("headroom_q_kva", q_head, csz, "kVA", "q-quantile headroom at each time of day"),
-            ("footroom_q_kva", q_foot, csz, "kVA", "q-quantile footroom at each time of day"),
-            ("energy_kwh", energy, ["case", "zone"], "kWh", "daily headroom energy"),
-            ("case_index", assign.case_index, ["zone"], "1", "assigned case (index)"),
-            ("v2g", assign.v2g.astype(np.uint8), ["zone"], "1", "relies on V2G (120 kWh rule)"),
-            ("rule", assign.rule, ["zone"], "", "HP case rule"),
-            ("evs_estimate", evs, ["zone"], "1",
-             "EV estimate from the daily energy: the start of the stage-7 search"),
-            ("customers", m.topology.zone_customers, ["zone"], "1", "customers in the zone"),
-            ("collapse_steps", collapse, ["case"], "1",
-             "steps without a power-flow solution (voltage collapse)"),
+        for name, data in [
+            ("headroom_q_kva", q_head), ("footroom_q_kva", q_foot), ("energy_kwh", energy),
+            ("case_index", assign.case_index), ("v2g", assign.v2g.astype(np.uint8)),
+            ("rule", assign.rule), ("evs_estimate", evs),
+            ("customers", m.topology.zone_customers), ("collapse_steps", collapse),
         ]:
-            h5io.write_var(g, name, data, dims=dims, units=units, description=desc,
-                           compress=False)
+            schema.HOSTING.write_var(g, name, data, compress=False)
         h5io.write_table(g, "customers_final", final)
         h5io.write_table(g, "summary", summary)
     from agileflex_hpc.ev.stage import write_hosting_answer

@@ -15,7 +15,7 @@ import h5py
 import numpy as np
 import pandas as pd
 
-from agileflex_hpc import fingerprint, h5io
+from agileflex_hpc import fingerprint, h5io, schema
 from agileflex_hpc.errors import InputDataError
 from agileflex_hpc.fingerprint import Fingerprints, freshness
 from agileflex_hpc.layout import layout
@@ -60,15 +60,12 @@ def ensure_inputs(cfg: Config, manifest: NetworkManifest, case: str,
     _check_series(series, manifest.name, case)
     attrs = h5io.provenance(cfg, network=manifest.name, case=case, **fingerprint.attrs(key))
     with h5io.atomic_h5(path, attrs=attrs) as f:
-        h5io.write_coord(f, "time", h5io.time_to_epoch(times),
-                         units="seconds since 1970-01-01 00:00:00")
-        h5io.write_coord(f, "customer", customers["load"].to_numpy())
+        schema.INPUTS.write_coord(f, "time", h5io.time_to_epoch(times))
+        schema.INPUTS.write_coord(f, "customer", customers["load"].to_numpy())
         g = f.create_group("inputs")
         h5io.write_table(g, "customers", customers)
-        h5io.write_var(g, "demand_kw", series["demand_kw"], dims=["time", "customer"],
-                       units="kW", description="customer demand incl. heat pump, PF load_pf")
-        h5io.write_var(g, "pv_kw", series["pv_kw"], dims=["time", "customer"], units="kW",
-                       description="PV output, PF 1")
+        for name in ("demand_kw", "pv_kw"):
+            schema.INPUTS.write_var(g, name, series[name])
     logger.info("inputs written: %s", path)
     return path
 

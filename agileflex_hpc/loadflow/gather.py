@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 import h5py
 import numpy as np
 
-from agileflex_hpc import fingerprint, h5io
+from agileflex_hpc import fingerprint, h5io, schema
 from agileflex_hpc.errors import ResultsError
 from agileflex_hpc.fingerprint import Fingerprints, Key, freshness, require_fresh
 from agileflex_hpc.inputs.stage import study_times
@@ -75,12 +75,12 @@ def stitch(cfg: Config, raw_dir: Path, items: list[WorkItem], *, label: str = "l
     attrs = h5io.provenance(cfg, network=network, case=case, stage=label,
                             blocks=len(items), **(fingerprint.attrs(key) if key else {}))
     with h5io.atomic_h5(out, attrs=attrs) as f:
-        h5io.write_coord(f, "time", h5io.time_to_epoch(times),
-                         units="seconds since 1970-01-01 00:00:00")
+        schema.STITCHED.write_coord(f, "time", h5io.time_to_epoch(times))
         for name, values in coords.items():
-            h5io.write_coord(f, name, values)
+            schema.STITCHED.write_coord(f, name, values)
         g = f.create_group("loadflow")
-        for name, (dims, units, desc) in VARIABLES.items():
+        for name in VARIABLES:
+            v = schema.STITCHED.variable(f"loadflow/{name}")
             layout = h5py.VirtualLayout(shape=(n_time, *shapes[name]), dtype=dtypes[name])
             for it in items:
                 rel = str(block_path(raw_dir, it).relative_to(out.parent))
@@ -89,9 +89,9 @@ def stitch(cfg: Config, raw_dir: Path, items: list[WorkItem], *, label: str = "l
                 layout[it.start - items[0].start:it.stop - items[0].start] = src
             fill = np.nan if np.dtype(dtypes[name]).kind == "f" else 0
             ds = g.create_virtual_dataset(name, layout, fillvalue=fill)
-            ds.attrs.update(units=units, description=desc)
-            ds.attrs["dims"] = json.dumps(dims)
-            h5io.attach_scales(ds, dims)
+            ds.attrs.update(units=v.units, description=v.text())
+            ds.attrs["dims"] = json.dumps(list(v.dims))
+            h5io.attach_scales(ds, list(v.dims))
     logger.info("stitched %d blocks -> %s", len(items), out)
     return out
 

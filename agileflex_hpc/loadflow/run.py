@@ -19,7 +19,7 @@ import h5py
 import numpy as np
 import pandas as pd
 
-from agileflex_hpc import fingerprint, h5io
+from agileflex_hpc import fingerprint, h5io, schema
 from agileflex_hpc.errors import StaleError
 from agileflex_hpc.fingerprint import Fingerprints, Key, freshness
 from agileflex_hpc.inputs.stage import (
@@ -50,16 +50,10 @@ __all__ = ["run", "plan", "study_items", "block_path", "block_checksum", "verify
 
 logger = logging.getLogger(__name__)
 
-VARIABLES = {  # name: (dims, units, description)
-    "v_pu": (["time", "bus", "phase"], "1", "bus voltage magnitude per phase [p.u.]"),
-    "i_a": (["time", "line", "phase"], "A", "line current per phase at the sending end"),
-    "s_kva": (["time", "line", "phase"], "kVA",
-              "line apparent power per phase, signed by active power (+ bus1 -> bus2)"),
-    "s_tx_kva": (["time", "transformer"], "kVA",
-                 "transformer total apparent power, signed (+ import from the HV side)"),
-    "converged": (["time"], "1", "power flow converged (1) or not (0)"),
-    "iterations": (["time"], "1", "power-flow iterations"),
-}
+#: the ``/loadflow`` arrays of a block, by name, in the registry's order (the order of
+#: :func:`block_checksum`, stored in every block file)
+VARIABLES: dict[str, schema.Variable] = {v.name.rpartition("/")[2]: v
+                                         for v in schema.BLOCK.group("loadflow")}
 
 
 @dataclass(frozen=True)
@@ -316,19 +310,17 @@ def _write_block(path: Path, cfg: Config, item: WorkItem, net: DssNetwork, out: 
     with h5io.atomic_h5(path, attrs=attrs) as f:
         _write_coords(f, times, net)
         g = f.create_group("loadflow")
-        for name, (dims, units, desc) in VARIABLES.items():
-            h5io.write_var(g, name, arrays[name], dims=dims, units=units, description=desc,
-                           compress=cfg.loadflow.compression, scales=False)
+        for name in VARIABLES:
+            schema.BLOCK.write_var(g, name, arrays[name], compress=cfg.loadflow.compression)
 
 
 def _write_coords(f: h5py.File, times: pd.DatetimeIndex, net: DssNetwork) -> None:
     """The block's coordinates; names as fixed-length ASCII (faster to write than vlen)."""
-    h5io.write_coord(f, "time", h5io.time_to_epoch(times),
-                     units="seconds since 1970-01-01 00:00:00", scale=False)
+    schema.BLOCK.write_coord(f, "time", h5io.time_to_epoch(times))
     for name, values in (("bus", net.bus_names), ("line", net.line_names),
                          ("transformer", net.transformer_names)):
-        h5io.write_coord(f, name, np.asarray(values, dtype=str).astype("S"), scale=False)
-    h5io.write_coord(f, "phase", np.array([1, 2, 3], dtype=np.int8), scale=False)
+        schema.BLOCK.write_coord(f, name, np.asarray(values, dtype=str).astype("S"))
+    schema.BLOCK.write_coord(f, "phase", np.array([1, 2, 3], dtype=np.int8))
 
 
 def prepare_inputs(cfg: Config, items: list[WorkItem], workers: Workers,

@@ -16,7 +16,7 @@ import h5py
 import numpy as np
 import pandas as pd
 
-from agileflex_hpc import h5io
+from agileflex_hpc import h5io, schema
 from agileflex_hpc.errors import ResultsError
 from agileflex_hpc.layout import layout
 from agileflex_hpc.network.topology import Topology, derive_topology, zone_id
@@ -140,24 +140,23 @@ def write_manifest(path: Path, m: NetworkManifest, cfg: Config | None = None, *,
         supply[topo.supply_lines[f]] = True
     with h5io.atomic_h5(path, attrs=h5io.provenance(cfg, network=m.name, master=m.master,
                                                    busbar=topo.busbar, **(attrs or {}))) as f:
-        h5io.write_coord(f, "bus", m.bus_names)
-        h5io.write_coord(f, "line", m.line_names)
-        h5io.write_coord(f, "transformer", m.transformer_names)
-        h5io.write_coord(f, "xy", np.array(["x", "y"]), description="coordinate axis")
+        for name, values in (("bus", m.bus_names), ("line", m.line_names),
+                             ("transformer", m.transformer_names), ("xy", np.array(["x", "y"]))):
+            schema.MANIFEST.write_coord(f, name, values)
         g = f.create_group("network")
-        for name, data, dims, units, desc in [
-            ("bus_xy", m.bus_xy, ["bus", "xy"], "", "bus coordinates (x, y) as in the source"),
-            ("bus_feeder", bus_feeder, ["bus"], "", "0-based feeder of each bus, -1: none"),
-            ("line_bus1", m.line_bus1, ["line"], "", "sending bus"),
-            ("line_bus2", m.line_bus2, ["line"], "", "receiving bus"),
-            ("line_rating_a", m.line_rating_a, ["line"], "A", "normal rating"),
-            ("line_feeder", line_feeder, ["line"], "", "0-based feeder of each line, -1: none"),
-            ("line_is_supply", supply, ["line"], "", "supply cable of its feeder"),
-            ("transformer_kva", m.transformer_kva, ["transformer"], "kVA", "rating"),
+        for name, data in [
+            ("bus_xy", m.bus_xy), ("bus_feeder", bus_feeder), ("line_bus1", m.line_bus1),
+            ("line_bus2", m.line_bus2), ("line_rating_a", m.line_rating_a),
+            ("line_feeder", line_feeder), ("line_is_supply", supply),
+            ("transformer_kva", m.transformer_kva),
         ]:
-            h5io.write_var(g, name, data, dims=dims, units=units, description=desc,
-                           compress=False)
+            schema.MANIFEST.write_var(g, name, data, compress=False)
         h5io.write_table(g, "customers", m.customers)
+
+
+def _names(values: np.ndarray) -> np.ndarray:
+    """An HDF5 string array as a numpy array of str."""
+    return np.array(h5io.decode_strings(values))
 
 
 def read_manifest(path: Path) -> NetworkManifest:
@@ -166,7 +165,7 @@ def read_manifest(path: Path) -> NetworkManifest:
         g = f["network"]
         get = {k: g[k][()] for k in g if isinstance(g[k], h5py.Dataset)}
         customers = h5io.read_table(g, "customers")
-        names = {k: _strs(f[k][()]) for k in ("bus", "line", "transformer")}
+        names = {k: _names(f[k][()]) for k in ("bus", "line", "transformer")}
         name, master, busbar = (str(f.attrs[k]) for k in ("network", "master", "busbar"))
     n_feed = int(max(get["bus_feeder"].max(), get["line_feeder"].max()) + 1)
     topo = Topology(
@@ -183,13 +182,9 @@ def read_manifest(path: Path) -> NetworkManifest:
     )
     return NetworkManifest(
         name=name, master=master, bus_names=names["bus"], bus_xy=get["bus_xy"],
-        line_names=names["line"], line_bus1=_strs(get["line_bus1"]),
-        line_bus2=_strs(get["line_bus2"]), line_rating_a=get["line_rating_a"],
+        line_names=names["line"], line_bus1=_names(get["line_bus1"]),
+        line_bus2=_names(get["line_bus2"]), line_rating_a=get["line_rating_a"],
         transformer_names=names["transformer"], transformer_kva=get["transformer_kva"],
         customers=customers, topology=topo,
     )
-
-
-def _strs(values: np.ndarray) -> np.ndarray:
-    return np.array([v.decode() if isinstance(v, bytes) else str(v) for v in values])
 

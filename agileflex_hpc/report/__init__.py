@@ -64,7 +64,7 @@ def _collapse(cfg: Config, network: str) -> pd.DataFrame | None:
     if freshness(path, Fingerprints(cfg).headroom(network)) != "ok":
         return None
     with h5py.File(path, "r") as f:
-        cases = [c.decode() if isinstance(c, bytes) else str(c) for c in f["case"][()]]
+        cases = h5io.decode_strings(f["case"][()])
         steps = f["hosting/collapse_steps"][()]
     return pd.DataFrame({"case": cases, "collapsed_steps": steps,
                          "of_steps": cfg.time.n_steps})

@@ -17,7 +17,7 @@ files and draws every figure of one network into ``<out>/report/<network>/``:
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -465,16 +465,12 @@ def _open(path: Path) -> h5py.File:
     return h5py.File(_require(path), "r")
 
 
-def _strs(values: Iterable[object]) -> list[str]:
-    return [v.decode() if isinstance(v, bytes) else str(v) for v in values]
-
-
 def hosting_plot(cfg: Config, m: NetworkManifest) -> Plot:
     """Quantile headroom/footroom profiles from ``hosting/<network>.h5``."""
     from agileflex_hpc.headroom.stage import hosting_path
 
     with _open(hosting_path(cfg.out_dir, m.name)) as f:
-        cases = _strs(f["case"][()])
+        cases = h5io.decode_strings(f["case"][()])
         g = f["hosting"]
         head, foot = g["headroom_q_kva"][()], g["footroom_q_kva"][()]
         assigned, customers = g["case_index"][()], g["customers"][()]
@@ -502,7 +498,7 @@ def vmin_flow_plot(cfg: Config, m: NetworkManifest) -> Plot:
     with _open(layout(cfg).limits(m.name)) as f:
         g = f["limits"]
         fit = {k: g[k][()] for k in ("slope_pu_per_kva", "intercept_pu", "limit_kva")}
-        rules = _strs(g["rule"][()])
+        rules = h5io.decode_strings(g["rule"][()])
         v_lim = float(f.attrs.get("v_lim_pu", cfg.headroom.v_lim_pu))
     out = layout(cfg).report_file("vmin_vs_flow.png", m.name)
     path = plot_vmin_flow(out, zone_ids=m.zone_ids, points=points,

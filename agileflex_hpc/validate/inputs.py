@@ -32,7 +32,7 @@ import h5py
 import numpy as np
 import pandas as pd
 
-from agileflex_hpc import fingerprint, h5io
+from agileflex_hpc import fingerprint, h5io, schema
 from agileflex_hpc.errors import InputDataError
 from agileflex_hpc.ev.dumb import dumb_charging_kw
 from agileflex_hpc.ev.fleet import EvFleet
@@ -331,20 +331,13 @@ def _write(path: Path, cfg: Config, manifest: NetworkManifest, kind: str,
            vi: ValidationInputs) -> None:
     attrs = h5io.provenance(cfg, network=manifest.name, case=kind, kind=kind,
                             stage="validate-inputs", **fingerprint.attrs(vi.fingerprint))
-    tc = ["time", "customer"]
+    file = schema.VALIDATION_INPUTS
     with h5io.atomic_h5(path, attrs=attrs) as f:
-        h5io.write_coord(f, "time", h5io.time_to_epoch(study_times(cfg)),
-                         units="seconds since 1970-01-01 00:00:00")
-        h5io.write_coord(f, "customer", vi.customers["load"].to_numpy())
-        h5io.write_coord(f, "zone", np.array(manifest.zone_ids))
+        file.write_coord(f, "time", h5io.time_to_epoch(study_times(cfg)))
+        file.write_coord(f, "customer", vi.customers["load"].to_numpy())
+        file.write_coord(f, "zone", np.array(manifest.zone_ids))
         g = f.create_group("inputs")
         h5io.write_table(g, "customers", vi.customers)
-        for name, data, dims, desc in [
-            ("demand_kw", vi.demand_kw, tc, "demand incl. heat pump of the assigned case, PF "
-             "load_pf"),
-            ("pv_kw", vi.pv_kw, tc, "PV output of the assigned case, PF 1"),
-            ("ev_kw", vi.ev_kw, tc, f"{kind} EV demand (negative: V2G export), PF ev_pf"),
-            ("v2g_discharge_kw", vi.v2g_discharge_kw, ["time", "zone"],
-             "V2G discharge asked for by the schedule, summed over the zone's EVs"),
-        ]:
-            h5io.write_var(g, name, data, dims=dims, units="kW", description=desc)
+        for name, data in [("demand_kw", vi.demand_kw), ("pv_kw", vi.pv_kw),
+                           ("ev_kw", vi.ev_kw), ("v2g_discharge_kw", vi.v2g_discharge_kw)]:
+            file.write_var(g, name, data, kind=kind)

@@ -26,7 +26,7 @@ import h5py
 import numpy as np
 import pandas as pd
 
-from agileflex_hpc import fingerprint, h5io
+from agileflex_hpc import fingerprint, h5io, schema
 from agileflex_hpc.fingerprint import Fingerprints, freshness, require_fresh
 from agileflex_hpc.headroom.stage import ZoneData, compute_zones, headroom_for, require_hosting
 from agileflex_hpc.inputs.stage import study_times
@@ -55,7 +55,6 @@ __all__ = ["FlowScan", "validation_dir", "validation_target", "kind_path", "repo
 logger = logging.getLogger(__name__)
 
 _TIME_CHUNK = 1440  # steps read at once from the stitched files (bounds memory)
-_T = "seconds since 1970-01-01 00:00:00"
 REPORT_COLUMNS = ["network", "kind", "evs", "pct_thermal", "pct_undervoltage",
                   "pct_tx_overload", "pct_collapse", "pct_any", "v_min_customer_pu",
                   "max_line_loading_pct",
@@ -64,8 +63,6 @@ REPORT_COLUMNS = ["network", "kind", "evs", "pct_thermal", "pct_undervoltage",
                   "negative_headroom_before_pct", "negative_headroom_after_pct",
                   "ev_energy_kwh", "ev_peak_kw", "steps", "nonconverged"]
 PROOF_COLUMNS = ["network", "violation", "zone", "steps", "first", "last"]
-#: one variable of a kind file: (name, data, dims, units, description)
-_Var = tuple[str, np.ndarray, list[str], str, str]
 
 
 @dataclass
@@ -200,7 +197,7 @@ def read_limit_kva(cfg: Config, network: str, fps: Fingerprints) -> np.ndarray:
 def headroom_before(cfg: Config, m: NetworkManifest, fps: Fingerprints) -> np.ndarray:
     """Stage-5 headroom (time, zone) [kVA] of each zone's assigned case (NaN: not converged)."""
     with h5py.File(require_hosting(cfg, fps, m.name), "r") as f:
-        cases = [c.decode() if isinstance(c, bytes) else str(c) for c in f["case"][()]]
+        cases = h5io.decode_strings(f["case"][()])
         case_index = f["hosting/case_index"][()]
     out = np.full((cfg.time.n_steps, len(m.zone_ids)), np.nan)
     for k in sorted(set(case_index.tolist())):
@@ -447,53 +444,41 @@ def _write_kind(cfg: Config, m: NetworkManifest, kind: str, zd: ZoneData, hd: He
                 scan: FlowScan, net_kw: np.ndarray, v2g: np.ndarray,
                 fp_attrs: dict[str, str]) -> None:
     path = kind_path(cfg.out_dir, m.name, kind)
+    file = schema.VALIDATION_KIND
     with h5io.atomic_h5(path, attrs=h5io.provenance(cfg, network=m.name, case=kind,
                                                    stage="validate", **fp_attrs)) as f:
-        h5io.write_coord(f, "time", h5io.time_to_epoch(study_times(cfg)), units=_T)
-        h5io.write_coord(f, "zone", np.array(m.zone_ids))
-        h5io.write_coord(f, "phase", np.array([1, 2, 3], dtype=np.int8))
-        h5io.write_coord(f, "bus", m.bus_names)
-        h5io.write_coord(f, "line", m.line_names)
+        file.write_coord(f, "time", h5io.time_to_epoch(study_times(cfg)))
+        file.write_coord(f, "zone", np.array(m.zone_ids))
+        file.write_coord(f, "phase", np.array([1, 2, 3], dtype=np.int8))
+        file.write_coord(f, "bus", m.bus_names)
+        file.write_coord(f, "line", m.line_names)
         for group, items in _kind_variables(zd, hd, scan, net_kw, v2g).items():
             g = f.create_group(group)
-            for name, data, dims, units, desc in items:
+            for name, data in items:
                 data = np.asarray(data)
                 data = data.astype(np.uint8) if data.dtype == bool else data
                 data = data.astype(np.float32) if data.dtype == np.float64 else data
-                h5io.write_var(g, name, data, dims=dims, units=units, description=desc)
+                file.write_var(g, name, data)
 
 
 def _kind_variables(zd: ZoneData, hd: Headroom, scan: FlowScan, net_kw: np.ndarray,
-                    v2g: np.ndarray) -> dict[str, list[_Var]]:
-    tz, t = ["time", "zone"], ["time"]
+                    v2g: np.ndarray) -> dict[str, list[tuple[str, np.ndarray]]]:
+    """The data of a kind file by group: (name, data); the attributes are the registry's
+    (:data:`agileflex_hpc.schema.VALIDATION_KIND`)."""
     return {
-        "zones": [
-            ("vmin_pu", zd.vmin_pu, tz, "1", "minimum voltage of the feeder's buses, phase"),
-            ("pflow_kva", zd.pflow_kva, tz, "kVA", "supply-cable flow on the phase, + import"),
-            ("n_overloaded", zd.n_overloaded, tz, "1", "feeder lines over their rating"),
-            ("busbar_v_pu", zd.busbar_v_pu, ["time", "phase"], "1", "LV busbar voltage"),
-            ("s_tx_kva", zd.s_tx_kva, t, "kVA", "transformer flow, + import"),
-            ("converged", zd.converged, t, "1", "power flow converged")],
-        "headroom": [
-            ("rate_kva", hd.rate_kva, tz, "kVA", "min(thermal rate, stage-4 voltage limit)"),
-            ("headroom_kva", hd.headroom_kva, tz, "kVA", "rate - Pflow, transformer share"),
-            ("footroom_kva", hd.footroom_kva, tz, "kVA", "rate + Pflow"),
-            ("binding", hd.binding, tz, "", "binding: c cable, v voltage, t transformer"),
-            ("tx_headroom_kva", hd.tx_headroom_kva, t, "kVA", "transformer rating - import")],
-        "ev": [
-            ("net_kw", net_kw, tz, "kW", "zone's net EV power (+ charging, - V2G export)"),
-            ("v2g_discharge_kw", v2g, tz, "kW", "V2G discharge asked for by the schedule")],
-        "flags": [
-            *[(k, v, t, "1", f"any {'' if k == 'any' else k + ' '}violation at the step")
-              for k, v in scan.flags.items()],
-            ("vmin_customer_pu", scan.vmin_customer_pu, t, "1", "lowest customer voltage"),
-            ("vmin_bus_pu", scan.vmin_bus_pu, t, "1", "lowest bus voltage"),
-            ("line_loading_max", scan.line_loading_max_t, t, "1", "highest line I/rating"),
-            ("tx_loading_max", scan.tx_loading_max_t, t, "1", "highest transformer |S|/rating")],
-        "map": [
-            ("bus_vmin_pu", scan.bus_vmin_pu, ["bus"], "1", "lowest voltage over phases, time"),
-            ("line_loading_max", scan.line_loading_max, ["line"], "1", "highest I/rating"),
-            ("line_over_steps", scan.line_over_steps, ["line"], "1", "steps over the rating")],
+        "zones": [("vmin_pu", zd.vmin_pu), ("pflow_kva", zd.pflow_kva),
+                  ("n_overloaded", zd.n_overloaded), ("busbar_v_pu", zd.busbar_v_pu),
+                  ("s_tx_kva", zd.s_tx_kva), ("converged", zd.converged)],
+        "headroom": [("rate_kva", hd.rate_kva), ("headroom_kva", hd.headroom_kva),
+                     ("footroom_kva", hd.footroom_kva), ("binding", hd.binding),
+                     ("tx_headroom_kva", hd.tx_headroom_kva)],
+        "ev": [("net_kw", net_kw), ("v2g_discharge_kw", v2g)],
+        "flags": [*scan.flags.items(),
+                  ("vmin_customer_pu", scan.vmin_customer_pu), ("vmin_bus_pu", scan.vmin_bus_pu),
+                  ("line_loading_max", scan.line_loading_max_t),
+                  ("tx_loading_max", scan.tx_loading_max_t)],
+        "map": [("bus_vmin_pu", scan.bus_vmin_pu), ("line_loading_max", scan.line_loading_max),
+                ("line_over_steps", scan.line_over_steps)],
     }
 
 
@@ -510,10 +495,8 @@ def _write_report(cfg: Config, m: NetworkManifest, summary: pd.DataFrame, zones:
         h5io.write_table(g, "zones", zones)
         h5io.write_table(g, "proof", proof)
         g.attrs["proved"] = int(proof.empty)
-        h5io.write_coord(f, "time", h5io.time_to_epoch(study_times(cfg)), units=_T)
-        h5io.write_coord(f, "zone", np.array(m.zone_ids))
+        schema.VALIDATION_REPORT.write_coord(f, "time", h5io.time_to_epoch(study_times(cfg)))
+        schema.VALIDATION_REPORT.write_coord(f, "zone", np.array(m.zone_ids))
         a = f.create_group("added")
         for kind, flags in added.items():
-            h5io.write_var(a, kind, flags.astype(np.uint8), dims=["time", "zone"], units="1",
-                           description=f"smart charging adds a {kind} violation to the no-EV "
-                           "baseline at the step, in the zone")
+            schema.VALIDATION_REPORT.write_var(a, kind, flags.astype(np.uint8))
