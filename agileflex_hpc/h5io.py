@@ -15,14 +15,17 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import functools
+import itertools
 import json
 import logging
 import os
 import platform
+import queue
 import re
 import shutil
 import subprocess
 import tempfile
+import threading
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -114,26 +117,98 @@ def _write_error(path: Path, exc: OSError) -> str:
 
 
 @contextlib.contextmanager
-def atomic_h5(path: Path, *, attrs: dict[str, Any] | None = None) -> Iterator[h5py.File]:
+def atomic_h5(path: Path, *, attrs: dict[str, Any] | None = None,
+              writer: BackgroundWriter | None = None) -> Iterator[h5py.File]:
     """Build an HDF5 file in memory, then write it through :func:`atomic_path`.
 
     The file gets ``attrs`` plus ``complete = 1`` as its last write. HDF5 never writes to the
     disk itself (core driver, no backing store): the finished image is written by Python in one
     piece, so a full disk or an I/O error is one clear :class:`ResultsError` (HDF5 failing to
-    close a file on a full disk crashes the process). On an exception the temporary file is
-    removed and any existing ``path`` is left untouched.
+    close a file on a full disk crashes the process). On an exception nothing is written and
+    any existing ``path`` is left untouched. With ``writer`` the image is handed to that
+    background writer (the write and its fsync overlap the caller's next computation).
     """
-    with atomic_path(path) as tmp:
-        with h5py.File(tmp.name, "w", driver="core", backing_store=False,
-                       track_order=True) as f:
-            for key, value in (attrs or {}).items():
-                f.attrs[key] = value
-            yield f
-            f.attrs["complete"] = 1
-            f.flush()
-            image = f.id.get_file_image()
-        with open(tmp, "wb") as out:
-            out.write(image)
+    with h5py.File(f"{Path(path).name}.{os.getpid()}.{next(_IMAGES)}.mem", "w", driver="core",
+                   backing_store=False, track_order=True) as f:
+        for key, value in (attrs or {}).items():
+            f.attrs[key] = value
+        yield f
+        f.attrs["complete"] = 1
+        f.flush()
+        image = f.id.get_file_image()
+    if writer is None:
+        write_bytes_atomic(image, Path(path))
+    else:
+        writer.submit(Path(path), image)
+
+
+_IMAGES = itertools.count()  # unique names of in-memory HDF5 files
+
+
+def write_bytes_atomic(data: bytes, path: Path) -> None:
+    """Write ``data`` to ``path`` through :func:`atomic_path` (temporary, fsync, rename)."""
+    with atomic_path(path) as tmp, open(tmp, "wb") as out:
+        out.write(data)
+
+
+class BackgroundWriter:
+    """Writes finished file images to their paths in one background thread.
+
+    Each ``submit(path, data)`` is written through :func:`write_bytes_atomic` (temporary file,
+    fsync, rename) while the caller goes on computing: the thread does plain file I/O only
+    (no HDF5, no OpenDSS), so it is safe beside them. At most ``depth`` images wait (a bound
+    on memory); ``submit`` blocks beyond that. The first error is raised by the next
+    ``submit`` or by ``close``; ``close`` (or leaving the ``with`` block) waits for every
+    pending write, also when the block ends with an exception, so complete results are not
+    lost. A killed process leaves at most its pending images unwritten (their temporary files
+    are removed by the next run, which recomputes them).
+    """
+
+    def __init__(self, depth: int = 1) -> None:
+        self._queue: queue.Queue[tuple[Path, bytes] | None] = queue.Queue(maxsize=depth)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="agileflex-writer", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            job = self._queue.get()
+            if job is None:
+                return
+            if self._error is None:  # after an error, later images are dropped
+                try:
+                    write_bytes_atomic(job[1], job[0])
+                except BaseException as exc:  # noqa: BLE001 - re-raised in the caller
+                    self._error = exc
+
+    def _raise(self) -> None:
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise error
+
+    def submit(self, path: Path, data: bytes) -> None:
+        """Queue ``data`` to be written to ``path``; raises an earlier write's error."""
+        self._raise()
+        self._queue.put((Path(path), data))
+
+    def close(self) -> None:
+        """Wait for every pending write; raise the first error."""
+        if self._thread.is_alive():
+            self._queue.put(None)
+            self._thread.join()
+        self._raise()
+
+    def __enter__(self) -> BackgroundWriter:
+        return self
+
+    def __exit__(self, kind: object, exc: BaseException | None, tb: object) -> None:
+        if exc is None:
+            self.close()
+            return
+        try:
+            self.close()
+        except BaseException:  # noqa: BLE001 - the exception that ended the block wins
+            logger.exception("a background write failed while another error was raised")
 
 
 _HOST = platform.node().split(".")[0].replace(".", "_") or "host"

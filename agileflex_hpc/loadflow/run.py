@@ -199,7 +199,8 @@ def run(cfg: Config, *, worker: int = 0, n_workers: int = 1, items: list[WorkIte
     mine = items_for(worker, n_workers, items)
     summary = WorkerSummary(worker)
     t0 = time.perf_counter()
-    _solve_items(_Solver(cfg), mine, target, summary, progress)
+    with h5io.BackgroundWriter() as writer:  # block writes overlap the next block's solves
+        _solve_items(_Solver(cfg, writer), mine, target, summary, progress)
     summary.wall_s = time.perf_counter() - t0
     return summary
 
@@ -226,13 +227,15 @@ def _solve_items(solver: _Solver, mine: list[WorkItem], target: LoadflowInputs,
 class _Solver:
     """Holds one compiled network at a time (items are contiguous by network).
 
-    Block files are written in the solving thread: writing them from a second thread while
-    the engine solves crashed the process (HDF5 and the DSS C-API in one process are not
-    safe to drive from two threads), so the write is not overlapped with the solves.
+    Block files are built in memory in the solving thread (HDF5 and the DSS C-API are not safe
+    to drive from two threads: doing both in a second thread crashed the process); only the
+    finished bytes go to the background ``writer``, whose thread does plain file I/O, so the
+    write and its fsync overlap the next block's solves.
     """
 
-    def __init__(self, cfg: Config) -> None:
+    def __init__(self, cfg: Config, writer: h5io.BackgroundWriter | None = None) -> None:
         self.cfg = cfg
+        self.writer = writer
         self.fps = Fingerprints(cfg)
         self.name: str | None = None
         self.net: DssNetwork | None = None
@@ -274,7 +277,7 @@ class _Solver:
         if bad:
             logger.warning("%s/%s block %d: %d of %d steps did not converge", item.network,
                            item.case, item.block, bad, item.n_steps)
-        _write_block(path, cfg, item, net, out, key, target.label)
+        _write_block(path, cfg, item, net, out, key, target.label, writer=self.writer)
         return item.n_steps, bad
 
 
@@ -299,7 +302,7 @@ def _file_attr(path: Path, key: str) -> str:
 
 
 def _write_block(path: Path, cfg: Config, item: WorkItem, net: DssNetwork, out: StepResult,
-                 key: Key, label: str) -> None:
+                 key: Key, label: str, *, writer: h5io.BackgroundWriter | None = None) -> None:
     times = study_times(cfg)[item.start:item.stop]
     arrays = {name: getattr(out, name) for name in VARIABLES}
     arrays = {k: v.astype(np.uint8) if v.dtype == bool else v for k, v in arrays.items()}
@@ -307,7 +310,7 @@ def _write_block(path: Path, cfg: Config, item: WorkItem, net: DssNetwork, out: 
                             start=item.start, stop=item.stop, stage=label,
                             nonconverged=int((~out.converged).sum()),
                             data_sha256=block_checksum(arrays), **fingerprint.attrs(key))
-    with h5io.atomic_h5(path, attrs=attrs) as f:
+    with h5io.atomic_h5(path, attrs=attrs, writer=writer) as f:
         _write_coords(f, times, net)
         g = f.create_group("loadflow")
         for name in VARIABLES:
