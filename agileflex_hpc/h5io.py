@@ -311,8 +311,7 @@ def write_var(group: h5py.Group, name: str, data: npt.ArrayLike, *, dims: list[s
 
     ``compress``: True or "gzip" (level 4, shuffle), "lzf" (fast), False or "none" (chunked
     along time but uncompressed: the fastest write, for the load-flow hot path). ``scales``:
-    attach the root dimension scales (files readers open; block files skip it, their dims
-    are in the ``dims`` attribute and the stitched file attaches them).
+    attach the root dimension scales named by ``dims`` (so xarray names the axes).
     """
     data = np.asarray(data)
     if data.dtype.kind in "OU":

@@ -1,7 +1,6 @@
-"""Every result file of a demo run opens with xarray: the whole file as a DataTree, and every
-group as a Dataset with named dimensions (no ``phony_dim``), times decoded. Block files (the
-load flows' hot path) carry their dims in a ``dims`` attribute only, unattached for speed: they
-open, with unnamed dims; their stitched files attach the names."""
+"""Every result file of a demo run opens with xarray, block files included: the whole file as
+a DataTree, and every group as a Dataset with named dimensions (no ``phony_dim``), times
+decoded."""
 
 from __future__ import annotations
 
@@ -38,7 +37,7 @@ def test_every_file_and_group_opens_with_named_dims(demo_files):
         for node in tree.subtree:
             ds = node.to_dataset()
             phony = [d for d in ds.dims if str(d).startswith("phony_dim")]
-            assert not phony or path.name.startswith("block_"), (path, node.path, phony)
+            assert not phony, (path, node.path, phony)
             ds.load()
         tree.close()
 
