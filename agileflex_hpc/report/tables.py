@@ -17,7 +17,7 @@ BINDING = {"c": "cable (thermal)", "v": "voltage", "t": "transformer"}
 RULE = {"all_ok": "every case fits", "best_ok": "most HPs that fit", "v2g": "relies on V2G",
         "none": "no case fits"}
 KIND = {"none": "no EVs (baseline)", "smart": "smart charging", "dumb": "uncontrolled"}
-SEARCH = {"up": "up from estimate", "down": "down from estimate", "": "-"}
+SEARCH = {"up": "up", "down": "down", "": "-"}
 
 
 def _rename(df: pd.DataFrame, names: dict[str, str]) -> pd.DataFrame:
@@ -46,9 +46,10 @@ def hosting_view(df: pd.DataFrame) -> pd.DataFrame:
     return _rename(out, {
         "zone": "Zone", "customers": "Customers", "case": "Heat-pump / PV case",
         "hps": "Heat pumps", "evs_hosted": "EVs hosted", "evs_estimate": "EVs estimated",
-        "confirmed": "Confirmed", "searched": "Search", "binding": "Binding limit",
-        "worst_headroom_kva": "Worst headroom [kVA]", "worst_time": "at (time of day)",
-        "rule": "Case rule", "v2g": "Needs V2G", "v2g_requested_kwh": "V2G requested [kWh]",
+        "confirmed": "Confirmed", "searched": "Searched from the estimate",
+        "binding": "Binding limit", "worst_headroom_kva": "Worst headroom [kVA]",
+        "worst_time": "at (time of day)", "rule": "Case rule",
+        "v2g_requested_kwh": "V2G requested [kWh]",
         "v2g_delivered_kwh": "V2G delivered [kWh]"})
 
 
