@@ -20,7 +20,7 @@ from agileflex_hpc.headroom import zone_index, zone_series
 NAN = np.nan
 FEEDER_BUSES = [np.array([1, 2, 3]), np.array([4, 5])]
 FEEDER_LINES = [np.array([0, 1, 2]), np.array([3, 4])]
-SUPPLY_LINE = np.array([0, 3])
+SUPPLY_LINES = [np.array([0]), np.array([3])]  # one cable per feeder
 RATING_A = np.array([400.0, 200.0, 100.0, 300.0, 150.0, 50.0])
 
 
@@ -55,7 +55,7 @@ def _series():
     return zone_series(
         v, i, s,
         feeder_buses=FEEDER_BUSES, feeder_lines=FEEDER_LINES,
-        supply_line=SUPPLY_LINE, line_rating_a=RATING_A,
+        supply_lines=SUPPLY_LINES, line_rating_a=RATING_A,
     )
 
 
@@ -101,15 +101,33 @@ def test_zone_series_matches_brute_force_on_random_arrays():
     i = rng.uniform(0, 450, (7, 6, 3))
     s = rng.normal(0, 50, (7, 6, 3))
     got = zone_series(v, i, s, feeder_buses=FEEDER_BUSES, feeder_lines=FEEDER_LINES,
-                      supply_line=SUPPLY_LINE, line_rating_a=RATING_A)
+                      supply_lines=SUPPLY_LINES, line_rating_a=RATING_A)
     for t in range(7):
         for f in range(2):
             for ph in range(3):
                 k = 3 * f + ph
                 assert got.vmin_pu[t, k] == min(v[t, b, ph] for b in FEEDER_BUSES[f])
-                assert got.pflow_kva[t, k] == s[t, SUPPLY_LINE[f], ph]
+                assert got.pflow_kva[t, k] == s[t, SUPPLY_LINES[f][0], ph]
                 n = sum(i[t, ln, ph] > RATING_A[ln] for ln in FEEDER_LINES[f])
                 assert got.n_overloaded[t, k] == n
+
+
+def test_parallel_and_reversed_supply_cables_are_summed_into_the_feeder():
+    """Feeder A fed by two parallel cables, one of them defined towards the busbar: the
+    import is the first cable's flow minus the reversed one's, by brute force."""
+    rng = np.random.default_rng(5)
+    v = rng.uniform(0.9, 1.05, (4, 6, 3))
+    i = rng.uniform(0, 50, (4, 6, 3))
+    s = rng.normal(0, 50, (4, 6, 3))
+    got = zone_series(v, i, s, feeder_buses=FEEDER_BUSES, feeder_lines=FEEDER_LINES,
+                      supply_lines=[np.array([0, 1]), np.array([3])],
+                      supply_sign=[np.array([1.0, -1.0]), np.array([1.0])],
+                      line_rating_a=RATING_A)
+    for t in range(4):
+        for ph in range(3):
+            assert got.pflow_kva[t, ph] == s[t, 0, ph] - s[t, 1, ph]
+            assert got.pflow_kva[t, 3 + ph] == s[t, 3, ph]
+    assert got.pflow_kva.dtype == np.float64
 
 
 @pytest.mark.parametrize(
@@ -118,14 +136,16 @@ def test_zone_series_matches_brute_force_on_random_arrays():
         (dict(v_pu=np.ones((2, 6, 2))), "v_pu"),
         (dict(feeder_buses=[np.array([1, 9]), np.array([4])]), "bus index"),
         (dict(feeder_lines=[np.array([0]), np.array([])]), "no buses or no lines"),
-        (dict(supply_line=np.array([0])), "same number"),
+        (dict(supply_lines=[np.array([0])]), "same number"),
+        (dict(supply_lines=[np.array([0]), np.array([7])]), "supply_lines index"),
+        (dict(supply_sign=[np.array([1.0, 1.0]), np.array([1.0])]), "one sign per supply"),
         (dict(line_rating_a=np.array([400.0, 0, 100, 300, 150, 50])), "positive"),
     ],
 )
 def test_zone_series_rejects_bad_input(change, match):
     v, i, s = _network()
     kwargs = dict(v_pu=v, i_a=i, s_kva=s, feeder_buses=FEEDER_BUSES, feeder_lines=FEEDER_LINES,
-                  supply_line=SUPPLY_LINE, line_rating_a=RATING_A)
+                  supply_lines=SUPPLY_LINES, line_rating_a=RATING_A)
     kwargs.update(change)
     with pytest.raises(InputDataError, match=match):
         zone_series(kwargs.pop("v_pu"), kwargs.pop("i_a"), kwargs.pop("s_kva"), **kwargs)

@@ -94,7 +94,8 @@ def test_single_phase_load_without_node_suffix_is_on_phase_1(tmp_path):
 def test_supply_flow_is_oriented_from_the_busbar(tmp_path):
     """A supply cable written feeder -> busbar (Bus1 = the feeder end) still reports import
     into the feeder as positive flow."""
-    from agileflex_hpc.headroom.stage import _supply_flow
+    from agileflex_hpc.headroom import zone_series
+    from agileflex_hpc.headroom.stage import supply_signs
     from agileflex_hpc.network.manifest import build_manifest
 
     flows = {}
@@ -104,7 +105,14 @@ def test_supply_flow_is_oriented_from_the_busbar(tmp_path):
         master.write_text(TINY_MASTER.replace("New Line.L1 Bus1=11 Bus2=2", f"New Line.L1 {line}"))
         net = DssNetwork(master)
         out = net.run(np.array([[4.0, 2.0]]), None, np.zeros((1, 2)))
-        flows[name] = _supply_flow(out.s_kva, build_manifest(name, net))
+        m = build_manifest(name, net)
+        topo = m.topology
+        flows[name] = zone_series(out.v_pu, out.i_a, out.s_kva,
+                                  feeder_buses=list(topo.feeder_buses),
+                                  feeder_lines=list(topo.feeder_lines),
+                                  supply_lines=list(topo.supply_lines),
+                                  line_rating_a=m.line_rating_a,
+                                  supply_sign=supply_signs(m)).pflow_kva
     # line flows are taken at the line's Bus1 terminal: for the reversed cable that is its
     # feeder end, so the cable's own losses (here ~0.4 %) are not in the reported flow
     np.testing.assert_allclose(flows["reversed"], flows["forward"], rtol=1e-2)

@@ -47,8 +47,8 @@ from agileflex_hpc.network.manifest import NetworkManifest, manifest_path, read_
 if TYPE_CHECKING:
     from agileflex_hpc.config import Config
 
-__all__ = ["ZoneData", "compute_zones", "headroom_for", "run_network", "run", "hosting_path",
-           "output_paths", "require_upstream", "require_hosting",
+__all__ = ["ZoneData", "compute_zones", "supply_signs", "headroom_for", "run_network", "run",
+           "hosting_path", "output_paths", "require_upstream", "require_hosting",
            "summary_table"]
 
 logger = logging.getLogger(__name__)
@@ -79,6 +79,7 @@ def compute_zones(stitched: Path, m: NetworkManifest) -> ZoneData:
                            "their gather step first (python -m agileflex_hpc.gather CONFIG)")
     topo = m.topology
     busbar = list(m.bus_names).index(topo.busbar)
+    signs = supply_signs(m)
     parts = []
     with h5py.File(stitched, "r") as f:
         g = f["loadflow"]
@@ -86,28 +87,20 @@ def compute_zones(stitched: Path, m: NetworkManifest) -> ZoneData:
             v, i, s = g["v_pu"][sl], g["i_a"][sl], g["s_kva"][sl]
             zs = zone_series(v, i, s, feeder_buses=list(topo.feeder_buses),
                              feeder_lines=list(topo.feeder_lines),
-                             supply_line=[int(x[0]) for x in topo.supply_lines],
-                             line_rating_a=m.line_rating_a)
-            pflow = _supply_flow(s, m)
-            parts.append((zs.vmin_pu, pflow, zs.n_overloaded, v[:, busbar, :],
+                             supply_lines=list(topo.supply_lines),
+                             line_rating_a=m.line_rating_a, supply_sign=signs)
+            parts.append((zs.vmin_pu, zs.pflow_kva, zs.n_overloaded, v[:, busbar, :],
                           g["s_tx_kva"][sl].sum(axis=1), g["converged"][sl].astype(bool)))
     cols = [np.concatenate(c) for c in zip(*parts)]
     return ZoneData(*cols)
 
 
-def _supply_flow(s_kva: np.ndarray, m: NetworkManifest) -> np.ndarray:
-    """(time, zone) flow from the busbar into each feeder, per phase [kVA], + import.
-
-    Sums a feeder's supply cables (parallel cables) and orients each one: a line's flow is
-    signed bus1 -> bus2 at its bus1 end, so a cable defined from the feeder to the busbar
-    counts negated (measured at its feeder end: its own losses are left out).
-    """
+def supply_signs(m: NetworkManifest) -> list[np.ndarray]:
+    """Per feeder, +1/-1 per supply cable: a line's flow is signed bus1 -> bus2 at its bus1
+    end, so a cable defined from the feeder to the busbar counts negated (measured at its
+    feeder end: its own losses are left out)."""
     topo = m.topology
-    out = np.zeros((s_kva.shape[0], 3 * topo.n_feeders), dtype=np.float64)
-    for f, lines in enumerate(topo.supply_lines):
-        sign = np.where(m.line_bus1[lines] == topo.busbar, 1.0, -1.0)
-        out[:, 3 * f:3 * f + 3] = np.einsum("tlp,l->tp", s_kva[:, lines, :], sign)
-    return out
+    return [np.where(m.line_bus1[c] == topo.busbar, 1.0, -1.0) for c in topo.supply_lines]
 
 
 def output_paths(cfg: Config, network: str) -> list[Path]:

@@ -35,9 +35,10 @@ class ZoneSeries:
     vmin_pu : ndarray, shape (time, zone)
         Minimum voltage over the feeder's buses on the zone's phase, NaN ignored; NaN where
         the feeder has no bus on that phase. Same dtype as ``v_pu``. [p.u.]
-    pflow_kva : ndarray, shape (time, zone)
-        Apparent power of the feeder's supply cable on the zone's phase, signed by the
-        direction of active power (+ = away from the busbar, i.e. import into the feeder). [kVA]
+    pflow_kva : ndarray of float64, shape (time, zone)
+        Apparent power from the busbar into the feeder on the zone's phase: the sum over the
+        feeder's supply cables (parallel cables) of each cable's flow, oriented away from the
+        busbar (+ = import into the feeder). [kVA]
     n_overloaded : ndarray of int32, shape (time, zone)
         Number of the feeder's lines whose current on the zone's phase exceeds (strictly)
         their rating; a NaN current (no such phase) never counts. [-]
@@ -83,8 +84,9 @@ def zone_series(
     *,
     feeder_buses: Sequence[ArrayLike],
     feeder_lines: Sequence[ArrayLike],
-    supply_line: ArrayLike,
+    supply_lines: Sequence[ArrayLike],
     line_rating_a: ArrayLike,
+    supply_sign: Sequence[ArrayLike] | None = None,
 ) -> ZoneSeries:
     """Reduce one case's load-flow arrays to per-zone series (stage 3).
 
@@ -100,10 +102,14 @@ def zone_series(
         Bus indices (into the bus axis) of each feeder's buses; the LV busbar is not one of them.
     feeder_lines : sequence of int arrays, length feeder
         Line indices of each feeder's lines, supply cable included.
-    supply_line : array_like of int, shape (feeder,)
-        Line index of each feeder's supply cable.
+    supply_lines : sequence of int arrays, length feeder
+        Line indices of each feeder's supply cable(s) (several: parallel cables).
     line_rating_a : array_like, shape (line,)
         Thermal rating of every line. [A]
+    supply_sign : sequence of arrays of +1/-1, optional
+        Per supply cable: +1 where the line is defined from the busbar (its flow, signed
+        bus1 -> bus2 at bus1, is the import into the feeder), -1 where it is defined towards
+        the busbar (its flow is negated: measured at its feeder end). Default all +1.
 
     Returns
     -------
@@ -125,10 +131,14 @@ def zone_series(
     """
     v, i, s = _check_flow_arrays(v_pu, i_a, s_kva)
     buses, lines, supply, rating = _check_feeders(
-        feeder_buses, feeder_lines, supply_line, line_rating_a, v.shape[1], i.shape[1]
+        feeder_buses, feeder_lines, supply_lines, line_rating_a, v.shape[1], i.shape[1]
     )
+    signs = ([np.ones(c.size) for c in supply] if supply_sign is None
+             else [np.asarray(g, dtype=np.float64).ravel() for g in supply_sign])
+    if [g.size for g in signs] != [c.size for c in supply]:
+        raise InputDataError("supply_sign must give one sign per supply cable of each feeder")
     vmin = [np.fmin.reduce(v[:, b, :], axis=1) for b in buses]  # NaN-ignoring, no warning
-    pflow = [s[:, line, :] for line in supply]
+    pflow = [np.einsum("tlp,l->tp", s[:, c, :], g) for c, g in zip(supply, signs)]
     over = [(i[:, ln, :] > rating[ln][None, :, None]).sum(axis=1, dtype=np.int32) for ln in lines]
     n_time = v.shape[0]
     zone_feeder, zone_phase = zone_index(len(buses))
@@ -162,20 +172,20 @@ def _check_flow_arrays(
 def _check_feeders(
     feeder_buses: Sequence[ArrayLike],
     feeder_lines: Sequence[ArrayLike],
-    supply_line: ArrayLike,
+    supply_lines: Sequence[ArrayLike],
     line_rating_a: ArrayLike,
     n_bus: int,
     n_line: int,
-) -> tuple[list[np.ndarray], list[np.ndarray], np.ndarray, np.ndarray]:
+) -> tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray], np.ndarray]:
     """Check the feeder description against the bus and line axes; return it as arrays."""
     buses = [np.asarray(b, dtype=np.int64).ravel() for b in feeder_buses]
     lines = [np.asarray(ln, dtype=np.int64).ravel() for ln in feeder_lines]
-    supply = np.asarray(supply_line, dtype=np.int64).ravel()
+    supply = [np.asarray(c, dtype=np.int64).ravel() for c in supply_lines]
     rating = np.asarray(line_rating_a, dtype=np.float64)
-    if not buses or not (len(buses) == len(lines) == supply.size):
+    if not buses or not (len(buses) == len(lines) == len(supply)):
         raise InputDataError(
-            f"feeder_buses ({len(buses)}), feeder_lines ({len(lines)}) and supply_line "
-            f"({supply.size}) must describe the same number (>= 1) of feeders"
+            f"feeder_buses ({len(buses)}), feeder_lines ({len(lines)}) and supply_lines "
+            f"({len(supply)}) must describe the same number (>= 1) of feeders"
         )
     if rating.shape != (n_line,):
         raise InputDataError(f"line_rating_a must have shape ({n_line},), got {rating.shape}")
@@ -188,6 +198,8 @@ def _check_feeders(
             raise InputDataError(f"feeder {f}: line index out of range [0, {n_line})")
         if not np.all(rating[ln] > 0):  # also rejects NaN
             raise InputDataError(f"feeder {f}: line ratings must be positive numbers [A]")
-    if supply.min() < 0 or supply.max() >= n_line:
-        raise InputDataError(f"supply_line index out of range [0, {n_line})")
+    for f, c in enumerate(supply):
+        if c.size == 0 or c.min() < 0 or c.max() >= n_line:
+            raise InputDataError(f"feeder {f}: no supply cable, or a supply_lines index out of "
+                                 f"range [0, {n_line})")
     return buses, lines, supply, rating
