@@ -17,13 +17,12 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from agileflex_hpc.errors import InputDataError
+from agileflex_hpc.network.topology import N_PHASES, zone_index
 
 logger = logging.getLogger(__name__)
 
 __all__ = ["N_PHASES", "ZoneSeries", "zone_index", "zone_series"]
 
-N_PHASES = 3
-"""Length of the phase axis (phases 1, 2, 3)."""
 
 
 @dataclass(frozen=True)
@@ -53,28 +52,6 @@ class ZoneSeries:
     n_overloaded: NDArray[np.int32]
     zone_feeder: NDArray[np.int64]
     zone_phase: NDArray[np.int64]
-
-
-def zone_index(n_feeders: int) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
-    """Feeder and phase of each zone in the feeder-major zone order.
-
-    Parameters
-    ----------
-    n_feeders : int
-        Number of feeders of the network.
-
-    Returns
-    -------
-    zone_feeder : ndarray of int64, shape (3 * n_feeders,)
-        Feeder index of each zone: 0, 0, 0, 1, 1, 1, ...
-    zone_phase : ndarray of int64, shape (3 * n_feeders,)
-        Phase of each zone: 1, 2, 3, 1, 2, 3, ...
-    """
-    if n_feeders < 0:
-        raise InputDataError(f"n_feeders must be >= 0, got {n_feeders}")
-    zone_feeder = np.repeat(np.arange(n_feeders, dtype=np.int64), N_PHASES)
-    zone_phase = np.tile(np.arange(1, N_PHASES + 1, dtype=np.int64), n_feeders)
-    return zone_feeder, zone_phase
 
 
 def zone_series(

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import scipy.sparse as sp
+from numpy.typing import NDArray
 from scipy.sparse.csgraph import connected_components
 
 from agileflex_hpc.errors import NetworkError
@@ -20,6 +21,32 @@ if TYPE_CHECKING:
     from agileflex_hpc.network.engine import DssNetwork
 
 __all__ = ["Topology", "derive_topology", "zone_id", "zone_position"]
+
+
+N_PHASES = 3
+"""Length of the phase axis (phases 1, 2, 3)."""
+
+
+def zone_index(n_feeders: int) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    """Feeder and phase of each zone in the feeder-major zone order.
+
+    Parameters
+    ----------
+    n_feeders : int
+        Number of feeders of the network.
+
+    Returns
+    -------
+    zone_feeder : ndarray of int64, shape (3 * n_feeders,)
+        Feeder index of each zone: 0, 0, 0, 1, 1, 1, ...
+    zone_phase : ndarray of int64, shape (3 * n_feeders,)
+        Phase of each zone: 1, 2, 3, 1, 2, 3, ...
+    """
+    if n_feeders < 0:
+        raise NetworkError(f"n_feeders must be >= 0, got {n_feeders}")
+    zone_feeder = np.repeat(np.arange(n_feeders, dtype=np.int64), N_PHASES)
+    zone_phase = np.tile(np.arange(1, N_PHASES + 1, dtype=np.int64), n_feeders)
+    return zone_feeder, zone_phase
 
 
 def zone_id(feeder: int, phase: int) -> str:
@@ -58,11 +85,11 @@ class Topology:
 
     @property
     def zone_feeder(self) -> np.ndarray:
-        return np.repeat(np.arange(self.n_feeders), 3)
+        return zone_index(self.n_feeders)[0]
 
     @property
     def zone_phase(self) -> np.ndarray:
-        return np.tile(np.array([1, 2, 3]), self.n_feeders)
+        return zone_index(self.n_feeders)[1]
 
     @property
     def load_zone(self) -> np.ndarray:
