@@ -1,6 +1,7 @@
 """Stage 2 gives the same bytes whatever the split: 1 process, mpirun -n 2 and -n 3, worker
 flags, and after a worker is killed mid-run and rerun. Launches real MPI processes."""
 
+import json
 import signal
 import subprocess
 import sys
@@ -12,6 +13,7 @@ import pytest
 from tests.conftest import LOADFLOW_JOB, raw_datasets, subprocess_env, write_job
 
 pytestmark = [pytest.mark.mpi, pytest.mark.slow, pytest.mark.requires_opendss]
+
 
 def _run(cmd, cwd, timeout=300):
     res = subprocess.run(cmd, cwd=cwd, env=subprocess_env(), capture_output=True, text=True,
@@ -33,15 +35,18 @@ def reference(tmp_path_factory):
 @pytest.mark.parametrize("ranks", [2, 3])
 def test_mpi_ranks_give_identical_bytes(tmp_path, reference, mpirun, ranks):
     job = write_job(tmp_path, LOADFLOW_JOB.format(name="ref"))
+    summary = tmp_path / "summary.json"
     res = _run([mpirun, "-n", str(ranks), sys.executable, "-m", "agileflex_hpc.loadflow",
-                str(job)], tmp_path)
+                str(job), "--summary-json", str(summary)], tmp_path)
     assert f"over {ranks} worker(s)" in res.stderr  # rank 0 logged the partition
     got = raw_datasets(tmp_path / "out" / "ref")
     assert got.keys() == reference.keys()
     assert all(got[k] == reference[k] for k in reference)
-    # the summary lists every rank, each having done a share of the steps
-    lines = [ln for ln in res.stderr.splitlines() if ln.strip()[:1].isdigit()]
-    assert len(lines) >= ranks
+    # the summary has every rank, each having solved a share, together every item once
+    workers = json.loads(summary.read_text())
+    assert [w["worker"] for w in workers] == list(range(ranks))
+    assert all(w["steps"] > 0 for w in workers)
+    assert sum(w["items"] for w in workers) == 2 * (2 * 48 // 16)  # cases x blocks of 16 steps
 
 
 def test_worker_flags_then_gather_give_identical_bytes(tmp_path, reference):
