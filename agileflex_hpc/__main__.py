@@ -55,11 +55,9 @@ def init_project(folder: Path) -> int:
 
 
 #: ``agileflex <stage> CONFIG [...]``: the stage's own CLI (module with ``main(argv)``)
-STAGE_COMMANDS = {"inputs": "agileflex_hpc.inputs.__main__",
-                  "loadflow": "agileflex_hpc.loadflow.__main__", "gather": "agileflex_hpc.gather",
-                  "headroom": "agileflex_hpc.headroom.__main__", "ev": "agileflex_hpc.ev.__main__",
-                  "validate": "agileflex_hpc.validate.__main__", "replan": "agileflex_hpc.replan",
-                  "report": "agileflex_hpc.report.__main__"}
+STAGE_COMMANDS = {stage: f"agileflex_hpc.{stage}" + ("" if stage == "replan" else ".__main__")
+                  for stage in ("inputs", "loadflow", "gather", "headroom", "ev", "validate",
+                                "replan", "report")}
 
 
 def main(argv: list[str] | None = None) -> int:

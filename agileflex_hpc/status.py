@@ -32,9 +32,9 @@ def stage_status(cfg: Config) -> list[tuple[str, int, int, list[str]]]:
     changed).
     """
     from agileflex_hpc.ev.stage import zone_path
+    from agileflex_hpc.gather import stitched_path
     from agileflex_hpc.headroom.stage import output_paths
     from agileflex_hpc.inputs.stage import inputs_path
-    from agileflex_hpc.loadflow.gather import stitched_path
     from agileflex_hpc.loadflow.run import block_path, study_items
     from agileflex_hpc.network.manifest import manifest_path
     from agileflex_hpc.validate.stage import report_h5_path

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from agileflex_hpc.config import load_config
+from agileflex_hpc.gather import stitched_path
 from agileflex_hpc.headroom.stage import compute_zones, hosting_path, run_network
 from agileflex_hpc.loadflow.__main__ import main as loadflow_main
-from agileflex_hpc.loadflow.gather import stitched_path
 from agileflex_hpc.network.manifest import manifest_path, read_manifest
 from tests.conftest import write_job
 

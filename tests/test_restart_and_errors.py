@@ -8,8 +8,8 @@ import pytest
 
 from agileflex_hpc.config import load_config
 from agileflex_hpc.errors import ConvergenceError, ResultsError
+from agileflex_hpc.gather import gather_all
 from agileflex_hpc.loadflow.__main__ import main as loadflow_main
-from agileflex_hpc.loadflow.gather import gather_all
 from agileflex_hpc.loadflow.run import block_path, plan
 from agileflex_hpc.status import main as status_main
 from tests.conftest import write_job

@@ -24,6 +24,7 @@ from agileflex_hpc import fingerprint, h5io, schema
 from agileflex_hpc.config import parse_case
 from agileflex_hpc.errors import ResultsError
 from agileflex_hpc.fingerprint import Fingerprints, freshness, require_fresh
+from agileflex_hpc.gather import require_stitched
 from agileflex_hpc.headroom import (
     Headroom,
     HpAssignment,
@@ -41,7 +42,6 @@ from agileflex_hpc.headroom import (
 )
 from agileflex_hpc.inputs.stage import inputs_path, read_customers, study_times
 from agileflex_hpc.layout import layout
-from agileflex_hpc.loadflow.gather import require_stitched
 from agileflex_hpc.network.manifest import NetworkManifest, manifest_path, read_manifest
 
 if TYPE_CHECKING:

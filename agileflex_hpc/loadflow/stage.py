@@ -105,7 +105,7 @@ def run_loadflow(cfg: Config, workers: Workers, *, target: LoadflowInputs | None
     check_failures(cfg, summaries)
     result = LoadflowResult(items, summaries)
     if workers.covers_all and gather:  # array tasks leave stitching to the gather stage
-        from agileflex_hpc.loadflow.gather import gather_all
+        from agileflex_hpc.gather import gather_all
 
         raw = target.raw_dir if target else layout(cfg).raw_dir
         result.stitched = list(gather_all(cfg, items, raw, label=label, target=target))

@@ -130,7 +130,7 @@ def _single_done(cfg: Config, stage: str) -> bool:
     nets = [n.name for n in cfg.networks]
     try:
         if stage == "gather":
-            from agileflex_hpc.loadflow.gather import stitched_path
+            from agileflex_hpc.gather import stitched_path
 
             raw = layout(cfg).raw_dir
             return all(freshness(stitched_path(raw, n, c), fps.stitched(n, c)) == "ok"

@@ -28,10 +28,10 @@ import pandas as pd
 
 from agileflex_hpc import fingerprint, h5io, schema
 from agileflex_hpc.fingerprint import Fingerprints, freshness, require_fresh
+from agileflex_hpc.gather import gather_all, require_stitched
 from agileflex_hpc.headroom.stage import ZoneData, compute_zones, headroom_for, require_hosting
 from agileflex_hpc.inputs.stage import study_times
 from agileflex_hpc.layout import layout
-from agileflex_hpc.loadflow.gather import gather_all, require_stitched
 from agileflex_hpc.loadflow.run import LoadflowInputs, study_items
 from agileflex_hpc.network.manifest import NetworkManifest, manifest_path, read_manifest
 from agileflex_hpc.validate import metrics

@@ -27,7 +27,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _body(cfg: Config, workers: Workers, args: argparse.Namespace) -> int:
-    from agileflex_hpc.loadflow.gather import gather_all
+    from agileflex_hpc.gather import gather_all
     from agileflex_hpc.loadflow.run import study_items
 
     items = study_items(cfg)
