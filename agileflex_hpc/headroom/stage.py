@@ -40,9 +40,11 @@ from agileflex_hpc.headroom import (
     thermal_rate_kva,
     zone_series,
 )
+from agileflex_hpc.headroom.zones import ZoneSeries
 from agileflex_hpc.inputs.stage import inputs_path, read_customers, study_times
 from agileflex_hpc.layout import layout
 from agileflex_hpc.network.manifest import NetworkManifest, manifest_path, read_manifest
+from agileflex_hpc.network.topology import zone_index
 
 if TYPE_CHECKING:
     from agileflex_hpc.config import Config
@@ -56,16 +58,15 @@ logger = logging.getLogger(__name__)
 _TIME_CHUNK = 1440  # steps read at once from the stitched files (bounds memory)
 
 
-@dataclass
-class ZoneData:
-    """Stage-3 series of one (network, case); arrays are (time, zone) unless noted."""
+@dataclass(frozen=True)
+class ZoneData(ZoneSeries):
+    """Stage 3 of one (network, case) over the whole study: the per-zone series
+    (:class:`ZoneSeries`, (time, zone)) plus the busbar voltage (time, phase) [p.u.], the
+    transformers' summed flow (time,) [kVA, + import] and convergence (time,) of each step."""
 
-    vmin_pu: np.ndarray
-    pflow_kva: np.ndarray
-    n_overloaded: np.ndarray
-    busbar_v_pu: np.ndarray  # (time, phase)
-    s_tx_kva: np.ndarray  # (time,) all transformers summed
-    converged: np.ndarray  # (time,) bool
+    busbar_v_pu: np.ndarray
+    s_tx_kva: np.ndarray
+    converged: np.ndarray
 
 
 def hosting_path(out_dir: Path, network: str) -> Path:
@@ -91,8 +92,10 @@ def compute_zones(stitched: Path, m: NetworkManifest) -> ZoneData:
                              line_rating_a=m.line_rating_a, supply_sign=signs)
             parts.append((zs.vmin_pu, zs.pflow_kva, zs.n_overloaded, v[:, busbar, :],
                           g["s_tx_kva"][sl].sum(axis=1), g["converged"][sl].astype(bool)))
-    cols = [np.concatenate(c) for c in zip(*parts)]
-    return ZoneData(*cols)
+    vmin, pflow, over, busbar_v, s_tx, converged = (np.concatenate(c) for c in zip(*parts))
+    feeder, phase = zone_index(topo.n_feeders)
+    return ZoneData(vmin_pu=vmin, pflow_kva=pflow, n_overloaded=over, zone_feeder=feeder,
+                    zone_phase=phase, busbar_v_pu=busbar_v, s_tx_kva=s_tx, converged=converged)
 
 
 def supply_signs(m: NetworkManifest) -> list[np.ndarray]:
