@@ -29,13 +29,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def body(cfg: Config, workers: Workers, args: argparse.Namespace) -> int:
-    from agileflex_hpc.loadflow.run import plan, prepare_inputs
+    from agileflex_hpc.loadflow.run import prepare_inputs
+    from agileflex_hpc.loadflow.stage import plan_items
 
-    comm = workers.comm
-    items = plan(cfg) if workers.is_root or comm is None else None
-    if comm is not None:
-        items = comm.bcast(items, root=0)
-    assert items is not None  # planned here, or by the root and broadcast
+    items = plan_items(cfg, workers)
     if args.dry_run:
         pairs = sorted({(it.network, it.case) for it in items})
         print(f"inputs: {len(pairs)} (network, case) files")
