@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -240,12 +241,13 @@ class _Solver:
         self.name: str | None = None
         self.net: DssNetwork | None = None
         self.manifest: NetworkManifest | None = None
+        self._buffer: StepResult | None = None  # the last block's arrays, reused
 
     def _manifest(self, name: str) -> NetworkManifest:
         # the manifest is None only before the first network, when name != self.name (None)
         if name != self.name or self.manifest is None:
             self.manifest = read_manifest(manifest_path(self.cfg.out_dir, name))
-            self.name, self.net = name, None
+            self.name, self.net, self._buffer = name, None, None
         return self.manifest
 
     def _network(self) -> DssNetwork:
@@ -272,7 +274,10 @@ class _Solver:
         net = self._network()
         data = read_inputs(inputs, item.start, item.stop)
         p, q, pv = _injections(data, cfg.loadflow)
-        out = net.run(p, q, pv, load_pf=cfg.loadflow.load_pf)
+        # the block's arrays are reused by the next block: they are checksummed and copied
+        # into the block file's image before it starts
+        out = net.run(p, q, pv, load_pf=cfg.loadflow.load_pf, into=self._buffer)
+        self._buffer = out
         bad = int((~out.converged).sum())
         if bad:
             logger.warning("%s/%s block %d: %d of %d steps did not converge", item.network,
@@ -308,13 +313,22 @@ def _write_block(path: Path, cfg: Config, item: WorkItem, net: DssNetwork, out: 
     arrays = {k: v.astype(np.uint8) if v.dtype == bool else v for k, v in arrays.items()}
     attrs = h5io.provenance(cfg, network=item.network, case=item.case, block=item.block,
                             start=item.start, stop=item.stop, stage=label,
-                            nonconverged=int((~out.converged).sum()),
-                            data_sha256=block_checksum(arrays), **fingerprint.attrs(key))
-    with h5io.atomic_h5(path, attrs=attrs, writer=writer) as f:
-        _write_coords(f, times, net)
-        g = f.create_group("loadflow")
-        for name in VARIABLES:
-            schema.BLOCK.write_var(g, name, arrays[name], compress=cfg.loadflow.compression)
+                            nonconverged=int((~out.converged).sum()), **fingerprint.attrs(key))
+    # the checksum (hashlib releases the GIL on large buffers) runs while HDF5 copies the
+    # same arrays into the file image; neither writes to them
+    checksum: list[str] = []
+    hasher = threading.Thread(target=lambda: checksum.append(block_checksum(arrays)))
+    hasher.start()
+    try:
+        with h5io.atomic_h5(path, attrs=attrs, writer=writer) as f:
+            _write_coords(f, times, net)
+            g = f.create_group("loadflow")
+            for name in VARIABLES:
+                schema.BLOCK.write_var(g, name, arrays[name], compress=cfg.loadflow.compression)
+            hasher.join()
+            f.attrs["data_sha256"] = checksum[0]
+    finally:
+        hasher.join()
 
 
 def _write_coords(f: h5py.File, times: pd.DatetimeIndex, net: DssNetwork) -> None:

@@ -351,14 +351,21 @@ class DssNetwork:
         )
 
     def run(self, p_load_kw: np.ndarray, q_load_kvar: np.ndarray | None, p_pv_kw: np.ndarray,
-            *, load_pf: float = 0.95, dtype: DTypeLike = np.float32) -> StepResult:
+            *, load_pf: float = 0.95, dtype: DTypeLike = np.float32,
+            into: StepResult | None = None) -> StepResult:
         """Solve a block of steps from the fixed starting state; inputs are (time, customer).
 
         ``q_load_kvar`` None: loads at power factor ``load_pf``. Results are stored as
         ``dtype`` (float32 for files; float64 to compare with other engines' output).
+        ``into``: arrays from an earlier :meth:`allocate` of the same length and dtype to
+        overwrite (every step rewrites every entry it holds; the entries no bus or line phase
+        fills stay NaN), saving the allocation and NaN fill of a block.
         """
         n_steps = p_load_kw.shape[0]
-        out = self.allocate(n_steps, dtype)
+        if into is not None and (into.v_pu.shape[0] != n_steps
+                                 or into.v_pu.dtype != np.dtype(dtype)):
+            into = None
+        out = into if into is not None else self.allocate(n_steps, dtype)
         self.reset_solver_state()
         for t in range(n_steps):
             q = None if q_load_kvar is None else q_load_kvar[t]
