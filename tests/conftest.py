@@ -28,6 +28,17 @@ def require(condition: bool, what: str) -> None:
     pytest.skip(f"{what} is not available")
 
 
+def require_module(name: str):
+    """``importlib.import_module(name)``; a missing module skips, or fails when CI is set
+    (unlike ``pytest.importorskip``, which would hide a missing MPI or OpenDSS in CI)."""
+    import importlib
+
+    try:
+        return importlib.import_module(name)
+    except ImportError as exc:
+        require(False, f"the module {name} ({exc})")
+
+
 @pytest.fixture(scope="session")
 def shared_dir() -> Path:
     require((SHARED / "networks").is_dir(), f"../shared ({SHARED})")

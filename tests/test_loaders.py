@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -10,8 +9,7 @@ import pytest
 
 from agileflex_hpc.errors import ConfigError, InputDataError
 from agileflex_hpc.inputs.loaders import load_enwl_profiles, load_lcl_csv
-
-SHARED = Path(__file__).parents[2] / "shared"
+from tests.conftest import SHARED, require
 
 
 def _write_enwl(path: Path, table: list[list[str]]) -> Path:
@@ -68,10 +66,7 @@ def test_enwl_wrong_rows_and_step(tmp_path):
 @pytest.mark.shared
 def test_real_enwl_csv_loads():
     path = SHARED / "profiles" / "enwl" / "Winter_Load_Profiles.csv"
-    if not path.is_file():
-        if os.environ.get("CI"):
-            pytest.fail(f"{path} is missing and CI is set: the shared data must be present")
-        pytest.skip(f"{SHARED} is absent")
+    require(path.is_file(), f"the shared data {path}")
     kw = load_enwl_profiles(path, step_minutes=10, days=2)
     assert kw.shape == (288, 100) and kw.min() >= 0
     daily_kwh = kw[:144].sum(axis=0) / 6

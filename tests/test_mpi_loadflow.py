@@ -10,7 +10,7 @@ import time
 import numpy as np
 import pytest
 
-from tests.conftest import LOADFLOW_JOB, raw_datasets, subprocess_env, write_job
+from tests.conftest import LOADFLOW_JOB, raw_datasets, require_module, subprocess_env, write_job
 
 pytestmark = [pytest.mark.mpi, pytest.mark.slow, pytest.mark.requires_opendss]
 
@@ -92,7 +92,7 @@ def test_mpi_rank_error_aborts_all_ranks(tmp_path, mpirun):
 
 
 def test_stitched_file_opens_with_named_dims(tmp_path, reference):
-    xr = pytest.importorskip("xarray")
+    xr = require_module("xarray")
     job = write_job(tmp_path, LOADFLOW_JOB.format(name="ref"))
     _run([sys.executable, "-m", "agileflex_hpc.loadflow", str(job)], tmp_path)
     path = tmp_path / "out" / "ref" / "raw" / "small" / "00PV25HP.h5"

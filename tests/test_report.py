@@ -23,7 +23,7 @@ from agileflex_hpc.report import build_report
 from agileflex_hpc.report.__main__ import main as report_main
 from agileflex_hpc.report.html import NetworkSection, Table, render_index
 from agileflex_hpc.report.plots import Plot, plot_network_map
-from tests.conftest import write_job
+from tests.conftest import require, write_job
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 FIGURES = ["quantile_profiles", "vmin_vs_flow", "ev_headroom", "min_voltage", "network_map"]
@@ -187,16 +187,14 @@ CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollb
 
 def chromium() -> str:
     """The headless browser, or skip (fail under CI: scripts/test.sh installs it)."""
-    import os
     import shutil
 
-    for name in ("chromium", "chromium-browser", "google-chrome"):
-        path = shutil.which(name)
-        if path:
-            return path
-    if os.environ.get("CI"):
-        pytest.fail("no chromium for the report's browser test (scripts/test.sh installs it)")
-    pytest.skip("no chromium: the report's browser test needs it")
+    path = next(filter(None, map(shutil.which, ("chromium", "chromium-browser",
+                                                   "google-chrome"))), None)
+    require(path is not None, "chromium for the report's browser test (scripts/test.sh "
+                              "installs it)")
+    assert path is not None
+    return path
 
 
 def test_map_is_skipped_without_coordinates_and_noted(tmp_path):

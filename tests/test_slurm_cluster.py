@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import wait_settled
+from tests.conftest import require_module, wait_settled
 
 pytestmark = pytest.mark.slurm
 
@@ -127,7 +127,7 @@ def expected_calls(stages: list[str], workers: int) -> list[str]:
 # --------------------------------------------------------------------------- tests
 def test_srun_pmi2_gives_mpi_world(slurm_env):
     """Pip MPICH under srun: --mpi=pmi2 gives one world of size 2 (not two worlds of size 1)."""
-    pytest.importorskip("mpi4py")
+    require_module("mpi4py")
     code = "from mpi4py import MPI; c = MPI.COMM_WORLD; print(c.rank, c.size, flush=True)"
     r = subprocess.run(
         ["srun", "-n", "2", "--mpi=pmi2", "--immediate=60", "--time=2", sys.executable, "-c", code],
@@ -139,7 +139,7 @@ def test_srun_pmi2_gives_mpi_world(slurm_env):
 
 def test_loadflow_mpi_inside_sbatch(fake, tmp_path, jobs):
     """slurm/loadflow.sh with --ntasks=2 runs the stage under srun --mpi=pmi2 -m mpi4py."""
-    pytest.importorskip("mpi4py")
+    require_module("mpi4py")
     env, log, config = fake
     r = subprocess.run(
         ["sbatch", "--parsable", "--ntasks=2", "--time=5", str(ROOT / "slurm" / "loadflow.sh"),

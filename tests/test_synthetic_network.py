@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from agileflex_hpc.network.synthetic import default_network_dir, write_synthetic_network
+from tests.conftest import require_module
 
 FILES = ("Master.dss", "LineCode.txt", "Lines.txt", "Transformers.txt", "Loads.txt",
          "XY_Position.csv")
@@ -160,7 +161,7 @@ def _solve(dss, kw: float) -> tuple[bool, np.ndarray]:
 @pytest.mark.requires_opendss
 def test_solves_in_opendss(default_net):
     os.environ["OPENDSSDIRECT_PY_USE_NUMPY"] = "1"
-    dss = pytest.importorskip("opendssdirect")
+    dss = require_module("opendssdirect")
     dss.Text.Command(f"Compile [{default_net / 'Master.dss'}]")
     assert dss.Loads.Count() == 150 and dss.Transformers.Count() == 1
     converged, v = _solve(dss, 1.0)

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from agileflex_hpc.config import load_config
-from tests.conftest import SHORT_DEMO, write_job
+from tests.conftest import SHORT_DEMO, require_module, write_job
 
 pytestmark = [pytest.mark.requires_opendss, pytest.mark.slow]
 
@@ -26,7 +26,7 @@ def demo_files(tmp_path_factory):
 
 
 def test_every_file_and_group_opens_with_named_dims(demo_files):
-    xr = pytest.importorskip("xarray")
+    xr = require_module("xarray")
     kinds = {p.relative_to(p.parents[2]).parts[0] if len(p.parts) > 3 else p.name
              for p in demo_files}
     assert len(demo_files) > 50 and len(kinds) > 5
@@ -43,7 +43,7 @@ def test_every_file_and_group_opens_with_named_dims(demo_files):
 
 
 def test_times_decode_and_groups_carry_coordinates(demo_files):
-    xr = pytest.importorskip("xarray")
+    xr = require_module("xarray")
     from agileflex_hpc.h5io import open_dataset
 
     hosting = next(p for p in demo_files if p.parent.name == "hosting")
