@@ -49,12 +49,11 @@ def body(cfg: Config, workers: Workers, args: argparse.Namespace) -> int:
 
 def _describe_plan(cfg: Config, tasks: list[ZoneTask], n_workers: int) -> str:
     """Per worker: zones, the EV estimates they start from, and zones already current."""
-    from agileflex_hpc.ev.stage import tasks_for, zone_path
-    from agileflex_hpc.fingerprint import Fingerprints, freshness
+    from agileflex_hpc.ev.stage import tasks_for, zone_current
+    from agileflex_hpc.fingerprint import Fingerprints
 
     fps = Fingerprints(cfg)
-    current = {t.index for t in tasks if freshness(zone_path(cfg.out_dir, t.network, t.zone),
-                                                   fps.ev_zone(t.network, t.zone)) == "ok"}
+    current = {t.index for t in tasks if zone_current(cfg, fps, t)}
     lines = [f"ev plan (dry run: nothing is solved or written): {len(tasks)} zones over "
              f"{n_workers} worker(s), {len(current)} already current (skipped)",
              "worker  zones  current  EVs to start from"]

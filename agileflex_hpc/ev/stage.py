@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from agileflex_hpc.config import Config
 
 __all__ = ["ZoneTask", "ZoneRun", "EvResult", "run_ev", "format_runs", "format_answer",
-           "list_zone_tasks", "tasks_for", "zone_path", "zone_profiles",
+           "list_zone_tasks", "tasks_for", "zone_path", "zone_current", "zone_profiles",
            "run", "read_zone", "write_zone", "hosting_answer", "write_hosting_answer",
            "v2g_energy_kwh"]
 
@@ -63,6 +63,12 @@ class ZoneTask:
 
 def zone_path(out_dir: Path, network: str, zone: str) -> Path:
     return layout(out_dir).ev_zone(network, zone)
+
+
+def zone_current(cfg: Config, fps: Fingerprints, task: ZoneTask) -> bool:
+    """Whether the zone's file holds the answer for the current inputs (a run skips it)."""
+    return freshness(zone_path(cfg.out_dir, task.network, task.zone),
+                     fps.ev_zone(task.network, task.zone)) == "ok"
 
 
 def list_zone_tasks(cfg: Config, fps: Fingerprints | None = None) -> list[ZoneTask]:
@@ -252,10 +258,8 @@ def run(cfg: Config, *, worker: int = 0, n_workers: int = 1, tasks: list[ZoneTas
     tasks = tasks_for(worker, n_workers, list_zone_tasks(cfg, fps) if tasks is None else tasks)
     runs = []
     for task in tasks:
-        path = zone_path(cfg.out_dir, task.network, task.zone)
-        key = fps.ev_zone(task.network, task.zone)
-        if freshness(path, key) == "ok":
-            with h5py.File(path, "r") as f:
+        if zone_current(cfg, fps, task):
+            with h5py.File(zone_path(cfg.out_dir, task.network, task.zone), "r") as f:
                 runs.append(ZoneRun(task.network, task.zone, task.n_start, int(f.attrs["n_evs"]),
                                     0, 0.0, False))
             if progress is not None:
@@ -263,7 +267,8 @@ def run(cfg: Config, *, worker: int = 0, n_workers: int = 1, tasks: list[ZoneTas
             continue
         t0 = time.perf_counter()
         result = solve_zone(cfg, task)
-        write_zone(path, cfg, task, result, fp_attrs=fingerprint.attrs(key))
+        write_zone(zone_path(cfg.out_dir, task.network, task.zone), cfg, task, result,
+                   fp_attrs=fingerprint.attrs(fps.ev_zone(task.network, task.zone)))
         logger.info("%s/%s: %d EVs hosted%s (estimate %d, searched %s, %d attempts, %s) in "
                     "%.1f s", task.network, task.zone, result.n,
                     "" if result.confirmed else " UNCONFIRMED", task.n_start, result.direction,

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from agileflex_hpc.cli import Workers, run_stage
-from agileflex_hpc.errors import AgileflexError
 from agileflex_hpc.loadflow.run import LoadflowInputs
 from agileflex_hpc.loadflow.stage import plan_items, run_loadflow
 from agileflex_hpc.partition import WorkItem, describe_plan
@@ -53,20 +52,12 @@ def body(cfg: Config, workers: Workers, args: argparse.Namespace,
 
 def _is_current(cfg: Config, target: LoadflowInputs | None) -> Callable[[WorkItem], bool]:
     """item -> whether its block file is complete and current (what a run would skip)."""
-    from agileflex_hpc.fingerprint import Fingerprints, freshness
-    from agileflex_hpc.loadflow.run import block_path, loadflow_target
+    from agileflex_hpc.fingerprint import Fingerprints
+    from agileflex_hpc.loadflow.run import loadflow_target
 
     target = target or loadflow_target(cfg)
     fps = Fingerprints(cfg)
-
-    def current(it: WorkItem) -> bool:
-        try:
-            key = target.block_key(fps, it.network, it.case, it.start, it.stop)
-        except AgileflexError:  # its inputs are not there yet
-            return False
-        return freshness(block_path(target.raw_dir, it), key) == "ok"
-
-    return current
+    return lambda item: target.block_current(fps, item)
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from agileflex_hpc import fingerprint, h5io, schema
-from agileflex_hpc.errors import StaleError
+from agileflex_hpc.errors import AgileflexError, StaleError
 from agileflex_hpc.fingerprint import Fingerprints, Key, freshness
 from agileflex_hpc.inputs.stage import (
     check_profiles,
@@ -68,6 +68,16 @@ class LoadflowInputs:
     stitched_key: Callable[[Fingerprints, str, str], Key]  # (fps, network, case)
     label: str = "loadflow"
     cases: tuple[str, ...] | None = None  # None: the job's cases
+
+    def block_current(self, fps: Fingerprints, item: WorkItem) -> bool:
+        """Whether ``item``'s block file is complete and carries the current fingerprint
+        (what a run skips, its data checksum aside); False where the key cannot be built yet
+        (an upstream result is missing or stale)."""
+        try:
+            key = self.block_key(fps, item.network, item.case, item.start, item.stop)
+        except AgileflexError:
+            return False
+        return freshness(block_path(self.raw_dir, item), key) == "ok"
 
 
 def loadflow_target(cfg: Config) -> LoadflowInputs:

@@ -13,8 +13,7 @@ import subprocess
 
 from agileflex_hpc.config import Config
 from agileflex_hpc.errors import AgileflexError
-from agileflex_hpc.fingerprint import Fingerprints, freshness
-from agileflex_hpc.layout import layout
+from agileflex_hpc.fingerprint import Fingerprints
 from agileflex_hpc.slurm.submit import (
     ARRAY_STAGES,
     PIPELINE,
@@ -87,80 +86,43 @@ def tasks_to_redo(cfg: Config, stage: str, n_workers: int) -> list[int] | None:
     from agileflex_hpc.partition import items_for
 
     fps = Fingerprints(cfg)
-    if stage == "loadflow":
-        from agileflex_hpc.loadflow.run import block_path, study_items
-
-        raw = layout(cfg).raw_dir
-        items = study_items(cfg)
-        return [w for w in range(n_workers)
-                if any(freshness(block_path(raw, it), fps.block(it.network, it.case, it.start,
-                                                                it.stop)) != "ok"
-                       for it in items_for(w, n_workers, items))]
     if stage == "ev":
-        from agileflex_hpc.ev.stage import list_zone_tasks, tasks_for, zone_path
+        from agileflex_hpc.ev.stage import list_zone_tasks, zone_current
 
         try:
             zones = list_zone_tasks(cfg, fps)
         except AgileflexError:
             return None
         return [w for w in range(n_workers)
-                if any(freshness(zone_path(cfg.out_dir, t.network, t.zone),
-                                 fps.ev_zone(t.network, t.zone)) != "ok"
-                       for t in tasks_for(w, n_workers, zones))]
-    if stage == "validate":
-        from agileflex_hpc.loadflow.run import block_path, study_items
+                if not all(zone_current(cfg, fps, t) for t in items_for(w, n_workers, zones))]
+    if stage in ("loadflow", "validate"):
+        from agileflex_hpc.loadflow.run import loadflow_target, study_items
         from agileflex_hpc.validate.stage import validation_target
 
-        target = validation_target(cfg)
+        target = loadflow_target(cfg) if stage == "loadflow" else validation_target(cfg)
         items = study_items(cfg, target.cases)
-        try:
-            return [w for w in range(n_workers)
-                    if any(freshness(block_path(target.raw_dir, it),
-                                     target.block_key(fps, it.network, it.case, it.start,
-                                                      it.stop)) != "ok"
-                           for it in items_for(w, n_workers, items))]
-        except AgileflexError:
-            return None
+        return [w for w in range(n_workers)
+                if not all(target.block_current(fps, it) for it in items_for(w, n_workers, items))]
     raise ValueError(f"{stage} is not an array stage")
 
 
-def _single_done(cfg: Config, stage: str) -> bool:
-    """Whether a single-job stage's results are all current."""
-    fps = Fingerprints(cfg)
-    nets = [n.name for n in cfg.networks]
-    try:
-        if stage == "gather":
-            from agileflex_hpc.gather import stitched_path
-
-            raw = layout(cfg).raw_dir
-            return all(freshness(stitched_path(raw, n, c), fps.stitched(n, c)) == "ok"
-                       for n in nets for c in cfg.cases.names)
-        if stage == "headroom":
-            from agileflex_hpc.headroom.stage import output_paths
-
-            return all(freshness(p, fps.headroom(n)) == "ok" for n in nets
-                       for p in output_paths(cfg, n))
-        if stage == "validate-gather":
-            from agileflex_hpc.validate.stage import report_h5_path
-
-            return all(freshness(report_h5_path(cfg.out_dir, n), fps.validation(n)) == "ok"
-                       for n in nets)
-    except AgileflexError:
-        return False
-    if stage == "report":
-        return layout(cfg).report_index.is_file()
-    raise ValueError(stage)
+#: the single-job stages of the chain and their row in :func:`agileflex_hpc.status.stage_status`
+_SINGLE_ROWS = {"gather": "stitched", "headroom": "headroom", "validate-gather": "validation",
+                "report": "report"}
 
 
 def resubmit_plan(cfg: Config, workers: dict[str, int] | None = None) -> list[JobSpec]:
     """The jobs that finish the run: from the first stage with work left, that stage's
     unfinished array tasks only (same split as before), then every later stage. Empty when
-    every result is current. Raises if jobs of the run are still queued or running."""
+    every result is current."""
+    from agileflex_hpc.status import stage_status
+
     prev = {s.name: s for s in read_submissions(cfg)}
     n: dict[str, int] = {
         s: ((workers or {}).get(s) or (prev[s].n_workers if s in prev else None)
             or cfg.slurm.workers)
         for s in ARRAY_STAGES}
+    done = {row: current == expected for row, current, expected, _ in stage_status(cfg)}
     for stage in PIPELINE:
         if stage in ARRAY_STAGES:
             todo = tasks_to_redo(cfg, stage, n[stage])
@@ -168,7 +130,7 @@ def resubmit_plan(cfg: Config, workers: dict[str, int] | None = None) -> list[Jo
                 continue
             return plan_pipeline(cfg, workers=n, from_stage=stage,
                                  first_tasks=tuple(todo) if todo else None)
-        if not _single_done(cfg, stage):
+        if not done[_SINGLE_ROWS[stage]]:
             return plan_pipeline(cfg, workers=n, from_stage=stage)
     return []
 
