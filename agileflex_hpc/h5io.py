@@ -442,7 +442,7 @@ def provenance(cfg: Config | None = None, **extra: Any) -> dict[str, Any]:
     attrs: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
         "version": __version__,
-        "git_commit": _git_commit(),
+        "git_commit": git_commit(),
         "created_utc": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "opendss_version": engine_version(),
         "versions": json.dumps(_versions()),
@@ -485,7 +485,8 @@ def _versions() -> dict[str, str]:
 
 
 @functools.lru_cache(maxsize=1)
-def _git_commit() -> str:
+def git_commit() -> str:
+    """The checkout's commit (empty outside a git checkout)."""
     here = Path(__file__).resolve().parent
     try:
         res = subprocess.run(["git", "-C", str(here), "rev-parse", "HEAD"], capture_output=True,

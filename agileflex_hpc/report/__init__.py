@@ -118,8 +118,6 @@ def _section(cfg: Config, network: str) -> tuple[NetworkSection, dict[str, objec
     from agileflex_hpc.replan import rounds_done
 
     run = layout(cfg)
-    folder = run.report_network_dir(network)
-    folder.mkdir(parents=True, exist_ok=True)
     rep = report_h5_path(cfg.out_dir, network)
     key = Fingerprints(cfg).validation(network)
     proof = _table(rep, "report", "proof", key)
@@ -214,6 +212,7 @@ def run_parameters(cfg: Config) -> dict[str, str]:
 
     t = cfg.time
     end = t.start + dt.timedelta(days=t.days)
+    commit = h5io.git_commit()
     nets = ", ".join(f"{n.name} ({n.path if n.path else 'embedded default'})"
                      for n in cfg.networks)
     return {
@@ -231,8 +230,7 @@ def run_parameters(cfg: Config) -> dict[str, str]:
                f"V2G {cfg.ev.v2g}, footroom factor {cfg.ev.footroom_factor:g}",
         "Validation": f"undervoltage below {cfg.validate.v_min_pu:g} pu, up to "
                       f"{cfg.validate.max_rounds} plan-validate rounds",
-        "Code": f"agileflex_hpc {__version__}"
-                + (f" (git {h5io._git_commit()[:12]})" if h5io._git_commit() else ""),
+        "Code": f"agileflex_hpc {__version__}" + (f" (git {commit[:12]})" if commit else ""),
         "Engine": engine_version().split(" based on")[0],
         "Libraries": ", ".join(f"{k} {v}" for k, v in h5io.library_versions().items()),
     }

@@ -431,7 +431,6 @@ def network_plots(cfg: Config, network: str) -> list[Plot]:
     builders = [(hosting_plot, "hosting"), (vmin_flow_plot, "hosting"),
                 (ev_headroom_plot, "hosting"), (min_voltage_plot, "validation"),
                 (map_plot, "validation")]
-    layout(cfg).report_network_dir(network).mkdir(parents=True, exist_ok=True)
     return [_try(fn, cfg, m) if current[src] else
             _not_current(fn, sources[src][0]) for fn, src in builders]
 
