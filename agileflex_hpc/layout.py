@@ -87,6 +87,13 @@ class RunLayout:
     def ev_zone(self, network: str, zone: str) -> Path:
         return self.root / "ev" / network / f"{zone}.h5"
 
+    def ev_zone_dir(self, network: str) -> Path:
+        return self.root / "ev" / network
+
+    @property
+    def ev_costs(self) -> Path:
+        return self.root / "ev" / "costs.csv"
+
     # ---- stage 8
     @property
     def validation_dir(self) -> Path:

@@ -50,6 +50,7 @@ import pandas as pd
 
 from agileflex_hpc import fingerprint, h5io, schema
 from agileflex_hpc.errors import StaleError
+from agileflex_hpc.ev.costs import snapshot_costs
 from agileflex_hpc.horizon import horizon_minutes
 from agileflex_hpc.layout import layout
 
@@ -288,6 +289,7 @@ def replan(cfg: Config) -> bool:
     tables = [read_caps(cfg, net.name)[2] for net in cfg.networks]
     out = layout(cfg).rounds_csv
     h5io.write_csv_atomic(pd.concat(tables, ignore_index=True), out)
+    snapshot_costs(cfg)  # the next EV round's split weights, fixed before it starts
     return any(again)
 
 

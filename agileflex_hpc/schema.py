@@ -441,6 +441,8 @@ Attributes: `network`, `zone`, `n_start` (int64, the estimate the search started
 `no_headroom`, `max_attempts`; [ev.md](ev.md#attempts-search-run_attempts-search_hosting)),
 `customers`, `n_max` (int64, most EVs tried), `v2g_requested_kwh`, `v2g_delivered_kwh`
 (float64 [kWh], V2G energy of the negative headroom and the part the schedule covers),
+`wall_s` (float64 [s], the zone's search time: the measured cost that balances the next
+split, [ev.md](ev.md#zones-split-and-inputs)),
 fingerprint (key: the stage 3-6 key, `[ev]`, network index, session tables, zone, its caps).""",
     entries=(
         _detail(HORIZON_STEP, ": 720, 730, ..., 710 for 10-minute steps"),
@@ -639,6 +641,7 @@ Data/<run>/
   headroom/<net>/<case>.h5               stage 5
   hosting/<net>.h5, hosting/<net>_summary.csv   stage 6
   ev/<net>/<zone>.h5                     stage 7
+  ev/costs.csv                           stage 7 split weights: measured seconds per zone
   validation/inputs/<net>/<kind>.h5      stage 8 inputs (kind: none, smart, dumb)
   validation/raw/<net>/<kind>/block_NNNNN.h5, validation/raw/<net>/<kind>.h5   stage 8 flows
   validation/<net>/<kind>.h5, validation/<net>/report.h5   stage 8 results

@@ -11,6 +11,7 @@ import pytest
 from agileflex_hpc.config import load_config
 from agileflex_hpc.ev.__main__ import main as ev_main
 from agileflex_hpc.ev.stage import list_zone_tasks, read_zone, zone_path
+from agileflex_hpc.layout import layout
 from agileflex_hpc.pipeline import run_pipeline
 from tests.conftest import REPO, write_job
 
@@ -116,6 +117,30 @@ def test_bad_session_table_is_named(tmp_path, capfd):
     assert ev_main([str(job)]) == 1
     err = capfd.readouterr().err
     assert "sessions.csv: row 1, column 't_out'" in err, err
+
+
+def test_split_weights_are_the_zone_times_snapshot_before_an_ev_stage(tmp_path):
+    """The EV stage records each zone's search time; only the single-job step before the next
+    EV stage (here the headroom stage) copies them to ev/costs.csv, so the stage's workers all
+    read one fixed table while zone files change."""
+    path = write_job(tmp_path, JOB.format(root="out"))
+    cfg = load_config(path)
+    run_pipeline(cfg, stages=("loadflow", "headroom"))
+    costs = layout(cfg).ev_costs
+    assert not costs.exists()
+    assert [t.cost for t in list_zone_tasks(cfg)] == [t.n_start + 1 for t in list_zone_tasks(cfg)]
+    assert ev_main([str(path), "--log-level", "WARNING"]) == 0
+    assert not costs.exists()  # the EV stage itself never writes the weights it splits by
+    wall = {t.zone: float(read_zone(zone_path(cfg.out_dir, t.network, t.zone))["attrs"]["wall_s"])
+            for t in list_zone_tasks(cfg)}
+    assert all(w > 0 for w in wall.values())
+    run_pipeline(cfg, stages=("headroom",))
+    snapshot = costs.read_bytes()
+    assert {t.zone: t.cost for t in list_zone_tasks(cfg)} == \
+        pytest.approx({z: max(w, 1e-3) for z, w in wall.items()})
+    assert ev_main([str(path), "--log-level", "WARNING"]) == 0  # every zone current
+    run_pipeline(cfg, stages=("headroom",))
+    assert costs.read_bytes() == snapshot  # nothing re-solved: the same weights
 
 
 @pytest.mark.mpi

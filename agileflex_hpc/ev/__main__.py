@@ -54,13 +54,17 @@ def _describe_plan(cfg: Config, tasks: list[ZoneTask], n_workers: int) -> str:
 
     fps = Fingerprints(cfg)
     current = {t.index for t in tasks if zone_current(cfg, fps, t)}
+    total = sum(t.cost for t in tasks) or 1.0
     lines = [f"ev plan (dry run: nothing is solved or written): {len(tasks)} zones over "
              f"{n_workers} worker(s), {len(current)} already current (skipped)",
-             "worker  zones  current  EVs to start from"]
+             "worker  zones  current  cost%  EVs to start from"]
     for w in range(n_workers):
         mine = tasks_for(w, n_workers, tasks)
         lines.append(f"{w:6d} {len(mine):6d} {sum(t.index in current for t in mine):8d} "
+                     f"{100 * sum(t.cost for t in mine) / total:6.1f} "
                      f"{sum(t.n_start for t in mine):8d}")
+    lines.append("cost: each zone's measured search time (ev/costs.csv) where known, else its "
+                 "estimate")
     return "\n".join(lines)
 
 

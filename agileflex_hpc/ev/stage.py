@@ -8,6 +8,7 @@ do not depend on how the zones were split.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 import time
@@ -22,6 +23,7 @@ import pandas as pd
 
 from agileflex_hpc import fingerprint, h5io, schema
 from agileflex_hpc.ev.attempts import AttemptsResult, FleetFactory, run_attempts
+from agileflex_hpc.ev.costs import read_costs, zone_costs
 from agileflex_hpc.ev.fleet import EvFleet, draw_fleet, load_fleet_csv
 from agileflex_hpc.ev.tariff import tariff_p_per_kwh
 from agileflex_hpc.fingerprint import Fingerprints, freshness
@@ -54,11 +56,7 @@ class ZoneTask:
     n_start: int  # stage 6's estimate, capped at n_max
     customers: int
     n_max: int  # most EVs to try: the customers, or ev.max_evs where smaller
-
-    @property
-    def cost(self) -> float:
-        """Expected relative cost: each attempt and the kept fleet's solve grow with the EVs."""
-        return float(self.n_start + 1)
+    cost: float = 1.0  # split weight: measured search seconds, else scaled n_start + 1 (costs.py)
 
 
 def zone_path(out_dir: Path, network: str, zone: str) -> Path:
@@ -72,7 +70,8 @@ def zone_current(cfg: Config, fps: Fingerprints, task: ZoneTask) -> bool:
 
 
 def list_zone_tasks(cfg: Config, fps: Fingerprints | None = None) -> list[ZoneTask]:
-    """Every zone with customers, in the fixed order, with its starting EV count.
+    """Every zone with customers, in the fixed order, with its starting EV count and its split
+    weight (the measured seconds of ``ev/costs.csv``, see `agileflex_hpc.ev.costs`).
 
     Checks first that every hosting file is current (else StaleError naming it).
     """
@@ -89,7 +88,9 @@ def list_zone_tasks(cfg: Config, fps: Fingerprints | None = None) -> list[ZoneTa
                 n_max = n_max if cfg.ev.max_evs <= 0 else min(n_max, cfg.ev.max_evs)
                 tasks.append(ZoneTask(len(tasks), net.name, k, zone, z, min(int(evs[z]), n_max),
                                       int(customers[z]), n_max))
-    return tasks
+    weights = zone_costs([(t.network, t.zone) for t in tasks], [t.n_start for t in tasks],
+                         read_costs(cfg))
+    return [dataclasses.replace(t, cost=w) for t, w in zip(tasks, weights)]
 
 
 def tasks_for(worker: int, n_workers: int, tasks: list[ZoneTask]) -> list[ZoneTask]:
@@ -267,22 +268,25 @@ def run(cfg: Config, *, worker: int = 0, n_workers: int = 1, tasks: list[ZoneTas
             continue
         t0 = time.perf_counter()
         result = solve_zone(cfg, task)
+        wall_s = time.perf_counter() - t0
         write_zone(zone_path(cfg.out_dir, task.network, task.zone), cfg, task, result,
-                   fp_attrs=fingerprint.attrs(fps.ev_zone(task.network, task.zone)))
+                   fp_attrs=fingerprint.attrs(fps.ev_zone(task.network, task.zone)),
+                   wall_s=wall_s)
         logger.info("%s/%s: %d EVs hosted%s (estimate %d, searched %s, %d attempts, %s) in "
                     "%.1f s", task.network, task.zone, result.n,
                     "" if result.confirmed else " UNCONFIRMED", task.n_start, result.direction,
-                    len(result.attempts), result.stop_reason, time.perf_counter() - t0)
+                    len(result.attempts), result.stop_reason, wall_s)
         runs.append(ZoneRun(task.network, task.zone, task.n_start, result.n,
-                            len(result.attempts), time.perf_counter() - t0, True))
+                            len(result.attempts), wall_s, True))
         if progress is not None:
             progress(runs[-1])
     return runs
 
 
 def write_zone(path: Path, cfg: Config, task: ZoneTask, res: AttemptsResult, *,
-               fp_attrs: dict[str, str] | None = None) -> None:
-    """Write one zone's attempts, final fleet and schedule (see the module docstring)."""
+               fp_attrs: dict[str, str] | None = None, wall_s: float = float("nan")) -> None:
+    """Write one zone's attempts, final fleet and schedule (see the module docstring);
+    ``wall_s``: the search's time, the zone's measured split weight. [s]"""
     head, _ = zone_profiles(cfg, task.network, task.zone_index)
     net = None if res.schedule is None else res.schedule.net_kw.sum(axis=0)
     requested, delivered = v2g_energy_kwh(head, net, step_hours=cfg.time.step_hours)
@@ -290,7 +294,8 @@ def write_zone(path: Path, cfg: Config, task: ZoneTask, res: AttemptsResult, *,
                             n_evs=res.n, confirmed=int(res.confirmed), direction=res.direction,
                             stop_reason=res.stop_reason, customers=task.customers,
                             n_max=task.n_max, v2g_requested_kwh=requested,
-                            v2g_delivered_kwh=delivered, **(fp_attrs or {}))
+                            v2g_delivered_kwh=delivered, wall_s=float(wall_s),
+                            **(fp_attrs or {}))
     steps = cfg.time.steps_per_day
     with h5io.atomic_h5(path, attrs=attrs) as f:
         schema.EV_ZONE.write_coord(f, "step", horizon_minutes(steps, cfg.time.step_minutes))
@@ -361,7 +366,9 @@ def read_zone(path: Path) -> dict[str, Any]:
     with h5py.File(path, "r") as f:
         keys = ("network", "zone", "n_evs", "n_start", "confirmed", "direction", "stop_reason",
                 "v2g_requested_kwh", "v2g_delivered_kwh")
-        out: dict[str, Any] = {"attrs": {k: f.attrs[k] for k in keys},
+        attrs = {k: f.attrs[k] for k in keys}
+        attrs["wall_s"] = float(f.attrs.get("wall_s", np.nan))  # NaN: not recorded
+        out: dict[str, Any] = {"attrs": attrs,
                                "attempts": h5io.read_table(f["evcharging"], "attempts")}
         if "fleet" in f["evcharging"]:
             out["fleet"] = h5io.read_table(f["evcharging"], "fleet")

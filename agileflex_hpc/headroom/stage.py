@@ -23,6 +23,7 @@ import pandas as pd
 from agileflex_hpc import fingerprint, h5io, schema
 from agileflex_hpc.config import parse_case
 from agileflex_hpc.errors import ResultsError
+from agileflex_hpc.ev.costs import snapshot_costs
 from agileflex_hpc.fingerprint import Fingerprints, freshness, require_fresh
 from agileflex_hpc.gather import require_stitched
 from agileflex_hpc.headroom import (
@@ -259,6 +260,7 @@ def run(cfg: Config) -> dict[str, pd.DataFrame]:
     for net in cfg.networks:
         out[net.name] = run_network(cfg, net.name, fps)
         logger.debug("hosting of %s:\n%s", net.name, out[net.name].to_string(index=False))
+    snapshot_costs(cfg)  # the EV stage's split weights, fixed before it starts
     return out
 
 
