@@ -39,22 +39,40 @@ __all__ = [
     "parse_config",
     "CASE_PATTERN",
     "parse_case",
+    "case_key",
+    "split_case_key",
 ]
 
 logger = logging.getLogger(__name__)
 
 CASE_PATTERN = re.compile(r"^(\d{2,3})PV(\d{2,3})HP$")
+_SAMPLE_SUFFIX = re.compile(r"_s(\d+)$")
+MAX_SAMPLES = 1000
 _NAME_PATTERN = re.compile(r"[A-Za-z0-9_.-]+")
 
 
+def case_key(case: str, sample: int) -> str:
+    """The name of one (case, sample): the case itself for sample 0 (so a run of one sample
+    keeps the names and files it always had), else ``<case>_s<sample>``, e.g. ``25PV50HP_s3``."""
+    return case if sample == 0 else f"{case}_s{int(sample)}"
+
+
+def split_case_key(key: str) -> tuple[str, int]:
+    """Inverse of :func:`case_key`: ``"25PV50HP_s3"`` -> ``("25PV50HP", 3)``."""
+    m = _SAMPLE_SUFFIX.search(key) if isinstance(key, str) else None
+    return (key, 0) if m is None else (key[:m.start()], int(m.group(1)))
+
+
 def parse_case(name: str) -> tuple[int, int]:
-    """PV and HP percentages of a case name ``XXPVYYHP``, e.g. ``25PV50HP`` -> (25, 50).
+    """PV and HP percentages of a case name ``XXPVYYHP`` (or of one of its sample keys,
+    :func:`case_key`), e.g. ``25PV50HP`` or ``25PV50HP_s3`` -> (25, 50).
 
     Raises
     ------
     ConfigError
         If the name does not match or a percentage exceeds 100.
     """
+    name = split_case_key(name)[0] if isinstance(name, str) else name
     m = CASE_PATTERN.match(name) if isinstance(name, str) else None
     if m is None:
         raise ConfigError(f"case {name!r}: expected 'XXPVYYHP' (PV % and HP % of customers, "
@@ -155,13 +173,23 @@ class CasesConfig:
     """Penetration cases ``XXPVYYHP``: XX % of customers with PV, YY % with a heat pump."""
 
     names: tuple[str, ...] = ("00PV00HP", "00PV25HP", "25PV50HP", "25PV75HP", "50PV100HP")
+    samples: int = 1  # Monte Carlo draws of who gets HP/PV and which profile, per case
+
+    @property
+    def keys(self) -> tuple[str, ...]:
+        """Every (case, sample) the load flows run, case-major: ``case_key(case, s)``."""
+        return tuple(case_key(c, s) for c in self.names for s in range(self.samples))
 
     def _check(self) -> list[str]:
         errs = []
+        if not 1 <= self.samples <= MAX_SAMPLES:
+            errs.append(f"cases.samples: must be within 1..{MAX_SAMPLES}")
         if not self.names:
             errs.append("cases.names: needs at least one case")
         for name in self.names:
             try:
+                if _SAMPLE_SUFFIX.search(name):
+                    raise ConfigError(name)
                 parse_case(name)
             except ConfigError:
                 errs.append(f"cases.names: {name!r} is not XXPVYYHP with percentages 0-100")
@@ -308,6 +336,9 @@ class ValidateConfig:
     tx_overload_factor: float = 1.0  # transformer overload above factor x rating
     max_rounds: int = 3  # plan-validate rounds (1: plan and validate once)
     replan_cut: float = 0.5  # share of an unproved zone's EV power cut at offending times
+    # the draw the plan is validated on: "fresh" (sample cases.samples, never planned on), or
+    # a sample index; default: "fresh" when cases.samples > 1, else 0 (the planning draw)
+    sample: Literal["fresh"] | int | None = None
 
     def _check(self) -> list[str]:
         errs = []
@@ -319,6 +350,8 @@ class ValidateConfig:
             errs.append("validate.max_rounds: must be >= 1")
         if not 0 < self.replan_cut <= 1:
             errs.append("validate.replan_cut: must be within (0, 1]")
+        if isinstance(self.sample, int) and not 0 <= self.sample <= MAX_SAMPLES:
+            errs.append(f"validate.sample: a sample index must be within 0..{MAX_SAMPLES}")
         return errs
 
 
@@ -359,6 +392,16 @@ class Config:
     def sha256(self) -> str:
         """Hash of the TOML text, stored as provenance in every output file."""
         return hashlib.sha256(self.toml_text.encode()).hexdigest()
+
+    @property
+    def validation_sample(self) -> int:
+        """The sample stage 8 validates on (``validate.sample``): ``cases.samples`` for
+        ``"fresh"`` (a draw no stage planned on), by default when there are several samples;
+        else the index given, or 0 (the one planning draw)."""
+        chosen = self.validate.sample
+        if chosen == "fresh" or (chosen is None and self.cases.samples > 1):
+            return self.cases.samples
+        return int(chosen or 0)
 
     def network(self, name: str) -> NetworkConfig:
         for net in self.networks:
@@ -472,7 +515,10 @@ def _convert(hint: Any, value: Any, base_dir: Path) -> tuple[bool, Any]:
     if origin in (typing.Union, types.UnionType):
         for arg in typing.get_args(hint):
             if arg is not type(None):
-                return _convert(arg, value, base_dir)
+                ok, converted = _convert(arg, value, base_dir)
+                if ok:
+                    return ok, converted
+        return False, None
     if origin is Literal:
         return value in typing.get_args(hint), value
     if origin is tuple:

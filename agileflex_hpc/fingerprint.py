@@ -198,7 +198,7 @@ class Fingerprints:
         def build() -> Key:
             cfg = self.cfg
             key: Key = {}
-            for case in cfg.cases.names:
+            for case in cfg.cases.keys:
                 key.update(self.stitched(network, case))
             key.pop("case", None)
             return {**key, "config:cases": _section(cfg.cases),
@@ -237,10 +237,12 @@ class Fingerprints:
 
     def validation_inputs(self, network: str, kind: str) -> Key:
         """Stage 8 inputs of (network, kind): the final assignment and every zone's EVs (the
-        no-EV baseline, kind ``none``, only the assignment)."""
+        no-EV baseline, kind ``none``, only the assignment), and the draw validated on."""
+        sample = self.cfg.validation_sample
+        drawn = {} if sample == 0 else {"validation_sample": str(sample)}
         if kind == "none":
-            return {**self.headroom(network), "kind": kind}
-        key = {**self.ev(network), "kind": kind}
+            return {**self.headroom(network), "kind": kind, **drawn}
+        key = {**self.ev(network), "kind": kind, **drawn}
         caps = self._caps(network)
         if caps is not None:
             key["ev_caps"] = hashlib.sha256(caps.tobytes()).hexdigest()[:16]

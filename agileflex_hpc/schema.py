@@ -397,7 +397,8 @@ HOSTING = FileSchema(
         ZONE,
         _var("hosting/headroom_q_kva", "case step zone", "float64", "kVA",
              "q-quantile headroom at each time of day",
-             "; -inf where collapse (NaN ranked as -inf) reaches the quantile"),
+             " over the days of every sample of the case (pooled); -inf where collapse (NaN "
+             "ranked as -inf) reaches the quantile"),
         _var("hosting/footroom_q_kva", "case step zone", "float64", "kVA",
              "q-quantile footroom at each time of day", " (same rule)"),
         _var("hosting/energy_kwh", "case zone", "float64", "kWh", "daily headroom energy",
@@ -412,15 +413,24 @@ HOSTING = FileSchema(
              " (the answer is stage 7's `n_evs`)"),
         _var("hosting/customers", "zone", "int64", "1", "customers in the zone"),
         _var("hosting/collapse_steps", "case", "int64", "1",
-             "steps without a power-flow solution (voltage collapse)"),
+             "steps without a power-flow solution (voltage collapse)",
+             ", summed over the case's samples"),
+        _coord("sample", "int64", detail="planning samples 0..S-1; only with `cases.samples` "
+               "S > 1, as are the two `sample_` variables"),
+        _var("hosting/sample_evs_estimate", "sample zone", "int64", "1",
+             "EV estimate of the plan made from one sample alone",
+             " (the spread of the pooled `evs_estimate`)"),
+        _var("hosting/sample_case_index", "sample zone", "int64", "1",
+             "HP case of the plan made from one sample alone", "; indexes `/case`"),
         Table("hosting/customers_final", "customer",
               "the inputs customers columns taken from each zone's assigned case, plus "
               "`assigned_case` str"),
         Table("hosting/summary", "zone",
               "`zone` str, `customers` int64, `case` str, `rule` str, `v2g` bool, `binding` "
               "str, `worst_headroom_kva` float64 [kVA], `worst_time` str (`HH:MM`), "
-              "`energy_kwh` float64 [kWh], `evs_estimate` int64, `hps` int64 "
-              "([headroom.md](headroom.md#summary-table))"),
+              "`energy_kwh` float64 [kWh], `evs_estimate` int64, `hps` int64; with samples "
+              "also `evs_min`, `evs_median`, `evs_max` (after `evs_estimate`) and `hp_cases` "
+              "str ([headroom.md](headroom.md#summary-table))"),
     ),
     notes="""\
 `hosting/<net>_summary.csv` (written atomically): stage 6 writes the same summary table; stage

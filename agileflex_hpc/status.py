@@ -42,7 +42,7 @@ def stage_status(cfg: Config) -> list[tuple[str, int, int, list[str]]]:
     fps = Fingerprints(cfg)
     out = cfg.out_dir
     nets = [n.name for n in cfg.networks]
-    cases = list(cfg.cases.names)
+    cases = list(cfg.cases.keys)  # every (case, sample)
     raw = layout(cfg).raw_dir
     rows = [
         _check("manifests", [(manifest_path(out, n), fps.network(n)) for n in nets]),

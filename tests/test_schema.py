@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from agileflex_hpc import h5io, schema
-from agileflex_hpc.config import Config, load_config
+from agileflex_hpc.config import Config, case_key, load_config
 from tests.conftest import REPO, SHORT_DEMO, write_job
 
 REGENERATE = "python -m agileflex_hpc.schema > docs/schema.md"
@@ -70,7 +70,11 @@ def demo_run(tmp_path_factory: pytest.TempPathFactory) -> Config:
     from agileflex_hpc.pipeline import run_pipeline
 
     tmp = tmp_path_factory.mktemp("schema")
-    cfg = load_config(write_job(tmp, SHORT_DEMO))
+    # two samples: the sample datasets of the hosting file and a fresh validation draw
+    cfg = load_config(write_job(tmp, SHORT_DEMO.replace(
+        'names = ["00PV00HP", "00PV25HP", "25PV50HP", "25PV75HP", "50PV100HP"]',
+        'names = ["00PV00HP", "00PV25HP", "25PV50HP", "25PV75HP", "50PV100HP"]\nsamples = 2')))
+    assert cfg.cases.samples == 2
     run_pipeline(cfg)
     return cfg
 
@@ -86,7 +90,11 @@ def _file_kinds(cfg: Config) -> dict[Path, schema.FileSchema]:
     kinds: dict[Path, schema.FileSchema] = {}
     for net in [n.name for n in cfg.networks]:
         kinds[run.manifest(net)] = schema.MANIFEST
-        for case in cfg.cases.names:
+        with h5py.File(run.hosting(net), "r") as f:
+            assigned = set(h5io.read_table(f["hosting"], "customers_final")["assigned_case"])
+        for case in assigned:  # the fresh validation draw: the assigned cases' inputs
+            kinds[run.inputs(net, case_key(case, cfg.validation_sample))] = schema.INPUTS
+        for case in cfg.cases.keys:
             kinds[run.inputs(net, case)] = schema.INPUTS
             kinds[RunLayout.stitched(run.raw_dir, net, case)] = schema.STITCHED
             kinds[run.zones(net, case)] = schema.ZONES

@@ -87,6 +87,7 @@ block_steps = 24
 name = "small"
 [cases]
 names = ["00PV25HP", "50PV100HP"]
+samples = 2
 [ev]
 max_evs = 3
 successes_needed = 2
@@ -120,5 +121,10 @@ def test_pipeline_sh_end_to_end_matches_single_process(tmp_path, slurm_env, jobs
     ref, got = ref_dir / "out" / "pipe", run_dir / "out" / "pipe"
     for rel in ("hosting/small_summary.csv", "validation/report.csv"):
         pd.testing.assert_frame_equal(pd.read_csv(got / rel), pd.read_csv(ref / rel))
+    # two planning samples, validated on a fresh third: the same flows as one process
+    assert "evs_median" in pd.read_csv(got / "hosting/small_summary.csv").columns
+    flows = {k: v for k, v in raw_datasets(got).items() if "_s1" in k}
+    assert flows and all(raw_datasets(ref)[k] == v for k, v in flows.items())
+    assert list((got / "inputs" / "small").glob("*_s2.h5"))  # the fresh draw's inputs
     assert (got / "report" / "index.html").is_file()
 

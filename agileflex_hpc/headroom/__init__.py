@@ -16,6 +16,7 @@ from agileflex_hpc.headroom.hosting import (
     daily_profiles,
     evs_estimate,
     final_customers,
+    pooled_quantile_profile,
     quantile_profile,
 )
 from agileflex_hpc.headroom.limits import (
@@ -55,6 +56,7 @@ __all__ = [
     "final_customers",
     "fit_voltage_limit",
     "fit_voltage_limits",
+    "pooled_quantile_profile",
     "quantile_profile",
     "thermal_rate_kva",
     "zone_index",

@@ -21,7 +21,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Hashable, Mapping
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -128,6 +128,32 @@ def quantile_profile(daily: ArrayLike, *, q: float = 0.02) -> NDArray[np.float64
     with np.errstate(invalid="ignore"):  # -inf + inf in the interpolation: -inf below
         out = np.quantile(arr, q, axis=0, method="linear")
     return np.where(np.isnan(out), -np.inf, out)
+
+
+def pooled_quantile_profile(series: Sequence[ArrayLike], steps_per_day: int, *,
+                            q: float = 0.02) -> NDArray[np.float64]:
+    """Quantile at each time of day over the days of several series pooled (Monte Carlo
+    samples of one case): ``quantile_profile`` of their :func:`daily_profiles` stacked.
+
+    Parameters
+    ----------
+    series : sequence of array_like, each shape (time, zone)
+        One series per sample, whole days from midnight. [kVA]
+    steps_per_day : int
+        Steps per day.
+    q : float
+        Quantile in [0, 1]. [-]
+
+    Returns
+    -------
+    ndarray, shape (step, zone)
+        The q-quantile of the days x samples values at each step (a single series: exactly
+        :func:`quantile_profile`).
+    """
+    if not len(series):
+        raise InputDataError("pooled_quantile_profile needs at least one series")
+    days = np.concatenate([daily_profiles(x, steps_per_day) for x in series])
+    return quantile_profile(days, q=q)
 
 
 def daily_energy_kwh(

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from agileflex_hpc import fingerprint, h5io, schema
-from agileflex_hpc.config import parse_case
+from agileflex_hpc.config import case_key, parse_case
 from agileflex_hpc.errors import ResultsError
 from agileflex_hpc.ev.costs import snapshot_costs
 from agileflex_hpc.fingerprint import Fingerprints, freshness, require_fresh
@@ -33,11 +33,10 @@ from agileflex_hpc.headroom import (
     assign_hp_case,
     compute_headroom,
     daily_energy_kwh,
-    daily_profiles,
     evs_estimate,
     final_customers,
     fit_voltage_limits,
-    quantile_profile,
+    pooled_quantile_profile,
     thermal_rate_kva,
     zone_series,
 )
@@ -109,7 +108,7 @@ def supply_signs(m: NetworkManifest) -> list[np.ndarray]:
 
 def output_paths(cfg: Config, network: str) -> list[Path]:
     """Every file stages 3-6 write for a network."""
-    run, cases = layout(cfg), list(cfg.cases.names)
+    run, cases = layout(cfg), list(cfg.cases.keys)
     return ([run.zones(network, c) for c in cases] + [run.headroom(network, c) for c in cases]
             + [run.limits(network), run.hosting(network)])
 
@@ -122,7 +121,7 @@ def require_upstream(cfg: Config, fps: Fingerprints, network: str) -> dict[str, 
     """
     require_fresh(manifest_path(cfg.out_dir, network), fps.network(network), producer="loadflow")
     stitched = {}
-    for case in cfg.cases.names:
+    for case in cfg.cases.keys:
         require_fresh(inputs_path(cfg.out_dir, network, case), fps.inputs(network, case),
                       producer="loadflow")
         stitched[case] = require_stitched(cfg, fps, network, case)
@@ -149,7 +148,7 @@ def run_network(cfg: Config, network: str, fps: Fingerprints | None = None) -> p
         with h5py.File(hosting_path(cfg.out_dir, network), "r") as f:
             return h5io.read_table(f["hosting"], "summary")
     m = read_manifest(manifest_path(cfg.out_dir, network))
-    cases = list(cfg.cases.names)
+    cases = list(cfg.cases.keys)  # every (case, sample)
     zones = {c: compute_zones(stitched[c], m) for c in cases}
     fp_attrs = fingerprint.attrs(key)
     for case, zd in zones.items():
@@ -195,47 +194,103 @@ def headroom_for(cfg: Config, m: NetworkManifest, zd: ZoneData, limit_kva: np.nd
 
 def _hosting(cfg: Config, m: NetworkManifest, heads: dict[str, Headroom], collapse: np.ndarray,
              fp_attrs: dict[str, str]) -> pd.DataFrame:
-    """Stage 6: quantile profiles, HP case per zone, EVs hosted; writes hosting/<net>.h5."""
-    hc, spd = cfg.headroom, cfg.time.steps_per_day
-    cases = list(heads)
-    q_head = np.stack([quantile_profile(daily_profiles(h.headroom_kva, spd), q=hc.quantile)
-                       for h in heads.values()])
-    q_foot = np.stack([quantile_profile(daily_profiles(h.footroom_kva, spd), q=hc.quantile)
-                       for h in heads.values()])
-    energy = np.stack([daily_energy_kwh(q, step_hours=cfg.time.step_hours,
-                                        efficiency=hc.efficiency) for q in q_head])
-    hp_pct = np.array([parse_case(c)[1] for c in cases])
-    if hp_pct.min() > 0:
+    """Stage 6: quantile profiles, HP case per zone, EVs hosted; writes hosting/<net>.h5.
+
+    ``heads`` and ``collapse`` are by (case, sample) key. Each case's quantile profile pools
+    the days of all its samples; with several samples, the same plan is also made from each
+    sample alone (:func:`plan_from`), and its spread is written beside the pooled answer.
+    """
+    cases, samples = list(cfg.cases.names), cfg.cases.samples
+    hp_pct = [parse_case(c)[1] for c in cases]
+    if min(hp_pct) > 0:
         logger.warning("%s: no case has 0 %% heat pumps; zones that can host none are given "
                        "the lowest-HP case %s (add a XXPV00HP case to model them)", m.name,
                        cases[int(np.argmin(hp_pct))])
-    assign = assign_hp_case(hp_pct, q_head, energy, v2g_energy_kwh=hc.v2g_energy_kwh,
-                            none_case=int(np.argmin(hp_pct)))
-    zones = np.arange(q_head.shape[2])
-    chosen_energy = energy[assign.case_index, zones]
-    customers = m.topology.zone_customers
-    evs = evs_estimate(chosen_energy, customers, kwh_per_ev=hc.kwh_per_ev)
-    zone_case = {z: cases[k] for z, k in zip(m.zone_ids, assign.case_index)}
+    by_case = {c: [heads[case_key(c, s)] for s in range(samples)] for c in cases}
+    plan = plan_from(cfg, by_case, m.topology.zone_customers)
+    spread = ([plan_from(cfg, {c: [h[s]] for c, h in by_case.items()},
+                         m.topology.zone_customers) for s in range(samples)]
+              if samples > 1 else [])
+    zone_case = {z: cases[k] for z, k in zip(m.zone_ids, plan.assign.case_index)}
     tables = {c: read_customers(inputs_path(cfg.out_dir, m.name, c)) for c in cases}
     final = final_customers(tables, {z: zone_case[z] for z in m.zone_ids})
-    summary = summary_table(m, cases, heads, q_head, assign, evs, chosen_energy, final)
-    _write_hosting(cfg, m, cases, q_head, q_foot, energy, assign, evs, final, summary, collapse,
-                   fp_attrs)
+    binding = {c: np.concatenate([h.binding for h in hs]) for c, hs in by_case.items()}
+    summary = summary_table(m, cases, binding, plan.q_head, plan.assign, plan.evs,
+                            plan.chosen_energy, final)
+    if spread:
+        summary = with_spread(summary, cases, spread)
+    per_case = np.array([sum(int(collapse[cfg.cases.keys.index(case_key(c, s))])
+                             for s in range(samples)) for c in cases])
+    _write_hosting(cfg, m, cases, plan, final, summary, per_case, spread, fp_attrs)
     return summary
 
 
-def summary_table(m: NetworkManifest, cases: list[str], heads: dict[str, Headroom],
+@dataclass(frozen=True)
+class HostingPlan:
+    """Stage 6 from a set of headroom series: quantile profiles (case, step, zone) [kVA],
+    daily energy (case, zone) [kWh], the HP case per zone, the EV estimate and the energy of
+    the chosen case [kWh] per zone."""
+
+    q_head: np.ndarray
+    q_foot: np.ndarray
+    energy: np.ndarray
+    assign: HpAssignment
+    evs: np.ndarray
+    chosen_energy: np.ndarray
+
+
+def plan_from(cfg: Config, by_case: dict[str, list[Headroom]],
+              customers: np.ndarray) -> HostingPlan:
+    """Stage 6 on the headroom of each case, pooling the days of every series of a case
+    (the samples) in its quantile: the ``headroom.quantile`` of days x samples."""
+    hc, spd = cfg.headroom, cfg.time.steps_per_day
+    cases = list(by_case)
+    q_head = np.stack([pooled_quantile_profile([h.headroom_kva for h in hs], spd, q=hc.quantile)
+                       for hs in by_case.values()])
+    q_foot = np.stack([pooled_quantile_profile([h.footroom_kva for h in hs], spd, q=hc.quantile)
+                       for hs in by_case.values()])
+    energy = np.stack([daily_energy_kwh(q, step_hours=cfg.time.step_hours,
+                                        efficiency=hc.efficiency) for q in q_head])
+    hp_pct = np.array([parse_case(c)[1] for c in cases])
+    assign = assign_hp_case(hp_pct, q_head, energy, v2g_energy_kwh=hc.v2g_energy_kwh,
+                            none_case=int(np.argmin(hp_pct)))
+    chosen_energy = energy[assign.case_index, np.arange(q_head.shape[2])]
+    evs = evs_estimate(chosen_energy, customers, kwh_per_ev=hc.kwh_per_ev)
+    return HostingPlan(q_head, q_foot, energy, assign, evs, chosen_energy)
+
+
+def with_spread(summary: pd.DataFrame, cases: list[str],
+                spread: list[HostingPlan]) -> pd.DataFrame:
+    """The summary with the spread of the per-sample plans: ``evs_min``, ``evs_median``,
+    ``evs_max`` (EV estimate over samples) after ``evs_estimate``, and ``hp_cases`` (each HP
+    case the samples chose, with how many chose it, e.g. ``25PV50HP x3; 25PV75HP x1``)."""
+    evs = np.stack([p.evs for p in spread])  # (sample, zone)
+    chosen = np.stack([p.assign.case_index for p in spread])
+    out = summary.copy()
+    at = list(out.columns).index("evs_estimate") + 1
+    for offset, (name, values) in enumerate([
+            ("evs_min", evs.min(axis=0)), ("evs_median", np.median(evs, axis=0)),
+            ("evs_max", evs.max(axis=0))]):
+        out.insert(at + offset, name, values)
+    out["hp_cases"] = ["; ".join(f"{cases[k]} x{n}" for k, n in
+                                 zip(*np.unique(chosen[:, z], return_counts=True)))
+                       for z in range(chosen.shape[1])]
+    return out
+
+
+def summary_table(m: NetworkManifest, cases: list[str], binding: dict[str, np.ndarray],
                   q_head: np.ndarray, assign: HpAssignment, evs: np.ndarray, energy: np.ndarray,
                   final: pd.DataFrame) -> pd.DataFrame:
-    """One row per zone: customers, binding constraint, worst quantile headroom, EVs, HPs."""
+    """One row per zone: customers, binding constraint, worst quantile headroom, EVs, HPs.
+    ``binding``: per case, the binding flags (time, zone) of all its samples."""
     rows = []
     step_min = 1440 // q_head.shape[1]
     for z, zid in enumerate(m.zone_ids):
         k = int(assign.case_index[z])
         prof = q_head[k, :, z]
         worst = int(np.nanargmin(prof)) if np.isfinite(prof).any() else 0
-        binding = heads[cases[k]].binding[:, z]
-        flags, counts = np.unique(binding[binding != b""], return_counts=True)
+        flags_z = binding[cases[k]][:, z]
+        flags, counts = np.unique(flags_z[flags_z != b""], return_counts=True)
         in_zone = final["zone"] == zid
         rows.append(dict(
             zone=zid, customers=int(m.topology.zone_customers[z]), case=cases[k],
@@ -317,10 +372,9 @@ def _write_headroom(cfg: Config, m: NetworkManifest, case: str, hd: Headroom,
             schema.HEADROOM.write_var(g, name, data)
 
 
-def _write_hosting(cfg: Config, m: NetworkManifest, cases: list[str], q_head: np.ndarray,
-                   q_foot: np.ndarray, energy: np.ndarray, assign: HpAssignment, evs: np.ndarray,
+def _write_hosting(cfg: Config, m: NetworkManifest, cases: list[str], plan: HostingPlan,
                    final: pd.DataFrame, summary: pd.DataFrame, collapse: np.ndarray,
-                   fp_attrs: dict[str, str]) -> None:
+                   spread: list[HostingPlan], fp_attrs: dict[str, str]) -> None:
     path = hosting_path(cfg.out_dir, m.name)
     spd = cfg.time.steps_per_day
     attrs = h5io.provenance(cfg, network=m.name, quantile=cfg.headroom.quantile, **fp_attrs)
@@ -328,13 +382,19 @@ def _write_hosting(cfg: Config, m: NetworkManifest, cases: list[str], q_head: np
         schema.HOSTING.write_coord(f, "case", np.array(cases))
         schema.HOSTING.write_coord(f, "step", np.arange(spd) * cfg.time.step_minutes)
         schema.HOSTING.write_coord(f, "zone", np.array(m.zone_ids))
+        if spread:
+            schema.HOSTING.write_coord(f, "sample", np.arange(len(spread), dtype=np.int64))
         g = f.create_group("hosting")
+        assign = plan.assign
         for name, data in [
-            ("headroom_q_kva", q_head), ("footroom_q_kva", q_foot), ("energy_kwh", energy),
-            ("case_index", assign.case_index), ("v2g", assign.v2g.astype(np.uint8)),
-            ("rule", assign.rule), ("evs_estimate", evs),
-            ("customers", m.topology.zone_customers), ("collapse_steps", collapse),
-        ]:
+            ("headroom_q_kva", plan.q_head), ("footroom_q_kva", plan.q_foot),
+            ("energy_kwh", plan.energy), ("case_index", assign.case_index),
+            ("v2g", assign.v2g.astype(np.uint8)), ("rule", assign.rule),
+            ("evs_estimate", plan.evs), ("customers", m.topology.zone_customers),
+            ("collapse_steps", collapse),
+        ] + ([("sample_evs_estimate", np.stack([p.evs for p in spread])),
+              ("sample_case_index", np.stack([p.assign.case_index for p in spread]))]
+             if spread else []):
             schema.HOSTING.write_var(g, name, data, compress=False)
         h5io.write_table(g, "customers_final", final)
         h5io.write_table(g, "summary", summary)

@@ -7,6 +7,12 @@ network for HP and one for PV, independent of the case; a case with ``n_hp`` hea
 them to the ``n_hp`` first customers of the HP ranking (likewise PV), so the customers with an
 HP at 25 % are among those at 50 %. A customer's group, profile id and PV size do not depend
 on the case.
+
+A **sample** ``s > 0`` (``[cases] samples``) is another draw of all of it: ``s`` joins every
+random key, so the group, profile, HP and PV rankings and PV sizes are redrawn, independent of
+sample 0 and of each other (still nested across the cases of one sample). Sample 0 keeps the
+keys of a run without samples, hence its bytes. Weather is not redrawn: every sample lives
+through the same winter.
 """
 
 from __future__ import annotations
@@ -41,7 +47,8 @@ PV_KWP_SIZES: tuple[float, ...] = (1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0)
 
 
 def assign_customers(loads: pd.DataFrame, *, network: str, case: str, seed: int,
-                     group_shares: dict[str, float] | None = None) -> pd.DataFrame:
+                     group_shares: dict[str, float] | None = None,
+                     sample: int = 0) -> pd.DataFrame:
     """Customers table of one (network, case): group, profile id, heat pump and PV size.
 
     Parameters
@@ -56,6 +63,8 @@ def assign_customers(loads: pd.DataFrame, *, network: str, case: str, seed: int,
         Study seed (>= 0).
     group_shares : dict, optional
         Share of each group (default :data:`DEFAULT_GROUP_SHARES`).
+    sample : int
+        Monte Carlo sample (>= 0); 0 is the draw of a run without samples.
 
     Returns
     -------
@@ -71,13 +80,19 @@ def assign_customers(loads: pd.DataFrame, *, network: str, case: str, seed: int,
     if bad or not shares or min(shares.values()) < 0 or sum(shares.values()) <= 0:
         raise ConfigError(f"group_shares {shares}: keys must be among {list(profiles.GROUPS)}, "
                           "values >= 0 with a positive sum")
+    if sample < 0:
+        raise ConfigError(f"sample {sample}: must be >= 0")
+
+    def drawn(what: str) -> str:  # the random key of one draw in this sample
+        return what if sample == 0 else f"{what}\x1fsample {int(sample)}"
+
     out = loads.copy()
-    out["group"] = _draw_groups(_uniforms(seed, network, "group", names), shares)
-    out["profile_id"] = _hash_ints(seed, network, "profile", names)
-    out["has_hp"] = _first_ranked(_uniforms(seed, network, "hp", names), names, hp_pct)
-    has_pv = _first_ranked(_uniforms(seed, network, "pv", names), names, pv_pct)
+    out["group"] = _draw_groups(_uniforms(seed, network, drawn("group"), names), shares)
+    out["profile_id"] = _hash_ints(seed, network, drawn("profile"), names)
+    out["has_hp"] = _first_ranked(_uniforms(seed, network, drawn("hp"), names), names, hp_pct)
+    has_pv = _first_ranked(_uniforms(seed, network, drawn("pv"), names), names, pv_pct)
     sizes = np.asarray(PV_KWP_SIZES)
-    kwp = sizes[(_uniforms(seed, network, "pv_kwp", names) * len(sizes)).astype(int)]
+    kwp = sizes[(_uniforms(seed, network, drawn("pv_kwp"), names) * len(sizes)).astype(int)]
     out["pv_kwp"] = np.where(has_pv, kwp, 0.0)
     logger.debug("%s %s: %d customers, %d HP, %d PV", network, case, len(out),
                  int(out["has_hp"].sum()), int(has_pv.sum()))

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from agileflex_hpc import fingerprint, h5io, schema
+from agileflex_hpc.config import split_case_key
 from agileflex_hpc.errors import InputDataError
 from agileflex_hpc.fingerprint import Fingerprints, freshness
 from agileflex_hpc.layout import layout
@@ -43,15 +44,17 @@ def study_times(cfg: Config) -> pd.DatetimeIndex:
 def ensure_inputs(cfg: Config, manifest: NetworkManifest, case: str,
                   fps: Fingerprints | None = None) -> Path:
     """Write the (network, case) inputs file unless a complete one of the same inputs (by
-    content: config values, profile files, network files) exists."""
+    content: config values, profile files, network files) exists. ``case`` may be a sample's
+    key (``config.case_key``): its customers are that sample's draw."""
     from agileflex_hpc.inputs.assignment import assign_customers, build_profiles
 
     path = inputs_path(cfg.out_dir, manifest.name, case)
     key = (fps or Fingerprints(cfg)).inputs(manifest.name, case)
     if freshness(path, key) == "ok":
         return path
-    customers = assign_customers(manifest.customers, network=manifest.name, case=case,
-                                 seed=cfg.run.seed)
+    name, sample = split_case_key(case)
+    customers = assign_customers(manifest.customers, network=manifest.name, case=name,
+                                 seed=cfg.run.seed, sample=sample)
     times = study_times(cfg)
     pc = cfg.profiles
     series = build_profiles(customers, times, network=manifest.name, seed=cfg.run.seed,

@@ -190,14 +190,14 @@ def plan(cfg: Config, cases: tuple[str, ...] | None = None, fps: Fingerprints | 
         for n in cfg.networks:
             fingerprint.require_fresh(paths[n.name], fps.network(n.name), producer="loadflow")
     nets = [(n.name, read_manifest(paths[n.name]).n_bus) for n in cfg.networks]
-    return list_items(nets, list(cases or cfg.cases.names), cfg.time.n_steps,
+    return list_items(nets, list(cases or cfg.cases.keys), cfg.time.n_steps,
                       cfg.time.block_steps)
 
 
 def study_items(cfg: Config, cases: tuple[str, ...] | None = None) -> list[WorkItem]:
     """Every work item in the fixed order, without costs (for checking and stitching: reads
     and writes nothing, unlike :func:`plan`, which needs the compiled networks' sizes)."""
-    return list_items([(n.name, 1) for n in cfg.networks], list(cases or cfg.cases.names),
+    return list_items([(n.name, 1) for n in cfg.networks], list(cases or cfg.cases.keys),
                       cfg.time.n_steps, cfg.time.block_steps)
 
 

@@ -87,17 +87,29 @@ def loop_rounds(cfg: Config, network: str) -> pd.DataFrame | None:
     return pd.DataFrame(rows)
 
 
-def proof_statement(proof: pd.DataFrame | None) -> str:
-    """One sentence: whether smart charging adds a violation to the no-EV baseline."""
+def validation_draw(cfg: Config) -> str:
+    """Which draw of who has heat pumps and PV the plan was validated on, in words."""
+    v, n = cfg.validation_sample, cfg.cases.samples
+    if v >= n:
+        return (f"sample {v}, a fresh draw of who has heat pumps and PV that no stage planned "
+                "on (out of sample)")
+    return ("the planning draw" if n == 1 else f"sample {v}, one of the {n} planning samples "
+            "(in sample)")
+
+
+def proof_statement(proof: pd.DataFrame | None, draw: str = "") -> str:
+    """One sentence: whether smart charging adds a violation to the no-EV baseline, on
+    ``draw`` (:func:`validation_draw`) where given."""
+    on = f" Validated on {draw}." if draw else ""
     if proof is None:
         return ("No current validation (missing, or computed from other inputs): the plan is "
                 "not proved; run the validate stage.")
     if proof.empty:
         return ("Proved: smart charging adds no violation (thermal, undervoltage, transformer, "
-                "collapse) to the no-EV baseline of the same heat-pump assignment.")
+                "collapse) to the no-EV baseline of the same heat-pump assignment." + on)
     where = "; ".join(f"{r.violation} in {r.zone} at {r.steps} steps ({r.first} to {r.last})"
                       for r in proof.itertuples())
-    return f"NOT proved: smart charging adds violations to the no-EV baseline: {where}."
+    return f"NOT proved: smart charging adds violations to the no-EV baseline: {where}.{on}"
 
 
 def _csv(df: pd.DataFrame | None, path: Path) -> Path | None:
@@ -127,7 +139,7 @@ def _section(cfg: Config, network: str) -> tuple[NetworkSection, dict[str, objec
     summary = _table(rep, "report", "summary", key)
     zones = _table(rep, "report", "zones", key)
     sec = NetworkSection(network)
-    sec.verdict = proof_statement(proof)
+    sec.verdict = proof_statement(proof, validation_draw(cfg) if cfg.cases.samples > 1 else "")
     sec.verdict_class = "unknown" if proof is None else ("ok" if proof.empty else "bad")
     row = _overview_row(network, hosting, collapse, proof,
                         rounds_done(cfg, network) if rounds is not None else None)
@@ -220,7 +232,9 @@ def run_parameters(cfg: Config) -> dict[str, str]:
         "Job config": f"{cfg.source} (sha256 {cfg.sha256[:12]})",
         "Period": f"{t.start} to {end} ({t.days} days of {t.step_minutes}-minute steps, "
                   f"{t.n_steps} steps)",
-        "Cases": ", ".join(cfg.cases.names),
+        "Cases": ", ".join(cfg.cases.names) + (
+            f"; {cfg.cases.samples} samples each, pooled in the quantile profiles"
+            if cfg.cases.samples > 1 else ""),
         "Networks": nets,
         "Seed": str(cfg.run.seed),
         "Headroom": f"quantile {cfg.headroom.quantile:g}, voltage limit fit at "
@@ -229,7 +243,8 @@ def run_parameters(cfg: Config) -> dict[str, str]:
         "EVs": f"MILP gap {cfg.ev.mip_gap:g}, {cfg.ev.successes_needed} successes needed, "
                f"V2G {cfg.ev.v2g}, footroom factor {cfg.ev.footroom_factor:g}",
         "Validation": f"undervoltage below {cfg.validate.v_min_pu:g} pu, up to "
-                      f"{cfg.validate.max_rounds} plan-validate rounds",
+                      f"{cfg.validate.max_rounds} plan-validate rounds, on "
+                      f"{validation_draw(cfg)}",
         "Code": f"agileflex_hpc {__version__}" + (f" (git {commit[:12]})" if commit else ""),
         "Engine": engine_version().split(" based on")[0],
         "Libraries": ", ".join(f"{k} {v}" for k, v in h5io.library_versions().items()),

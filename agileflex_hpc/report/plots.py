@@ -28,6 +28,7 @@ from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
 
 from agileflex_hpc import h5io
+from agileflex_hpc.config import split_case_key
 from agileflex_hpc.errors import AgileflexError
 from agileflex_hpc.horizon import START_MINUTE, from_midnight
 from agileflex_hpc.layout import layout
@@ -431,6 +432,8 @@ def network_plots(cfg: Config, network: str) -> list[Plot]:
     builders = [(hosting_plot, "hosting"), (vmin_flow_plot, "hosting"),
                 (ev_headroom_plot, "hosting"), (min_voltage_plot, "validation"),
                 (map_plot, "validation")]
+    if cfg.cases.samples > 1:
+        builders.insert(1, (spread_plot, "hosting"))
     return [_try(fn, cfg, m) if current[src] else
             _not_current(fn, sources[src][0]) for fn, src in builders]
 
@@ -488,12 +491,15 @@ def hosting_plot(cfg: Config, m: NetworkManifest) -> Plot:
 
 def vmin_flow_plot(cfg: Config, m: NetworkManifest) -> Plot:
     """Vmin vs flow from ``zones/<network>/<case>.h5`` (all cases) and ``limits.h5``."""
-    points = {}
-    for case in cfg.cases.names:
-        with _open(layout(cfg).zones(m.name, case)) as f:
+    parts: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {c: [] for c in cfg.cases.names}
+    for key in cfg.cases.keys:  # every sample of a case: one colour
+        with _open(layout(cfg).zones(m.name, key)) as f:
             ok = f["zones/converged"][()].astype(bool)[:, None]
-            points[case] = (np.where(ok, f["zones/pflow_kva"][()], np.nan),
-                            np.where(ok, f["zones/vmin_pu"][()], np.nan))
+            parts[split_case_key(key)[0]].append(
+                (np.where(ok, f["zones/pflow_kva"][()], np.nan),
+                 np.where(ok, f["zones/vmin_pu"][()], np.nan)))
+    points = {c: (np.concatenate([p for p, _ in xs]), np.concatenate([v for _, v in xs]))
+              for c, xs in parts.items()}
     with _open(layout(cfg).limits(m.name)) as f:
         g = f["limits"]
         fit = {k: g[k][()] for k in ("slope_pu_per_kva", "intercept_pu", "limit_kva")}
@@ -513,6 +519,67 @@ def vmin_flow_plot(cfg: Config, m: NetworkManifest) -> Plot:
                 "the limit: a share of the fitted flow, at least the largest flow seen), "
                 "observed (the smallest flow already seen below the limit, where the data "
                 "contradict the fit).")
+
+
+def plot_sample_spread(path: Path, *, zone_ids: list[str], sample_evs: np.ndarray,
+                       pooled_evs: np.ndarray, hosted: np.ndarray | None,
+                       customers: np.ndarray) -> Path:
+    """EVs per zone: the range of the estimates made from each sample alone, their median,
+    the pooled estimate and (where stage 7 ran) the EVs hosted.
+
+    Parameters
+    ----------
+    sample_evs : ndarray of int, shape (sample, zone)
+        EV estimate of the plan made from one sample. [-]
+    pooled_evs : ndarray of int, shape (zone,)
+        EV estimate from all samples pooled (the plan's). [-]
+    hosted : ndarray, shape (zone,), optional
+        EVs hosted by stage 7 (NaN where not known). [-]
+    """
+    with_customers = np.flatnonzero(customers > 0)
+    x = np.arange(with_customers.size)
+    fig = Figure(figsize=(max(7.0, 0.45 * x.size + 2), 4.4), dpi=_DPI, layout="constrained")
+    ax = fig.subplots()
+    est = sample_evs[:, with_customers]
+    ax.vlines(x, est.min(axis=0), est.max(axis=0), color="tab:blue", lw=6, alpha=0.35,
+              label=f"range over {sample_evs.shape[0]} samples")
+    ax.plot(x, np.median(est, axis=0), "_", color="tab:blue", ms=14, mew=2,
+            label="median of the samples")
+    ax.plot(x, pooled_evs[with_customers], "x", color="black", ms=7,
+            label="pooled estimate (the plan's)")
+    if hosted is not None:
+        ax.plot(x, hosted[with_customers], "o", color="tab:green", ms=5, label="EVs hosted")
+    ax.set_xticks(x, [zone_ids[z] for z in with_customers], rotation=90, fontsize=8)
+    ax.set_xlabel("zone (feeder F, phase P)")
+    ax.set_ylabel("EVs per zone [-]")
+    ax.set_ylim(bottom=0)
+    ax.set_title("EV hosting per zone across Monte Carlo samples")
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(fontsize=8, loc="best")
+    return _save(fig, path)
+
+
+def spread_plot(cfg: Config, m: NetworkManifest) -> Plot:
+    """The per-sample spread of the EV estimate from ``hosting/<network>.h5`` (samples > 1)."""
+    from agileflex_hpc.ev.stage import hosting_answer
+    from agileflex_hpc.headroom.stage import hosting_path
+
+    with _open(hosting_path(cfg.out_dir, m.name)) as f:
+        g = f["hosting"]
+        sample_evs, pooled = g["sample_evs_estimate"][()], g["evs_estimate"][()]
+    answer = hosting_answer(cfg, m.name).set_index("zone")["evs_hosted"]
+    hosted = np.array([answer.get(z, np.nan) for z in m.zone_ids], dtype=float)
+    out = layout(cfg).report_file("sample_spread.png", m.name)
+    path = plot_sample_spread(out, zone_ids=m.zone_ids, sample_evs=sample_evs,
+                              pooled_evs=pooled, hosted=None if np.isnan(hosted).all()
+                              else hosted, customers=m.topology.zone_customers)
+    return Plot("sample_spread", "EV hosting across samples of who has heat pumps and PV "
+                "(stage 6)", path,
+                f"Each of the {cfg.cases.samples} samples redraws which customers have a heat "
+                "pump or PV and which demand profile each has. The bar spans the EV estimates "
+                "made from one sample alone; the plan pools the days of all samples in its "
+                "quantile (cross), and stage 7 tests it (dot). A long bar: one draw would "
+                "have been an anecdote for that zone.")
 
 
 def ev_headroom_plot(cfg: Config, m: NetworkManifest) -> Plot:

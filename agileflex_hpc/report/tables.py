@@ -46,6 +46,8 @@ def hosting_view(df: pd.DataFrame) -> pd.DataFrame:
     return _rename(out, {
         "zone": "Zone", "customers": "Customers", "case": "Heat-pump / PV case",
         "hps": "Heat pumps", "evs_hosted": "EVs hosted", "evs_estimate": "EVs estimated",
+        "evs_min": "Estimate, lowest sample", "evs_median": "Estimate, median sample",
+        "evs_max": "Estimate, highest sample", "hp_cases": "Case per sample (count)",
         "confirmed": "Confirmed", "searched": "Searched from the estimate",
         "binding": "Binding limit", "worst_headroom_kva": "Worst headroom [kVA]",
         "worst_time": "at (time of day)", "rule": "Case rule",
@@ -147,6 +149,11 @@ GLOSSARY: dict[str, str] = {
     "EVs estimated / hosted": "The estimate is stage 6's energy bound; hosted is what the EV "
                               "optimisation (stage 7) can schedule within the headroom, found "
                               "by a search up or down from the estimate.",
+    "Samples": "With cases.samples > 1, each sample redraws which customers have a heat "
+               "pump or PV and which demand profile each has. The plan pools the days of "
+               "all samples in its quantile profile; the lowest, median and highest sample "
+               "columns are the estimate made from one sample alone, and the plan is "
+               "validated on a further sample it never saw (out of sample).",
     "Confirmed": "The EV search proved the hosted number (no attempt stopped by a solver "
                  "limit); unconfirmed zones are lower bounds.",
     "Charging": "No EVs (the baseline with the same heat pumps), smart (the optimised "

@@ -7,7 +7,12 @@ customer)) plus ``/inputs/ev_kw`` (time, customer), which the stage-2 machinery 
 schedule asked for.
 
 * Demand and PV of each customer come from the inputs file of its zone's assigned case
-  (``hosting/<network>.h5:/hosting/customers_final``).
+  (``hosting/<network>.h5:/hosting/customers_final``), in the draw ``cfg.validation_sample``
+  (``validate.sample``): sample 0 is the planning draw itself; with ``cases.samples = S > 1``
+  the default is sample ``S``, a **fresh draw** no stage planned on, whose stage-1 inputs of
+  the assigned cases are written here (``inputs/<net>/<case>_s<S>.h5``). The plan (each
+  zone's HP case and EVs) is kept; who has the heat pumps, PV and which profiles is that
+  draw's, so the proof is out of sample.
 * EV demand per EV on the noon-to-noon horizon (step 0 = 12:00): ``smart`` is the optimised
   schedule, charge - discharge (V2G discharge is negative demand); ``dumb`` is uncontrolled
   charging of the same fleet (full charger power from arrival until the needed energy is in).
@@ -33,6 +38,7 @@ import numpy as np
 import pandas as pd
 
 from agileflex_hpc import fingerprint, h5io, schema
+from agileflex_hpc.config import case_key
 from agileflex_hpc.errors import InputDataError
 from agileflex_hpc.ev.dumb import dumb_charging_kw
 from agileflex_hpc.ev.fleet import EvFleet
@@ -49,7 +55,7 @@ if TYPE_CHECKING:
 
 __all__ = ["KINDS", "Kind", "ValidationInputs", "validation_inputs_path", "horizon_index",
            "tile_daily", "map_evs_to_customers", "zone_candidates", "fleet_from_table",
-           "zone_ev_kw", "build_validation_inputs", "ensure_validation_inputs"]
+           "zone_ev_kw", "build_validation_inputs", "ensure_validation_inputs", "sample_final"]
 
 logger = logging.getLogger(__name__)
 
@@ -209,6 +215,24 @@ def _read_hosting(cfg: Config, network: str,
     return final, zone_customers
 
 
+def sample_final(cfg: Config, manifest: NetworkManifest, final: pd.DataFrame, sample: int,
+                 fps: Fingerprints) -> pd.DataFrame:
+    """The final customers table in another draw: every zone keeps its assigned case, each
+    customer's HP, PV and profile are those of ``sample`` (its stage-1 inputs of the assigned
+    cases are written where missing or stale)."""
+    from agileflex_hpc.headroom.hosting import final_customers
+    from agileflex_hpc.inputs.stage import ensure_inputs, read_customers
+
+    if sample == 0:
+        return final
+    zone_case = dict(zip(final["zone"], final["assigned_case"]))
+    tables = {}
+    for case in sorted(set(final["assigned_case"])):
+        key = case_key(case, sample)
+        tables[case] = read_customers(ensure_inputs(cfg, manifest, key, fps))
+    return final_customers(tables, zone_case)
+
+
 def _read_zones(cfg: Config, manifest: NetworkManifest, zone_customers: np.ndarray,
                 fps: Fingerprints) -> dict[int, dict[str, Any]]:
     """EV zone files of every zone with customers, by zone index (each checked current)."""
@@ -224,23 +248,27 @@ def _read_zones(cfg: Config, manifest: NetworkManifest, zone_customers: np.ndarr
 
 def _check_cases(cfg: Config, manifest: NetworkManifest, final: pd.DataFrame,
                  fps: Fingerprints) -> None:
-    """The final table lists the manifest's loads; every assigned case's inputs is current."""
+    """The final table lists the manifest's loads; every assigned case's inputs (in the
+    validation's draw) is current."""
     if list(final["load"]) != list(manifest.customers["load"]):
         raise InputDataError(f"{manifest.name}: the final customers table does not list the "
                              "network's loads in manifest order; rerun the headroom stage")
     for case in sorted(set(final["assigned_case"])):
-        require_fresh(inputs_path(cfg.out_dir, manifest.name, case),
-                      fps.inputs(manifest.name, case), producer="loadflow")
+        key = case_key(case, cfg.validation_sample)
+        require_fresh(inputs_path(cfg.out_dir, manifest.name, key),
+                      fps.inputs(manifest.name, key), producer="loadflow")
 
 
 def _assigned_series(cfg: Config, manifest: NetworkManifest,
                      final: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-    """demand_kw, pv_kw (time, customer), each customer's columns from its assigned case."""
+    """demand_kw, pv_kw (time, customer), each customer's columns from its assigned case
+    (in the validation's draw)."""
     demand: np.ndarray | None = None
     pv: np.ndarray | None = None
     for case in sorted(set(final["assigned_case"])):
         cols = np.flatnonzero(final["assigned_case"].to_numpy() == case)
-        with h5py.File(inputs_path(cfg.out_dir, manifest.name, case), "r") as f:
+        key = case_key(case, cfg.validation_sample)
+        with h5py.File(inputs_path(cfg.out_dir, manifest.name, key), "r") as f:
             d, p = f["inputs/demand_kw"][()], f["inputs/pv_kw"][()]
         if demand is None or pv is None:
             demand, pv = np.zeros_like(d), np.zeros_like(p)
@@ -285,6 +313,7 @@ def _sources(cfg: Config, manifest: NetworkManifest, kind: str,
     if kind not in KINDS:
         raise InputDataError(f"validation kind {kind!r} is not one of {KINDS}")
     final, zone_customers = _read_hosting(cfg, manifest.name, fps)
+    final = sample_final(cfg, manifest, final, cfg.validation_sample, fps)
     zones = {} if kind == "none" else _read_zones(cfg, manifest, zone_customers, fps)
     _check_cases(cfg, manifest, final, fps)
     return final, zones, fps.validation_inputs(manifest.name, kind)

@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from agileflex_hpc import fingerprint, h5io, schema
+from agileflex_hpc.config import case_key
 from agileflex_hpc.fingerprint import Fingerprints, freshness, require_fresh
 from agileflex_hpc.gather import gather_all, require_stitched
 from agileflex_hpc.headroom.stage import ZoneData, compute_zones, headroom_for, require_hosting
@@ -195,13 +196,14 @@ def read_limit_kva(cfg: Config, network: str, fps: Fingerprints) -> np.ndarray:
 
 
 def headroom_before(cfg: Config, m: NetworkManifest, fps: Fingerprints) -> np.ndarray:
-    """Stage-5 headroom (time, zone) [kVA] of each zone's assigned case (NaN: not converged)."""
+    """Stage-5 headroom (time, zone) [kVA] of each zone's assigned case (NaN: not converged),
+    in the validation's draw (one of the planning samples)."""
     with h5py.File(require_hosting(cfg, fps, m.name), "r") as f:
         cases = h5io.decode_strings(f["case"][()])
         case_index = f["hosting/case_index"][()]
     out = np.full((cfg.time.n_steps, len(m.zone_ids)), np.nan)
     for k in sorted(set(case_index.tolist())):
-        path = layout(cfg).headroom(m.name, cases[k])
+        path = layout(cfg).headroom(m.name, case_key(cases[k], cfg.validation_sample))
         require_fresh(path, fps.headroom(m.name), producer="headroom")
         cols = np.flatnonzero(case_index == k)
         with h5py.File(path, "r") as f:
@@ -297,7 +299,9 @@ def analyse_network(cfg: Config, network: str) -> tuple[pd.DataFrame, pd.DataFra
                       fps.validation_inputs(network, kind), producer="validate")
     m = read_manifest(manifest_path(cfg.out_dir, network))
     limit_kva = read_limit_kva(cfg, network, fps)
-    before = headroom_before(cfg, m, fps)
+    # a fresh draw has no stage-5 headroom: its own no-EV flows (kind "none", first) are it
+    fresh = cfg.validation_sample >= cfg.cases.samples
+    before = None if fresh else headroom_before(cfg, m, fps)
     key = fps.validation(network)
     if all(freshness(p, key) == "ok" for p in [*(kind_path(cfg.out_dir, network, k)
                                                  for k in KINDS),
@@ -309,6 +313,8 @@ def analyse_network(cfg: Config, network: str) -> tuple[pd.DataFrame, pd.DataFra
     for kind in KINDS:
         zd = compute_zones(stitched[kind], m)
         hd = headroom_for(cfg, m, zd, limit_kva)
+        if before is None:
+            before = hd.headroom_kva
         scan = scan_flows(stitched[kind], m, v_min_pu=cfg.validate.v_min_pu,
                           tx_factor=cfg.validate.tx_overload_factor)
         net_kw, v2g, n_evs = zone_ev_series(cfg, m, kind, fps)
@@ -322,7 +328,7 @@ def analyse_network(cfg: Config, network: str) -> tuple[pd.DataFrame, pd.DataFra
     weights = metrics.zone_weights(m.topology.load_zone, m.topology.load_phase, len(m.zone_ids))
     added = metrics.added_violations(violations["none"], violations["smart"], weights)
     proof = proof_table(cfg, m, added)
-    _log_proof(m.name, proof)
+    _log_proof(m.name, proof, cfg.validation_sample, cfg.cases.samples)
     _write_report(cfg, m, summary, zones, proof, added, fp_attrs)
     return summary, zones, proof
 
@@ -373,15 +379,17 @@ def proof_table(cfg: Config, m: NetworkManifest, added: dict[str, np.ndarray]) -
     return pd.DataFrame(rows, columns=PROOF_COLUMNS)
 
 
-def _log_proof(network: str, proof: pd.DataFrame) -> None:
+def _log_proof(network: str, proof: pd.DataFrame, sample: int, samples: int) -> None:
+    where = "fresh, out of sample" if sample >= samples else "in sample"
+    draw = "" if samples == 1 and sample == 0 else f" (on sample {sample}: {where})"
     if proof.empty:
-        logger.info("%s: proved: smart charging adds no violation to the no-EV baseline",
-                    network)
+        logger.info("%s: proved%s: smart charging adds no violation to the no-EV baseline",
+                    network, draw)
         return
     where = ", ".join(f"{r.violation} in {r.zone} ({r.steps} steps)"
                       for r in proof.itertuples())
-    logger.warning("%s: NOT proved: smart charging adds violations to the no-EV baseline: %s",
-                   network, where)
+    logger.warning("%s: NOT proved%s: smart charging adds violations to the no-EV baseline: "
+                   "%s", network, draw, where)
 
 
 def analyse(cfg: Config) -> pd.DataFrame:
