@@ -429,8 +429,9 @@ HOSTING = FileSchema(
               "`zone` str, `customers` int64, `case` str, `rule` str, `v2g` bool, `binding` "
               "str, `worst_headroom_kva` float64 [kVA], `worst_time` str (`HH:MM`), "
               "`energy_kwh` float64 [kWh], `evs_estimate` int64, `hps` int64; with samples "
-              "also `evs_min`, `evs_median`, `evs_max` (after `evs_estimate`) and `hp_cases` "
-              "str ([headroom.md](headroom.md#summary-table))"),
+              "also `case_min`, `case_median`, `case_max` str (after `case`), `evs_min` "
+              "int64, `evs_median` float64, `evs_max` int64 (after `evs_estimate`) and "
+              "`hp_cases` str ([samples.md](samples.md#stages))"),
     ),
     notes="""\
 `hosting/<net>_summary.csv` (written atomically): stage 6 writes the same summary table; stage

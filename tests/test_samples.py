@@ -95,19 +95,27 @@ def test_pooled_quantile_ranks_the_days_of_every_sample_together():
 def _plan(evs, case_index):
     n = len(evs)
     assign = HpAssignment(np.array(case_index), np.zeros(n, bool), np.array(["all_ok"] * n))
-    return HostingPlan(np.zeros((2, 1, n)), np.zeros((2, 1, n)), np.zeros((2, n)), assign,
+    return HostingPlan(np.zeros((3, 1, n)), np.zeros((3, 1, n)), np.zeros((3, n)), assign,
                        np.array(evs), np.zeros(n))
 
 
 def test_spread_of_the_per_sample_plans():
-    summary = pd.DataFrame({"zone": ["A", "B"], "evs_estimate": [5, 2], "hps": [3, 0]})
-    spread = [_plan([4, 2], [1, 0]), _plan([7, 2], [1, 0]), _plan([5, 1], [0, 0])]
-    out = with_spread(summary, ["00PV00HP", "25PV50HP"], spread)
-    assert list(out.columns) == ["zone", "evs_estimate", "evs_min", "evs_median", "evs_max",
-                                 "hps", "hp_cases"]
+    """Three samples, two zones; cases in config order 25PV50HP (50 % HP), 00PV00HP (0 %),
+    50PV25HP (25 %). Zone A's samples chose 50 %, 50 %, 0 %; zone B's 0 %, 25 %, 0 %."""
+    summary = pd.DataFrame({"zone": ["A", "B"], "case": ["25PV50HP", "00PV00HP"],
+                            "evs_estimate": [5, 2], "hps": [3, 0]})
+    cases = ["25PV50HP", "00PV00HP", "50PV25HP"]
+    spread = [_plan([4, 2], [0, 1]), _plan([7, 2], [0, 2]), _plan([5, 1], [1, 1])]
+    out = with_spread(summary, cases, spread)
+    assert list(out.columns) == ["zone", "case", "case_min", "case_median", "case_max",
+                                 "evs_estimate", "evs_min", "evs_median", "evs_max", "hps",
+                                 "hp_cases"]
     assert out["evs_min"].tolist() == [4, 1] and out["evs_max"].tolist() == [7, 2]
     assert out["evs_median"].tolist() == [5.0, 2.0]
-    assert out["hp_cases"].tolist() == ["00PV00HP x1; 25PV50HP x2", "00PV00HP x3"]
+    assert out["case_min"].tolist() == ["00PV00HP", "00PV00HP"]
+    assert out["case_median"].tolist() == ["25PV50HP", "00PV00HP"]
+    assert out["case_max"].tolist() == ["25PV50HP", "50PV25HP"]
+    assert out["hp_cases"].tolist() == ["25PV50HP x2; 00PV00HP x1", "00PV00HP x2; 50PV25HP x1"]
 
 
 # ------------------------------------------------------------------------ whole runs

@@ -262,16 +262,27 @@ def plan_from(cfg: Config, by_case: dict[str, list[Headroom]],
 def with_spread(summary: pd.DataFrame, cases: list[str],
                 spread: list[HostingPlan]) -> pd.DataFrame:
     """The summary with the spread of the per-sample plans: ``evs_min``, ``evs_median``,
-    ``evs_max`` (EV estimate over samples) after ``evs_estimate``, and ``hp_cases`` (each HP
-    case the samples chose, with how many chose it, e.g. ``25PV50HP x3; 25PV75HP x1``)."""
+    ``evs_max`` (EV estimate over samples) after ``evs_estimate``; ``case_min``,
+    ``case_median``, ``case_max`` (the HP case over samples, ranked by HP % then config
+    order; the median is the lower middle one, a case some sample chose) after ``case``; and
+    ``hp_cases`` (each case the samples chose with how many chose it, e.g.
+    ``25PV50HP x3; 25PV75HP x1``)."""
     evs = np.stack([p.evs for p in spread])  # (sample, zone)
     chosen = np.stack([p.assign.case_index for p in spread])
+    rank = sorted(range(len(cases)), key=lambda k: (parse_case(cases[k])[1], k))
+    position = np.argsort(rank)[chosen]  # each sample's case as its rank by HP %
+    ordered = np.sort(position, axis=0)
     out = summary.copy()
     at = list(out.columns).index("evs_estimate") + 1
     for offset, (name, values) in enumerate([
             ("evs_min", evs.min(axis=0)), ("evs_median", np.median(evs, axis=0)),
             ("evs_max", evs.max(axis=0))]):
         out.insert(at + offset, name, values)
+    at = list(out.columns).index("case") + 1
+    for offset, (name, row) in enumerate([("case_min", 0), ("case_median",
+                                                            (len(spread) - 1) // 2),
+                                          ("case_max", len(spread) - 1)]):
+        out.insert(at + offset, name, [cases[rank[r]] for r in ordered[row]])
     out["hp_cases"] = ["; ".join(f"{cases[k]} x{n}" for k, n in
                                  zip(*np.unique(chosen[:, z], return_counts=True)))
                        for z in range(chosen.shape[1])]

@@ -579,7 +579,9 @@ def spread_plot(cfg: Config, m: NetworkManifest) -> Plot:
                 "pump or PV and which demand profile each has. The bar spans the EV estimates "
                 "made from one sample alone; the plan pools the days of all samples in its "
                 "quantile (cross), and stage 7 tests it (dot). A long bar: one draw would "
-                "have been an anecdote for that zone.")
+                "have been an anecdote for that zone. The pooled profile takes, at each time "
+                "of day, the worst days of whichever samples are worst then, so the cross can "
+                "sit below the whole bar.")
 
 
 def ev_headroom_plot(cfg: Config, m: NetworkManifest) -> Plot:

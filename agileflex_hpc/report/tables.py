@@ -45,9 +45,10 @@ def hosting_view(df: pd.DataFrame) -> pd.DataFrame:
         out["searched"] = out["searched"].fillna("").map(lambda s: SEARCH.get(str(s), str(s)))
     return _rename(out, {
         "zone": "Zone", "customers": "Customers", "case": "Heat-pump / PV case",
+        "case_min": "Case, lowest sample", "case_max": "Case, highest sample",
         "hps": "Heat pumps", "evs_hosted": "EVs hosted", "evs_estimate": "EVs estimated",
         "evs_min": "Estimate, lowest sample", "evs_median": "Estimate, median sample",
-        "evs_max": "Estimate, highest sample", "hp_cases": "Case per sample (count)",
+        "evs_max": "Estimate, highest sample",
         "confirmed": "Confirmed", "searched": "Searched from the estimate",
         "binding": "Binding limit", "worst_headroom_kva": "Worst headroom [kVA]",
         "worst_time": "at (time of day)", "rule": "Case rule",
@@ -151,9 +152,11 @@ GLOSSARY: dict[str, str] = {
                               "by a search up or down from the estimate.",
     "Samples": "With cases.samples > 1, each sample redraws which customers have a heat "
                "pump or PV and which demand profile each has. The plan pools the days of "
-               "all samples in its quantile profile; the lowest, median and highest sample "
-               "columns are the estimate made from one sample alone, and the plan is "
-               "validated on a further sample it never saw (out of sample).",
+               "all samples in its quantile profile, taking at each time of day the worst "
+               "2 % of all (sample, day) pairs, so its answer can be below every single "
+               "sample's; the lowest, median and highest sample columns are the plan made "
+               "from one sample alone, and the plan is validated on a further sample it "
+               "never saw (out of sample).",
     "Confirmed": "The EV search proved the hosted number (no attempt stopped by a solver "
                  "limit); unconfirmed zones are lower bounds.",
     "Charging": "No EVs (the baseline with the same heat pumps), smart (the optimised "
