@@ -269,7 +269,8 @@ def assign_hp_case(
     rule = np.select(
         [~any_allowed, v2g, nonneg.all(axis=0)], ["none", "v2g", "all_ok"], default="best_ok"
     ).astype("<U8")
-    logger.info("HP cases: %d zones V2G, %d zones none", int(v2g.sum()), int((~any_allowed).sum()))
+    logger.debug("HP cases: %d zones V2G, %d zones none", int(v2g.sum()),
+                 int((~any_allowed).sum()))
     return HpAssignment(
         case_index=np.where(any_allowed, best, none_case).astype(np.int64), v2g=v2g, rule=rule
     )

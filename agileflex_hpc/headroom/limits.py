@@ -188,7 +188,7 @@ def fit_voltage_limits(
             )
         )
     rules, counts = np.unique([f.rule for f in fits], return_counts=True)
-    logger.info("voltage limits: %s", dict(zip(rules.tolist(), counts.tolist())))
+    logger.debug("voltage limits: %s", dict(zip(rules.tolist(), counts.tolist())))
     return VoltageLimits(
         slope_pu_per_kva=np.array([f.slope_pu_per_kva for f in fits], dtype=np.float64),
         intercept_pu=np.array([f.intercept_pu for f in fits], dtype=np.float64),

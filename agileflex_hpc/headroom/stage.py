@@ -155,6 +155,8 @@ def run_network(cfg: Config, network: str, fps: Fingerprints | None = None) -> p
         _write_zones(cfg, m, case, zd, fp_attrs)
     customers = m.topology.zone_customers
     limits = _fit_limits(cfg, zones, customers)
+    rules, counts = np.unique(limits.rule, return_counts=True)
+    logger.info("%s: voltage limits: %s", network, dict(zip(rules.tolist(), counts.tolist())))
     _write_limits(cfg, m, limits, fp_attrs)
     heads = {c: headroom_for(cfg, m, zd, limits.limit_kva) for c, zd in zones.items()}
     for case, hd in heads.items():
@@ -165,7 +167,7 @@ def run_network(cfg: Config, network: str, fps: Fingerprints | None = None) -> p
             logger.warning("%s/%s: %d of %d steps collapsed (no power-flow solution): left out "
                            "of the voltage fit, NaN headroom, -inf in the quantile profile",
                            network, case, n, cfg.time.n_steps)
-    return _hosting(cfg, m, heads, collapse, fp_attrs)
+    return _hosting(cfg, m, heads, collapse, fp_attrs, zones)
 
 
 def _fit_limits(cfg: Config, zones: dict[str, ZoneData], customers: np.ndarray
@@ -193,12 +195,13 @@ def headroom_for(cfg: Config, m: NetworkManifest, zd: ZoneData, limit_kva: np.nd
 
 
 def _hosting(cfg: Config, m: NetworkManifest, heads: dict[str, Headroom], collapse: np.ndarray,
-             fp_attrs: dict[str, str]) -> pd.DataFrame:
+             fp_attrs: dict[str, str], zones: dict[str, ZoneData]) -> pd.DataFrame:
     """Stage 6: quantile profiles, HP case per zone, EVs hosted; writes hosting/<net>.h5.
 
-    ``heads`` and ``collapse`` are by (case, sample) key. Each case's quantile profile pools
-    the days of all its samples; with several samples, the same plan is also made from each
-    sample alone (:func:`plan_from`), and its spread is written beside the pooled answer.
+    ``heads``, ``collapse`` and ``zones`` are by (case, sample) key. Each case's quantile
+    profile pools the days of all its samples; with several samples, each sample is also
+    planned alone (:func:`single_sample_plan`), and that spread is written beside the pooled
+    answer.
     """
     cases, samples = list(cfg.cases.names), cfg.cases.samples
     hp_pct = [parse_case(c)[1] for c in cases]
@@ -208,9 +211,10 @@ def _hosting(cfg: Config, m: NetworkManifest, heads: dict[str, Headroom], collap
                        cases[int(np.argmin(hp_pct))])
     by_case = {c: [heads[case_key(c, s)] for s in range(samples)] for c in cases}
     plan = plan_from(cfg, by_case, m.topology.zone_customers)
-    spread = ([plan_from(cfg, {c: [h[s]] for c, h in by_case.items()},
-                         m.topology.zone_customers) for s in range(samples)]
-              if samples > 1 else [])
+    spread = ([single_sample_plan(cfg, m, {c: zones[case_key(c, s)] for c in cases})
+               for s in range(samples)] if samples > 1 else [])
+    v2g, none = int(plan.assign.v2g.sum()), int((plan.assign.rule == "none").sum())
+    logger.info("%s: HP cases: %d zones rely on V2G, %d zones fit no case", m.name, v2g, none)
     zone_case = {z: cases[k] for z, k in zip(m.zone_ids, plan.assign.case_index)}
     tables = {c: read_customers(inputs_path(cfg.out_dir, m.name, c)) for c in cases}
     final = final_customers(tables, {z: zone_case[z] for z in m.zone_ids})
@@ -257,6 +261,16 @@ def plan_from(cfg: Config, by_case: dict[str, list[Headroom]],
     chosen_energy = energy[assign.case_index, np.arange(q_head.shape[2])]
     evs = evs_estimate(chosen_energy, customers, kwh_per_ev=hc.kwh_per_ev)
     return HostingPlan(q_head, q_foot, energy, assign, evs, chosen_energy)
+
+
+def single_sample_plan(cfg: Config, m: NetworkManifest,
+                       zones: dict[str, ZoneData]) -> HostingPlan:
+    """Stages 4-6 of one sample alone (``zones`` by case): the voltage limits fitted on its
+    own points, its headroom and its plan; what a study of that one draw would answer."""
+    customers = m.topology.zone_customers
+    limits = _fit_limits(cfg, zones, customers)
+    return plan_from(cfg, {c: [headroom_for(cfg, m, zd, limits.limit_kva)]
+                           for c, zd in zones.items()}, customers)
 
 
 def with_spread(summary: pd.DataFrame, cases: list[str],
