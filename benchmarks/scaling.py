@@ -6,7 +6,9 @@
 
 ``--stage ev``: the load flows and stages 3-6 run once beforehand; each R then times
 ``mpirun -n R python -m agileflex_hpc.ev`` over every zone (wall time of the command, start-up
-included); throughput = zones / wall.
+included); throughput = zones / wall. Each R > 1 runs twice: zones split by the stage-6
+estimate (a first round), and by the zone times a one-process run measured
+(``ev/costs.csv``, as a later round or a rerun has them).
 
 A fixed workload (one network x cases x days of 10-minute steps, 144-step blocks) is solved
 with ``mpirun -n R python -m agileflex_hpc.loadflow`` for each R; inputs and manifests are
@@ -76,12 +78,13 @@ def measure(job: Path, work: Path, ranks: int) -> dict:
     return {"ranks": ranks, "steps": steps, "wall_s": wall, "steps_per_s": steps / wall}
 
 
-def measure_ev(job: Path, work: Path, ranks: int) -> dict:
-    """The EV stage of the prepared job on ``ranks`` ranks; zones per second."""
+def measure_ev(job: Path, work: Path, ranks: int, source: str = "prepared") -> dict:
+    """The EV stage of the prepared job (``source``: the tree to copy) on ``ranks`` ranks;
+    zones per second."""
     import time
 
-    run_dir = work / f"ev{ranks}"
-    shutil.copytree(work / "prepared", run_dir)
+    run_dir = work / f"ev{ranks}-{source}"
+    shutil.copytree(work / source, run_dir)
     cmd = [_mpirun(), "-n", str(ranks), sys.executable, "-m", "agileflex_hpc.ev", str(job),
            "--log-level", "WARNING"]
     if ranks == 1:
@@ -90,7 +93,20 @@ def measure_ev(job: Path, work: Path, ranks: int) -> dict:
     _run(cmd, run_dir)
     wall = time.perf_counter() - started
     zones = len(list((run_dir / "out" / "scaling" / "ev").rglob("*.h5")))
-    return {"ranks": ranks, "steps": zones, "wall_s": wall, "steps_per_s": zones / wall}
+    return {"ranks": ranks, "steps": zones, "wall_s": wall, "steps_per_s": zones / wall,
+            "split": "measured" if source == "measured" else "estimate"}
+
+
+def measured_tree(work: Path) -> None:
+    """``work/measured``: the prepared tree plus ``ev/costs.csv`` from the one-process run
+    (``work/ev1-prepared``), snapshot as the pipeline's single-job steps do."""
+    shutil.copytree(work / "prepared", work / "measured")
+    code = ("from agileflex_hpc.config import load_config; from agileflex_hpc.ev.costs import "
+            "snapshot_costs; snapshot_costs(load_config('job.toml'))")
+    _run([sys.executable, "-c", code], work / "ev1-prepared")
+    costs = Path("out") / "scaling" / "ev" / "costs.csv"
+    (work / "measured" / costs).parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy(work / "ev1-prepared" / costs, work / "measured" / costs)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -124,15 +140,19 @@ def main(argv: list[str] | None = None) -> int:
         job = Path("job.toml")
         measure_one = measure_ev if args.stage == "ev" else measure
         results = [measure_one(job, work, r) for r in ranks]
+        if args.stage == "ev" and len(ranks) > 1:
+            measured_tree(work)
+            results += [measure_ev(job, work, r, "measured") for r in ranks[1:]]
     base = results[0]["steps_per_s"]
     unit = "zones" if args.stage == "ev" else "steps"
     print(f"{args.stage}: network {args.network or 'embedded default'}, {results[0]['steps']} "
           f"{unit}, cpus {os.cpu_count()}")
-    print(f"{'ranks':>5s} {'wall_s':>8s} {unit + '/s':>9s} {'speedup':>8s} {'efficiency':>10s}")
+    print(f"{'ranks':>5s} {'wall_s':>8s} {unit + '/s':>9s} {'speedup':>8s} {'efficiency':>10s}"
+          + ("  split" if args.stage == "ev" else ""))
     for r in results:
         speed = r["steps_per_s"] / base
         print(f"{r['ranks']:5d} {r['wall_s']:8.2f} {r['steps_per_s']:9.1f} {speed:8.2f} "
-              f"{100 * speed / r['ranks']:9.1f}%")
+              f"{100 * speed / r['ranks']:9.1f}%" + (f"  {r['split']}" if "split" in r else ""))
     return 0
 
 

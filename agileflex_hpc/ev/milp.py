@@ -59,10 +59,6 @@ _ABS_GAP = 1e-6  # HiGHS's default mip_abs_gap [p]
 _FIX_TOL = 1e-7  # power below this counts as off in the LP solution [kW]
 _RC_TOL = 1e-5  # reduced cost above this marks an LP cell as dearer than those used [p/kW]
 _TIE_BREAK = 1e-6
-# Closing the gap on a model with most binaries free, HiGHS spends seconds in presolve and the
-# sub-MIPs it starts; without presolve the same optima came 1.6-5x faster (demo, round 2:
-# EV stage 13.0 s -> 8.7 s, round 1 unchanged). The attempts (feasibility) keep presolve.
-_NO_PRESOLVE: dict[str, float | int | str] = {"presolve": "off"}
 _MS = highspy.HighsModelStatus
 _STATUS = {
     _MS.kOptimal: "optimal",
@@ -275,9 +271,8 @@ def solve_schedule(
                                  footroom_factor=footroom_factor, relaxed=relaxed)
               for relaxed in ((True, False) if model == "milp" else (True,))}
     build_s = time.perf_counter() - started
-    options: dict[str, float | int | str] = {
-        "mip_rel_gap": float(mip_gap), "time_limit": float(time_limit_s),
-        "threads": int(threads), "random_seed": int(seed)}
+    options = {"mip_rel_gap": float(mip_gap), "time_limit": float(time_limit_s),
+               "threads": int(threads), "random_seed": int(seed)}
     if max_nodes is not None:
         options["mip_max_nodes"] = int(max_nodes)
     if model == "milp":
@@ -516,7 +511,7 @@ def _silence_banner() -> None:
         os.close(saved)
 
 
-def _run_highs(lp: _HighsLp, options: dict[str, float | int | str],
+def _run_highs(lp: _HighsLp, options: dict[str, float | int],
                start: np.ndarray | None = None) -> _Run:
     """Solve the model ``lp``, optionally from the MIP start ``start``."""
     _silence_banner()
@@ -550,7 +545,7 @@ def _run_highs(lp: _HighsLp, options: dict[str, float | int | str],
 
 
 def _solve_milp(relaxed: tuple[_HighsLp, dict[str, int]],
-                full: tuple[_HighsLp, dict[str, int]], options: dict[str, float | int | str],
+                full: tuple[_HighsLp, dict[str, int]], options: dict[str, float | int],
                 *, m: int, min_kw: float, feasible_only: bool = False) -> _Run:
     """LP bound, then restricted MILPs, then (only if still not within the gap) the full MILP.
 
@@ -563,9 +558,6 @@ def _solve_milp(relaxed: tuple[_HighsLp, dict[str, int]],
        ("wide"). Their optima are feasible schedules; the first within ``mip_gap x scale`` of
        the LP bound is returned (``scale``: the LP schedule's gross value, `_cost_scale`).
     3. Otherwise the full MILP runs, warm-started from the best restricted schedule.
-
-    When closing the gap (not ``feasible_only``), the wide restricted MILP and the full MILP
-    run without HiGHS presolve (`_NO_PRESOLVE`).
 
     Parameters ``relaxed`` and ``full`` are (``passModel`` arguments, column layout) pairs.
     """
@@ -583,8 +575,6 @@ def _solve_milp(relaxed: tuple[_HighsLp, dict[str, int]],
                      "mip_abs_gap": 0.1 * abs_gap}  # vs the LP bound
         if feasible_only:
             remaining["mip_max_improving_sols"] = 1
-        elif wide:
-            remaining.update(_NO_PRESOLVE)
         run = _run_highs(_fix_binaries(full, relaxed[1], bound, m=m, min_kw=min_kw, wide=wide),
                          remaining, start=None if best is None else best.x)
         spent += run.seconds
@@ -602,8 +592,6 @@ def _solve_milp(relaxed: tuple[_HighsLp, dict[str, int]],
     last = {**options, "time_limit": max(deadline - time.perf_counter(), 0.0)}
     if feasible_only:
         last["mip_max_improving_sols"] = 1
-    else:
-        last.update(_NO_PRESOLVE)
     run = _run_highs(full[0], last, start=None if best is None else best.x)
     if feasible_only and run.x is not None:
         return run._replace(status="feasible", gap=np.nan, seconds=spent + run.seconds)
