@@ -10,7 +10,7 @@ import pytest
 
 from agileflex_hpc.config import load_config
 from agileflex_hpc.ev.__main__ import main as ev_main
-from agileflex_hpc.ev.stage import list_zone_tasks, read_zone, zone_path
+from agileflex_hpc.ev.stage import list_zone_tasks, read_zone, tasks_for, zone_path
 from agileflex_hpc.layout import layout
 from agileflex_hpc.pipeline import run_pipeline
 from tests.conftest import REPO, write_job
@@ -119,7 +119,7 @@ def test_bad_session_table_is_named(tmp_path, capfd):
     assert "sessions.csv: row 1, column 't_out'" in err, err
 
 
-def test_split_weights_are_the_zone_times_snapshot_before_an_ev_stage(tmp_path):
+def test_split_weights_are_the_zone_times_snapshot_before_an_ev_stage(tmp_path, capsys):
     """The EV stage records each zone's search time; only the single-job step before the next
     EV stage (here the headroom stage) copies them to ev/costs.csv, so the stage's workers all
     read one fixed table while zone files change."""
@@ -141,6 +141,15 @@ def test_split_weights_are_the_zone_times_snapshot_before_an_ev_stage(tmp_path):
     assert ev_main([str(path), "--log-level", "WARNING"]) == 0  # every zone current
     run_pipeline(cfg, stages=("headroom",))
     assert costs.read_bytes() == snapshot  # nothing re-solved: the same weights
+    # the dry run shows each worker's share of the measured seconds
+    capsys.readouterr()
+    assert ev_main([str(path), "--dry-run", "--workers", "2", "--worker", "0"]) == 0
+    rows = [line.split() for line in capsys.readouterr().out.splitlines()
+            if line.split()[:1] in (["0"], ["1"])]
+    first = sum(max(w, 1e-3) for z, w in wall.items()
+                if z in {t.zone for t in tasks_for(0, 2, list_zone_tasks(cfg))})
+    assert float(rows[0][3]) == pytest.approx(100 * first / sum(max(w, 1e-3)
+                                                               for w in wall.values()), abs=0.06)
 
 
 @pytest.mark.mpi

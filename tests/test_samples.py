@@ -232,7 +232,7 @@ def test_validation_runs_on_a_fresh_draw(two_runs):
     assert not run.inputs("small", case_key("00PV25HP", 3)).exists()
     page = run.report_index.read_text()
     assert "a fresh draw of who has heat pumps and PV that no stage planned on" in page
-    assert "sample_spread.png" in page
+    assert "sample_spread.png" in page and "Hosting across samples" in page
 
 
 @pytest.mark.mpi

@@ -144,6 +144,14 @@ def _section(cfg: Config, network: str) -> tuple[NetworkSection, dict[str, objec
     row = _overview_row(network, hosting, collapse, proof,
                         rounds_done(cfg, network) if rounds is not None else None)
     sec.keyline = _keyline(row)
+    spread_frame = None if hosting is None else views.spread_view(hosting)
+    spread = [] if spread_frame is None else [Table(
+        "Hosting across samples: the pooled plan beside single-sample plans", spread_frame,
+        f"Each of the {cfg.cases.samples} samples redraws who has a heat pump or PV and which "
+        "profile each customer has; a single-sample plan is what a study of that one draw "
+        "would answer. The pooled plan takes the worst "
+        f"{cfg.headroom.quantile:.0%} of all (sample, day) pairs at each time of day, so it "
+        "can be below every single sample's.")]
     sec.tables = [
         Table("Hosting per zone: heat pumps, and EVs hosted by smart charging beside the "
               "estimate", _view(views.hosting_view, hosting),
@@ -151,6 +159,7 @@ def _section(cfg: Config, network: str) -> tuple[NetworkSection, dict[str, objec
               "profile (stage 6); EVs hosted come from the EV optimisation (stage 7).",
               _csv(hosting, run.report_file("hosting.csv", network)),
               missing="not available (run the headroom and EV stages)"),
+        *spread,
         Table("Share of time steps with a violation, by charging", _view(views.violations_view,
                                                                          summary),
               "Smart charging should not exceed the no-EV baseline in any column; "

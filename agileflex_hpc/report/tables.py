@@ -11,7 +11,7 @@ import pandas as pd
 
 __all__ = ["BINDING", "RULE", "KIND", "hosting_view", "violations_view", "extremes_view",
            "headroom_view", "zones_view", "collapse_view", "rounds_view", "proof_view",
-           "overview_view", "GLOSSARY"]
+           "overview_view", "spread_view", "GLOSSARY"]
 
 BINDING = {"c": "cable (thermal)", "v": "voltage", "t": "transformer"}
 RULE = {"all_ok": "every case fits", "best_ok": "most HPs that fit", "v2g": "relies on V2G",
@@ -45,15 +45,25 @@ def hosting_view(df: pd.DataFrame) -> pd.DataFrame:
         out["searched"] = out["searched"].fillna("").map(lambda s: SEARCH.get(str(s), str(s)))
     return _rename(out, {
         "zone": "Zone", "customers": "Customers", "case": "Heat-pump / PV case",
-        "case_min": "Case, lowest sample", "case_max": "Case, highest sample",
         "hps": "Heat pumps", "evs_hosted": "EVs hosted", "evs_estimate": "EVs estimated",
-        "evs_min": "Estimate, lowest sample", "evs_median": "Estimate, median sample",
-        "evs_max": "Estimate, highest sample",
         "confirmed": "Confirmed", "searched": "Searched from the estimate",
         "binding": "Binding limit", "worst_headroom_kva": "Worst headroom [kVA]",
         "worst_time": "at (time of day)", "rule": "Case rule",
         "v2g_requested_kwh": "V2G requested [kWh]",
         "v2g_delivered_kwh": "V2G delivered [kWh]"})
+
+
+def spread_view(df: pd.DataFrame) -> pd.DataFrame | None:
+    """With samples: per zone the pooled plan beside the plans of single samples (None
+    without samples)."""
+    if "evs_min" not in df:
+        return None
+    return _rename(df, {
+        "zone": "Zone", "case": "Heat-pump / PV case (pooled)",
+        "case_min": "Case, lowest sample", "case_median": "Case, median sample",
+        "case_max": "Case, highest sample", "evs_estimate": "EVs estimated (pooled)",
+        "evs_min": "Estimate, lowest sample", "evs_median": "Estimate, median sample",
+        "evs_max": "Estimate, highest sample", "evs_hosted": "EVs hosted"})
 
 
 def _kind(df: pd.DataFrame) -> pd.DataFrame:
