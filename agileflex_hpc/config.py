@@ -394,14 +394,21 @@ class Config:
         return hashlib.sha256(self.toml_text.encode()).hexdigest()
 
     @property
-    def validation_sample(self) -> int:
-        """The sample stage 8 validates on (``validate.sample``): ``cases.samples`` for
-        ``"fresh"`` (a draw no stage planned on), by default when there are several samples;
-        else the index given, or 0 (the one planning draw)."""
+    def fresh_validation(self) -> bool:
+        """Stage 8 validates on fresh draws (``validate.sample = "fresh"``, the default when
+        ``cases.samples > 1``): see :attr:`validation_sample`."""
         chosen = self.validate.sample
-        if chosen == "fresh" or (chosen is None and self.cases.samples > 1):
+        return chosen == "fresh" or (chosen is None and self.cases.samples > 1)
+
+    @property
+    def validation_sample(self) -> int:
+        """The sample stage 8 validates the first plan on (``validate.sample``):
+        ``cases.samples`` when fresh (a draw no stage planned on; each further round of the
+        plan-validate loop takes the next one, ``replan.validation_sample``), else the index
+        given, or 0 (the one planning draw)."""
+        if self.fresh_validation:
             return self.cases.samples
-        return int(chosen or 0)
+        return int(self.validate.sample or 0)
 
     def network(self, name: str) -> NetworkConfig:
         for net in self.networks:

@@ -238,7 +238,9 @@ class Fingerprints:
     def validation_inputs(self, network: str, kind: str) -> Key:
         """Stage 8 inputs of (network, kind): the final assignment and every zone's EVs (the
         no-EV baseline, kind ``none``, only the assignment), and the draw validated on."""
-        sample = self.cfg.validation_sample
+        from agileflex_hpc.replan import validation_sample
+
+        sample = validation_sample(self.cfg, network)
         drawn = {} if sample == 0 else {"validation_sample": str(sample)}
         if kind == "none":
             return {**self.headroom(network), "kind": kind, **drawn}

@@ -59,7 +59,7 @@ if TYPE_CHECKING:
     from agileflex_hpc.config import Config
 
 __all__ = ["caps_path", "read_caps", "tighten_caps", "replan_network", "replan", "rounds_done",
-           "HISTORY_COLUMNS"]
+           "validation_sample", "HISTORY_COLUMNS"]
 
 logger = logging.getLogger(__name__)
 
@@ -99,6 +99,16 @@ def read_caps(cfg: Config, network: str) -> tuple[np.ndarray | None, int, pd.Dat
 def rounds_done(cfg: Config, network: str) -> int:
     """The round the current EV plan of the network belongs to (1: the first pass)."""
     return read_caps(cfg, network)[1]
+
+
+def validation_sample(cfg: Config, network: str) -> int:
+    """The draw stage 8 validates the network's current plan on. Fresh validation
+    (``Config.fresh_validation``) takes a new draw each round, ``cases.samples + round - 1``:
+    the caps of round r come from round r's draw, so round r + 1 is again judged on a draw
+    that no stage planned on. A fixed ``validate.sample`` index is used in every round."""
+    if cfg.fresh_validation:
+        return cfg.cases.samples + rounds_done(cfg, network) - 1
+    return cfg.validation_sample
 
 
 def tighten_caps(caps: np.ndarray, added: np.ndarray, import_kw: np.ndarray,

@@ -50,6 +50,18 @@ def test_the_validation_draw(cases, validate, expected):
     assert cfg.validation_sample == expected
 
 
+def test_each_round_of_the_loop_validates_on_a_new_fresh_draw(monkeypatch):
+    """Round r's caps come from round r's draw, so round r + 1 needs a draw no stage saw."""
+    from agileflex_hpc import replan
+
+    fresh = _parse('[cases]\nsamples = 4\n')
+    fixed = _parse('[cases]\nsamples = 4\n[validate]\nsample = 1\n')
+    for r, expected in ((1, 4), (2, 5), (3, 6)):
+        monkeypatch.setattr(replan, "rounds_done", lambda cfg, network, r=r: r)
+        assert replan.validation_sample(fresh, "n") == expected
+        assert replan.validation_sample(fixed, "n") == 1
+
+
 @pytest.mark.parametrize("text, where", [
     ("[cases]\nsamples = 0", "cases.samples"),
     ('[cases]\nnames = ["25PV50HP_s1"]', "cases.names"),

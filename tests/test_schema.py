@@ -84,6 +84,7 @@ def _file_kinds(cfg: Config) -> dict[Path, schema.FileSchema]:
     from agileflex_hpc.layout import RunLayout, layout
     from agileflex_hpc.loadflow.run import study_items
     from agileflex_hpc.network.manifest import read_manifest
+    from agileflex_hpc.replan import rounds_done
     from agileflex_hpc.validate.inputs import KINDS
 
     run = layout(cfg)
@@ -92,8 +93,10 @@ def _file_kinds(cfg: Config) -> dict[Path, schema.FileSchema]:
         kinds[run.manifest(net)] = schema.MANIFEST
         with h5py.File(run.hosting(net), "r") as f:
             assigned = set(h5io.read_table(f["hosting"], "customers_final")["assigned_case"])
-        for case in assigned:  # the fresh validation draw: the assigned cases' inputs
-            kinds[run.inputs(net, case_key(case, cfg.validation_sample))] = schema.INPUTS
+        for r in range(rounds_done(cfg, net)):  # a fresh validation draw per round
+            for case in assigned:  # its inputs of the assigned cases
+                kinds[run.inputs(net, case_key(case, cfg.validation_sample + r))] = \
+                    schema.INPUTS
         for case in cfg.cases.keys:
             kinds[run.inputs(net, case)] = schema.INPUTS
             kinds[RunLayout.stitched(run.raw_dir, net, case)] = schema.STITCHED

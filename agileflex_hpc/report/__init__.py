@@ -87,9 +87,16 @@ def loop_rounds(cfg: Config, network: str) -> pd.DataFrame | None:
     return pd.DataFrame(rows)
 
 
-def validation_draw(cfg: Config) -> str:
-    """Which draw of who has heat pumps and PV the plan was validated on, in words."""
-    v, n = cfg.validation_sample, cfg.cases.samples
+def validation_draw(cfg: Config, network: str | None = None) -> str:
+    """Which draw of who has heat pumps and PV the network's plan was validated on, in words
+    (without a network: the rule of the run)."""
+    from agileflex_hpc.replan import validation_sample
+
+    n = cfg.cases.samples
+    if network is None and cfg.fresh_validation:
+        return (f"fresh draws no stage planned on: sample {n} for the first plan, one more "
+                "for each further round (out of sample)")
+    v = cfg.validation_sample if network is None else validation_sample(cfg, network)
     if v >= n:
         return (f"sample {v}, a fresh draw of who has heat pumps and PV that no stage planned "
                 "on (out of sample)")
@@ -139,7 +146,8 @@ def _section(cfg: Config, network: str) -> tuple[NetworkSection, dict[str, objec
     summary = _table(rep, "report", "summary", key)
     zones = _table(rep, "report", "zones", key)
     sec = NetworkSection(network)
-    sec.verdict = proof_statement(proof, validation_draw(cfg) if cfg.cases.samples > 1 else "")
+    sec.verdict = proof_statement(proof, validation_draw(cfg, network)
+                                  if cfg.cases.samples > 1 else "")
     sec.verdict_class = "unknown" if proof is None else ("ok" if proof.empty else "bad")
     row = _overview_row(network, hosting, collapse, proof,
                         rounds_done(cfg, network) if rounds is not None else None)

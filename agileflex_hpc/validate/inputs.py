@@ -7,10 +7,11 @@ customer)) plus ``/inputs/ev_kw`` (time, customer), which the stage-2 machinery 
 schedule asked for.
 
 * Demand and PV of each customer come from the inputs file of its zone's assigned case
-  (``hosting/<network>.h5:/hosting/customers_final``), in the draw ``cfg.validation_sample``
-  (``validate.sample``): sample 0 is the planning draw itself; with ``cases.samples = S > 1``
-  the default is sample ``S``, a **fresh draw** no stage planned on, whose stage-1 inputs of
-  the assigned cases are written here (``inputs/<net>/<case>_s<S>.h5``). The plan (each
+  (``hosting/<network>.h5:/hosting/customers_final``), in the draw
+  ``replan.validation_sample`` (``validate.sample``): sample 0 is the planning draw itself;
+  with ``cases.samples = S > 1`` the default is sample ``S`` (round r of the plan-validate
+  loop: ``S + r - 1``), a **fresh draw** no stage planned on, whose stage-1 inputs of the
+  assigned cases are written here (``inputs/<net>/<case>_s<S>.h5``). The plan (each
   zone's HP case and EVs) is kept; who has the heat pumps, PV and which profiles is that
   draw's, so the proof is out of sample.
 * EV demand per EV on the noon-to-noon horizon (step 0 = 12:00): ``smart`` is the optimised
@@ -48,6 +49,7 @@ from agileflex_hpc.headroom.stage import require_hosting
 from agileflex_hpc.horizon import horizon_index
 from agileflex_hpc.inputs.stage import inputs_path, study_times
 from agileflex_hpc.layout import layout
+from agileflex_hpc.replan import validation_sample
 
 if TYPE_CHECKING:
     from agileflex_hpc.config import Config
@@ -253,8 +255,9 @@ def _check_cases(cfg: Config, manifest: NetworkManifest, final: pd.DataFrame,
     if list(final["load"]) != list(manifest.customers["load"]):
         raise InputDataError(f"{manifest.name}: the final customers table does not list the "
                              "network's loads in manifest order; rerun the headroom stage")
+    sample = validation_sample(cfg, manifest.name)
     for case in sorted(set(final["assigned_case"])):
-        key = case_key(case, cfg.validation_sample)
+        key = case_key(case, sample)
         require_fresh(inputs_path(cfg.out_dir, manifest.name, key),
                       fps.inputs(manifest.name, key), producer="loadflow")
 
@@ -265,9 +268,10 @@ def _assigned_series(cfg: Config, manifest: NetworkManifest,
     (in the validation's draw)."""
     demand: np.ndarray | None = None
     pv: np.ndarray | None = None
+    sample = validation_sample(cfg, manifest.name)
     for case in sorted(set(final["assigned_case"])):
         cols = np.flatnonzero(final["assigned_case"].to_numpy() == case)
-        key = case_key(case, cfg.validation_sample)
+        key = case_key(case, sample)
         with h5py.File(inputs_path(cfg.out_dir, manifest.name, key), "r") as f:
             d, p = f["inputs/demand_kw"][()], f["inputs/pv_kw"][()]
         if demand is None or pv is None:
@@ -313,7 +317,7 @@ def _sources(cfg: Config, manifest: NetworkManifest, kind: str,
     if kind not in KINDS:
         raise InputDataError(f"validation kind {kind!r} is not one of {KINDS}")
     final, zone_customers = _read_hosting(cfg, manifest.name, fps)
-    final = sample_final(cfg, manifest, final, cfg.validation_sample, fps)
+    final = sample_final(cfg, manifest, final, validation_sample(cfg, manifest.name), fps)
     zones = {} if kind == "none" else _read_zones(cfg, manifest, zone_customers, fps)
     _check_cases(cfg, manifest, final, fps)
     return final, zones, fps.validation_inputs(manifest.name, kind)

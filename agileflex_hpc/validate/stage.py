@@ -35,6 +35,7 @@ from agileflex_hpc.inputs.stage import study_times
 from agileflex_hpc.layout import layout
 from agileflex_hpc.loadflow.run import LoadflowInputs, study_items
 from agileflex_hpc.network.manifest import NetworkManifest, manifest_path, read_manifest
+from agileflex_hpc.replan import validation_sample
 from agileflex_hpc.validate import metrics
 from agileflex_hpc.validate.inputs import (
     KINDS,
@@ -203,7 +204,7 @@ def headroom_before(cfg: Config, m: NetworkManifest, fps: Fingerprints) -> np.nd
         case_index = f["hosting/case_index"][()]
     out = np.full((cfg.time.n_steps, len(m.zone_ids)), np.nan)
     for k in sorted(set(case_index.tolist())):
-        path = layout(cfg).headroom(m.name, case_key(cases[k], cfg.validation_sample))
+        path = layout(cfg).headroom(m.name, case_key(cases[k], validation_sample(cfg, m.name)))
         require_fresh(path, fps.headroom(m.name), producer="headroom")
         cols = np.flatnonzero(case_index == k)
         with h5py.File(path, "r") as f:
@@ -300,7 +301,8 @@ def analyse_network(cfg: Config, network: str) -> tuple[pd.DataFrame, pd.DataFra
     m = read_manifest(manifest_path(cfg.out_dir, network))
     limit_kva = read_limit_kva(cfg, network, fps)
     # a fresh draw has no stage-5 headroom: its own no-EV flows (kind "none", first) are it
-    fresh = cfg.validation_sample >= cfg.cases.samples
+    sample = validation_sample(cfg, network)
+    fresh = sample >= cfg.cases.samples
     before = None if fresh else headroom_before(cfg, m, fps)
     key = fps.validation(network)
     if all(freshness(p, key) == "ok" for p in [*(kind_path(cfg.out_dir, network, k)
@@ -328,7 +330,7 @@ def analyse_network(cfg: Config, network: str) -> tuple[pd.DataFrame, pd.DataFra
     weights = metrics.zone_weights(m.topology.load_zone, m.topology.load_phase, len(m.zone_ids))
     added = metrics.added_violations(violations["none"], violations["smart"], weights)
     proof = proof_table(cfg, m, added)
-    _log_proof(m.name, proof, cfg.validation_sample, cfg.cases.samples)
+    _log_proof(m.name, proof, sample, cfg.cases.samples)
     _write_report(cfg, m, summary, zones, proof, added, fp_attrs)
     return summary, zones, proof
 
