@@ -400,15 +400,19 @@ class Config:
         chosen = self.validate.sample
         return chosen == "fresh" or (chosen is None and self.cases.samples > 1)
 
+    def validation_draw(self, round_: int = 1) -> int:
+        """The sample stage 8 validates the plan of round ``round_`` of the plan-validate loop
+        on (``validate.sample``). Fresh: ``cases.samples + round_ - 1``, a draw no stage
+        planned on (round r's caps come from round r's draw, so round r + 1 needs another);
+        else the index given in every round, or 0 (the one planning draw)."""
+        if self.fresh_validation:
+            return self.cases.samples + round_ - 1
+        return int(self.validate.sample or 0)
+
     @property
     def validation_sample(self) -> int:
-        """The sample stage 8 validates the first plan on (``validate.sample``):
-        ``cases.samples`` when fresh (a draw no stage planned on; each further round of the
-        plan-validate loop takes the next one, ``replan.validation_sample``), else the index
-        given, or 0 (the one planning draw)."""
-        if self.fresh_validation:
-            return self.cases.samples
-        return int(self.validate.sample or 0)
+        """The sample stage 8 validates the first plan on: :meth:`validation_draw` (1)."""
+        return self.validation_draw(1)
 
     def network(self, name: str) -> NetworkConfig:
         for net in self.networks:

@@ -143,7 +143,7 @@ class Fingerprints:
 
     cfg: Config
     _cache: dict[tuple[str, ...], Key] = field(default_factory=dict, repr=False)
-    _arrays: dict[tuple[str, str], np.ndarray | None] = field(default_factory=dict, repr=False)
+    _plans: dict[str, tuple[np.ndarray | None, int]] = field(default_factory=dict, repr=False)
 
     def _memo(self, name: tuple[str, ...], build: Callable[[], Key]) -> Key:
         if name not in self._cache:
@@ -215,13 +215,18 @@ class Fingerprints:
                     **_files(paths, "session_file")}
         return self._memo(("ev", network), build)
 
-    def _caps(self, network: str) -> np.ndarray | None:
-        """The plan-validate loop's import caps of a network (zone, step), or None."""
-        if ("caps", network) not in self._arrays:
+    def _plan(self, network: str) -> tuple[np.ndarray | None, int]:
+        """The plan-validate loop's caps of a network (or None) and their round, read once."""
+        if network not in self._plans:
             from agileflex_hpc.replan import read_caps
 
-            self._arrays[("caps", network)] = read_caps(self.cfg, network)[0]
-        return self._arrays[("caps", network)]
+            caps, round_, _ = read_caps(self.cfg, network)
+            self._plans[network] = (caps, round_)
+        return self._plans[network]
+
+    def _caps(self, network: str) -> np.ndarray | None:
+        """The plan-validate loop's import caps of a network (zone, step), or None."""
+        return self._plan(network)[0]
 
     def ev_zone(self, network: str, zone: str) -> Key:
         """Stage 7: one zone's attempts and schedule (with its import cap, if re-planned)."""
@@ -238,9 +243,7 @@ class Fingerprints:
     def validation_inputs(self, network: str, kind: str) -> Key:
         """Stage 8 inputs of (network, kind): the final assignment and every zone's EVs (the
         no-EV baseline, kind ``none``, only the assignment), and the draw validated on."""
-        from agileflex_hpc.replan import validation_sample
-
-        sample = validation_sample(self.cfg, network)
+        sample = self.cfg.validation_draw(self._plan(network)[1])
         drawn = {} if sample == 0 else {"validation_sample": str(sample)}
         if kind == "none":
             return {**self.headroom(network), "kind": kind, **drawn}

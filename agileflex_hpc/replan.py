@@ -102,13 +102,9 @@ def rounds_done(cfg: Config, network: str) -> int:
 
 
 def validation_sample(cfg: Config, network: str) -> int:
-    """The draw stage 8 validates the network's current plan on. Fresh validation
-    (``Config.fresh_validation``) takes a new draw each round, ``cases.samples + round - 1``:
-    the caps of round r come from round r's draw, so round r + 1 is again judged on a draw
-    that no stage planned on. A fixed ``validate.sample`` index is used in every round."""
-    if cfg.fresh_validation:
-        return cfg.cases.samples + rounds_done(cfg, network) - 1
-    return cfg.validation_sample
+    """The draw stage 8 validates the network's current plan on
+    (``Config.validation_draw`` of its round)."""
+    return cfg.validation_draw(rounds_done(cfg, network))
 
 
 def tighten_caps(caps: np.ndarray, added: np.ndarray, import_kw: np.ndarray,

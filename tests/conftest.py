@@ -162,7 +162,7 @@ POLL_TIMEOUT = 240.0  # seconds; a healthy local cluster needs ~3 s per dependen
 def _unavailable(reason: str) -> None:
     hint = ("start it: bash scripts/slurm-local.sh start && "
             "eval \"$(bash scripts/slurm-local.sh env)\"")
-    if os.environ.get("CI"):
+    if IN_CI:
         pytest.fail(f"local SLURM cluster not usable ({reason}); {hint}", pytrace=False)
     pytest.skip(f"local SLURM cluster not usable ({reason}); {hint}")
 

@@ -161,8 +161,8 @@ def run_network(cfg: Config, network: str, fps: Fingerprints | None = None) -> p
     heads = {c: headroom_for(cfg, m, zd, limits.limit_kva) for c, zd in zones.items()}
     for case, hd in heads.items():
         _write_headroom(cfg, m, case, hd, fp_attrs)
-    collapse = np.array([int((~zd.converged).sum()) for zd in zones.values()])
-    for case, n in zip(cases, collapse):
+    collapse = {c: int((~zd.converged).sum()) for c, zd in zones.items()}
+    for case, n in collapse.items():
         if n:
             logger.warning("%s/%s: %d of %d steps collapsed (no power-flow solution): left out "
                            "of the voltage fit, NaN headroom, -inf in the quantile profile",
@@ -194,8 +194,9 @@ def headroom_for(cfg: Config, m: NetworkManifest, zd: ZoneData, limit_kva: np.nd
                             has_customers=topo.zone_customers > 0)
 
 
-def _hosting(cfg: Config, m: NetworkManifest, heads: dict[str, Headroom], collapse: np.ndarray,
-             fp_attrs: dict[str, str], zones: dict[str, ZoneData]) -> pd.DataFrame:
+def _hosting(cfg: Config, m: NetworkManifest, heads: dict[str, Headroom],
+             collapse: dict[str, int], fp_attrs: dict[str, str],
+             zones: dict[str, ZoneData]) -> pd.DataFrame:
     """Stage 6: quantile profiles, HP case per zone, EVs hosted; writes hosting/<net>.h5.
 
     ``heads``, ``collapse`` and ``zones`` are by (case, sample) key. Each case's quantile
@@ -223,8 +224,7 @@ def _hosting(cfg: Config, m: NetworkManifest, heads: dict[str, Headroom], collap
                             plan.chosen_energy, final)
     if spread:
         summary = with_spread(summary, cases, spread)
-    per_case = np.array([sum(int(collapse[cfg.cases.keys.index(case_key(c, s))])
-                             for s in range(samples)) for c in cases])
+    per_case = np.array([sum(collapse[case_key(c, s)] for s in range(samples)) for c in cases])
     _write_hosting(cfg, m, cases, plan, final, summary, per_case, spread, fp_attrs)
     return summary
 

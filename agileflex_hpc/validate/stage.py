@@ -196,15 +196,16 @@ def read_limit_kva(cfg: Config, network: str, fps: Fingerprints) -> np.ndarray:
         return f["limits/limit_kva"][()]
 
 
-def headroom_before(cfg: Config, m: NetworkManifest, fps: Fingerprints) -> np.ndarray:
+def headroom_before(cfg: Config, m: NetworkManifest, fps: Fingerprints,
+                    sample: int) -> np.ndarray:
     """Stage-5 headroom (time, zone) [kVA] of each zone's assigned case (NaN: not converged),
-    in the validation's draw (one of the planning samples)."""
+    in the validation's draw ``sample`` (one of the planning samples)."""
     with h5py.File(require_hosting(cfg, fps, m.name), "r") as f:
         cases = h5io.decode_strings(f["case"][()])
         case_index = f["hosting/case_index"][()]
     out = np.full((cfg.time.n_steps, len(m.zone_ids)), np.nan)
     for k in sorted(set(case_index.tolist())):
-        path = layout(cfg).headroom(m.name, case_key(cases[k], validation_sample(cfg, m.name)))
+        path = layout(cfg).headroom(m.name, case_key(cases[k], sample))
         require_fresh(path, fps.headroom(m.name), producer="headroom")
         cols = np.flatnonzero(case_index == k)
         with h5py.File(path, "r") as f:
@@ -303,7 +304,7 @@ def analyse_network(cfg: Config, network: str) -> tuple[pd.DataFrame, pd.DataFra
     # a fresh draw has no stage-5 headroom: its own no-EV flows (kind "none", first) are it
     sample = validation_sample(cfg, network)
     fresh = sample >= cfg.cases.samples
-    before = None if fresh else headroom_before(cfg, m, fps)
+    before = None if fresh else headroom_before(cfg, m, fps, sample)
     key = fps.validation(network)
     if all(freshness(p, key) == "ok" for p in [*(kind_path(cfg.out_dir, network, k)
                                                  for k in KINDS),
