@@ -1,14 +1,20 @@
 """MPI strong scaling of the load-flow or EV stage: throughput and parallel efficiency on 1, 2,
 4, ... ranks.
 
-    python benchmarks/scaling.py [--stage loadflow|ev] [--max-ranks N] [--network DIR]
-                                 [--days 2] [--cases 4]
+    python benchmarks/scaling.py [--stage loadflow|ev] [--max-ranks N] [--network DIR ...]
+                                 [--days 2] [--cases 4] [--prep-ranks N]
+                                 [--split estimate|measured|both] [--ranks 1,4,16]
+
+``--network`` may be given several times: the job then holds every network (a fleet, as a
+cluster run has; the EV stage needs many zones to spread over many ranks). ``--prep-ranks``:
+ranks for the untimed preparation's load flows (default 1).
 
 ``--stage ev``: the load flows and stages 3-6 run once beforehand; each R then times
 ``mpirun -n R python -m agileflex_hpc.ev`` over every zone (wall time of the command, start-up
-included); throughput = zones / wall. Each R > 1 runs twice: zones split by the stage-6
-estimate (a first round), and by the zone times a one-process run measured
-(``ev/costs.csv``, as a later round or a rerun has them).
+included); throughput = zones / wall. Each R > 1 runs twice (``--split both``): zones split by
+the stage-6 estimate (a first round), and by the zone times a one-process run measured
+(``ev/costs.csv``, as a later round or a rerun has them). Before the measured runs it prints
+the best efficiency any split of whole zones could reach (the largest zone bounds it).
 
 A fixed workload (one network x cases x days of 10-minute steps, 144-step blocks) is solved
 with ``mpirun -n R python -m agileflex_hpc.loadflow`` for each R; inputs and manifests are
@@ -40,9 +46,7 @@ root = "out"
 [time]
 start = "2014-01-06"
 days = {days}
-[[network]]
-name = "bench"
-{path}
+{networks}
 [cases]
 names = {cases}
 """
@@ -109,50 +113,91 @@ def measured_tree(work: Path) -> None:
     shutil.copy(work / "ev1-prepared" / costs, work / "measured" / costs)
 
 
+def _report(row: dict, base: dict | None = None) -> dict:
+    """Print one result line (speed-up and efficiency against ``base``, the 1-rank row)."""
+    base = base or row
+    speed = row["steps_per_s"] / base["steps_per_s"]
+    print(f"{row['ranks']:5d} {row['wall_s']:8.2f} {row['steps_per_s']:9.1f} {speed:8.2f} "
+          f"{100 * speed / row['ranks']:9.1f}%"
+          + (f"  {row['split']}" if "split" in row and row["ranks"] > 1 else "")
+          + (f"  ({row['steps']} {'zones' if 'split' in row else 'steps'})" if row is base
+             else ""), flush=True)
+    return base
+
+
+def _balance_bound(work: Path, ranks: list[int]) -> None:
+    """Print the measured zone times' total, largest zone, and the best efficiency any split
+    of whole zones could reach at each R: total / (R x max(largest zone, total / R))."""
+    import pandas as pd
+
+    costs = pd.read_csv(work / "measured" / "out" / "scaling" / "ev" / "costs.csv")["wall_s"]
+    total, top = float(costs.sum()), float(costs.max())
+    bounds = ", ".join(f"{r}: {100 * total / (r * max(top, total / r)):.0f}%" for r in ranks)
+    print(f"measured zone times: {len(costs)} zones, total {total:.1f} s, largest {top:.2f} s; "
+          f"best efficiency of any whole-zone split: {bounds}", flush=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--stage", choices=["loadflow", "ev"], default="loadflow")
     ap.add_argument("--max-ranks", type=int, default=os.cpu_count() or 1)
-    ap.add_argument("--network", type=Path, default=DEFAULT_NET if DEFAULT_NET.is_dir() else None)
+    ap.add_argument("--network", type=Path, action="append",
+                    help="network folder; repeat for several (default: enwl network_5)")
     ap.add_argument("--days", type=int, default=2)
     ap.add_argument("--cases", type=int, default=4)
+    ap.add_argument("--prep-ranks", type=int, default=1)
+    ap.add_argument("--ranks", help="comma-separated rank counts (default: 1, 2, 4, ... up to "
+                    "--max-ranks)")
+    ap.add_argument("--split", choices=["estimate", "measured", "both"], default="both",
+                    help="EV stage: which split(s) to time for R > 1")
     args = ap.parse_args(argv)
-    path = f'path = "{args.network}"' if args.network else ""
+    nets = args.network or ([DEFAULT_NET] if DEFAULT_NET.is_dir() else [])
+    networks = "\n".join(f'[[network]]\nname = "bench{i}"\npath = "{p.resolve()}"'
+                          for i, p in enumerate(nets)) or '[[network]]\nname = "bench0"'
     ranks = [1]
     while ranks[-1] * 2 <= args.max_ranks:
         ranks.append(ranks[-1] * 2)
     if ranks[-1] != args.max_ranks:
         ranks.append(args.max_ranks)
+    if args.ranks:
+        ranks = sorted({1, *(int(r) for r in args.ranks.split(","))})
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         prepared = work / "prepared"
         prepared.mkdir()
         job = prepared / "job.toml"
-        job.write_text(JOB.format(days=args.days, path=path,
+        job.write_text(JOB.format(days=args.days, networks=networks,
                                   cases=json.dumps(CASES[:args.cases])))
+        prep = [_mpirun(), "-n", str(args.prep_ranks)] if args.prep_ranks > 1 else []
+        lf = prep + [sys.executable, "-m", "agileflex_hpc.loadflow", str(job), "--log-level",
+                     "WARNING"]  # builds manifests + inputs, warms up
         if args.stage == "ev":
+            _run(lf, prepared)
             _run([sys.executable, "-m", "agileflex_hpc", "run", str(job), "--stages",
-                  "loadflow,headroom", "--log-level", "WARNING"], prepared)
+                  "headroom", "--log-level", "WARNING"], prepared)
         else:
-            _run([sys.executable, "-m", "agileflex_hpc.loadflow", str(job), "--no-gather",
-                  "--log-level", "WARNING"], prepared)  # builds manifests + inputs, warms up
+            _run(lf + ["--no-gather"], prepared)
             shutil.rmtree(prepared / "out" / "scaling" / "raw")
         job = Path("job.toml")
-        measure_one = measure_ev if args.stage == "ev" else measure
-        results = [measure_one(job, work, r) for r in ranks]
-        if args.stage == "ev" and len(ranks) > 1:
-            measured_tree(work)
-            results += [measure_ev(job, work, r, "measured") for r in ranks[1:]]
-    base = results[0]["steps_per_s"]
-    unit = "zones" if args.stage == "ev" else "steps"
-    print(f"{args.stage}: network {args.network or 'embedded default'}, {results[0]['steps']} "
-          f"{unit}, cpus {os.cpu_count()}")
-    print(f"{'ranks':>5s} {'wall_s':>8s} {unit + '/s':>9s} {'speedup':>8s} {'efficiency':>10s}"
-          + ("  split" if args.stage == "ev" else ""))
-    for r in results:
-        speed = r["steps_per_s"] / base
-        print(f"{r['ranks']:5d} {r['wall_s']:8.2f} {r['steps_per_s']:9.1f} {speed:8.2f} "
-              f"{100 * speed / r['ranks']:9.1f}%" + (f"  {r['split']}" if "split" in r else ""))
+        unit = "zones" if args.stage == "ev" else "steps"
+        where = ", ".join(str(p) for p in nets) if len(nets) < 3 else f"{len(nets)} networks"
+        print(f"{args.stage}: network {where or 'embedded default'}, cpus {os.cpu_count()}")
+        print(f"{'ranks':>5s} {'wall_s':>8s} {unit + '/s':>9s} {'speedup':>8s} "
+              f"{'efficiency':>10s}" + ("  split" if args.stage == "ev" else ""), flush=True)
+        if args.stage == "loadflow":
+            base = _report(measure(job, work, 1))
+            for r in ranks[1:]:
+                _report(measure(job, work, r), base)
+        else:
+            base = _report(measure_ev(job, work, 1))
+            if args.split in ("estimate", "both"):
+                for r in ranks[1:]:
+                    _report(measure_ev(job, work, r), base)
+            if args.split in ("measured", "both") and len(ranks) > 1:
+                measured_tree(work)
+                _balance_bound(work, ranks)
+                for r in ranks[1:]:
+                    _report(measure_ev(job, work, r, "measured"), base)
     return 0
 
 

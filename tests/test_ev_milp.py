@@ -113,6 +113,51 @@ def test_tiny_v2g_matches_brute_force():
         _brute_force(fleet, head, foot, price, step_h=1.0, v2g=False), rel=1e-6, abs=1e-4)
 
 
+def _assert_schedule_valid(res, fleet, head, foot, *, ff=0.7):
+    """Every constraint of the V2G model, checked on the returned arrays (1-hour steps)."""
+    for power in (res.charge_kw, res.discharge_kw):
+        on = power > 1e-9
+        assert np.all(power[on] >= MIN_KW - 1e-6)
+        assert np.all(power <= fleet.charger_kw[:, None] + 1e-6)
+    assert not np.any((res.charge_kw > 1e-9) & (res.discharge_kw > 1e-9))
+    net = res.net_kw.sum(axis=0)
+    assert np.all(net <= np.clip(head, 0, None) + 1e-6)
+    assert np.all(net >= -ff * np.clip(foot, 0, None) - 1e-6)
+    energy = fleet.e_start_kwh[:, None] + np.cumsum(EFF * res.charge_kw - res.discharge_kw / EFF,
+                                                    axis=1)
+    assert np.all(energy >= -1e-6) and np.all(energy <= fleet.battery_kwh[:, None] + 1e-6)
+    assert np.all(energy[:, -1] >= fleet.e_end_kwh - 1e-6)
+
+
+def test_v2g_feasibility_charge_only_first_then_v2g(tiny, monkeypatch):
+    """A V2G attempt first looks for a charge-only schedule (valid for the V2G model), and
+    still finds the schedules that need a discharge: EV 0 must charge 1.5 kW in step 0, where
+    the headroom is 0.5 kW, so EV 1 discharges 1.5 kW then and recharges in step 1."""
+    from agileflex_hpc.ev import milp
+
+    built = []
+    build = milp._build_lp
+    monkeypatch.setattr(milp, "_build_lp", lambda *a, **k: built.append(k["v2g"]) or build(*a, **k))
+    fleet, head, foot, price = tiny
+    quick = solve_schedule(fleet, head, foot, price, step_minutes=60, min_kw=MIN_KW,
+                           efficiency=EFF, v2g=True, goal="feasible")
+    assert quick.feasible and not quick.discharge_kw.any()
+    assert built == [False, False]  # the charge-only LP and MILP; no V2G model needed
+    _assert_schedule_valid(quick, fleet, head, foot)
+
+    fleet = _fleet([0, 0], [1, 2], [0.0, 5.0], [MIN_KW * EFF, 5.0], [10.0, 10.0], [3.0, 3.0])
+    head, foot, price = np.array([0.5, 5.0]), np.array([3.0, 3.0]), np.array([2.0, 1.0])
+    assert not np.isfinite(_brute_force(fleet, head, foot, price, step_h=1.0, v2g=False))
+    assert np.isfinite(_brute_force(fleet, head, foot, price, step_h=1.0, v2g=True))
+    kw = dict(step_minutes=60, min_kw=MIN_KW, efficiency=EFF, goal="feasible")
+    assert solve_schedule(fleet, head, foot, price, **kw).status == "infeasible"
+    built.clear()
+    res = solve_schedule(fleet, head, foot, price, v2g=True, **kw)
+    assert built == [False, False, True, True]
+    assert res.feasible and res.discharge_kw[1, 0] >= MIN_KW - 1e-6
+    _assert_schedule_valid(res, fleet, head, foot)
+
+
 def test_infeasible_when_headroom_cannot_deliver_energy():
     """One EV needs 10 kWh in the battery over 6 one-hour steps.
 
@@ -205,9 +250,9 @@ def test_node_limit_with_incumbent_is_feasible():
     """A V2G zone whose MILP needs branching to reach a 1e-9 gap: stopped by the node limit
     (deterministic, unlike a time limit), the best schedule so far is returned, feasible,
     with its (larger) gap."""
-    head, foot = _zone(1, scale=0.6)
-    head = head / 0.6 - 10.0
-    fleet, price = draw_fleet(14, 7), tariff_p_per_kwh()
+    head, foot = _zone(3, scale=0.6)
+    head = head / 0.6 - 15.0
+    fleet, price = draw_fleet(10, 8), tariff_p_per_kwh()
     res = solve_schedule(fleet, head, foot, price, v2g=True, min_kw=MIN_KW, mip_gap=1e-9,
                          max_nodes=1)
     assert res.status == "solution_limit" and res.feasible and res.mip_gap > 1e-9

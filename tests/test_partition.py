@@ -17,6 +17,18 @@ def test_item_order_and_blocks():
     assert [it.index for it in _items()] == list(range(42))
 
 
+def test_block_major_so_every_share_of_a_network_holds_every_case():
+    """The heat-pump cases solve slower; a case-major order gave whole cases to the last
+    ranks (2 ranks on a 7,023-bus feeder: 2.5 s against 4.4 s for the same steps)."""
+    cases = ["00PV00HP", "25PV50HP", "50PV100HP"]
+    items = list_items([("n", 10), ("m", 10)], cases, 4 * 144, 144)
+    assert [(i.network, i.block, i.case) for i in items[:4]] == [
+        ("n", 0, "00PV00HP"), ("n", 0, "25PV50HP"), ("n", 0, "50PV100HP"), ("n", 1, "00PV00HP")]
+    for w in range(4):  # 4 workers: one network's two days each, every case
+        mine = items_for(w, 4, items)
+        assert {i.case for i in mine} == set(cases) and len({i.network for i in mine}) == 1
+
+
 @pytest.mark.parametrize("n_workers", [1, 2, 3, 5, 16, 64])
 def test_every_item_exactly_once_in_order(n_workers):
     items = _items()

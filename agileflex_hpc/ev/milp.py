@@ -16,6 +16,9 @@ outside it, so nothing needs fixing to zero):
   charge and are paid the premium to discharge, but a deficit they cannot cover does not make
   the schedule infeasible (DESIGN stage 7). A -inf headroom or footroom (a time of day that
   collapses) allows no EV power at all;
+- small-headroom cuts: where ``max(headroom[t], 0) < min_kw`` an EV charges only while another
+  discharges, ``c[i,t] <= P_i/min_kw * sum_{j != i} d[j,t]`` (``c[i,t] <= 0`` without V2G):
+  valid for the MILP, they remove the LP relaxation's small charges there;
 - objective: minimise ``sum step_h*price[t]*(c - d)`` [p], with ``price`` the tariff plus
   ``v2g_premium`` where headroom < 0.
 
@@ -28,7 +31,9 @@ Solving (``model="milp"``): HiGHS's own MIP search spends most of its time in ro
 its heuristics find a schedule, although the LP bound is nearly tight. So `_solve_milp` first
 solves the LP relaxation (the bound), then small MILPs with most binaries fixed from the LP
 solution; a schedule within ``mip_gap`` of the LP bound is returned at once, with the gap
-against that bound. Only otherwise does the full MILP run, warm-started. ``model="lp"`` solves
+against that bound. Only otherwise does the full MILP run, warm-started. A V2G feasibility
+question first tries the charge-only model's LP and restricted MILPs (a schedule without
+discharge is a V2G schedule). ``model="lp"`` solves
 the LP relaxation projected onto the power and energy columns (see `_build_lp`).
 """
 
@@ -266,22 +271,42 @@ def solve_schedule(
         foot = np.minimum(foot, np.asarray(export_cap_kw, dtype=float) / footroom_factor)
     cells = _cells(fleet)
     eff_price = effective_price_p_per_kwh(price, head, v2g_premium=v2g_premium)
-    models = {relaxed: _build_lp(fleet, cells, bound, foot, eff_price, step_h=step_h, v2g=v2g,
-                                 min_kw=min_kw, efficiency=efficiency,
-                                 footroom_factor=footroom_factor, relaxed=relaxed)
-              for relaxed in ((True, False) if model == "milp" else (True,))}
-    build_s = time.perf_counter() - started
+
+    def build(with_v2g: bool) -> dict[bool, tuple[_HighsLp, dict[str, int]]]:
+        return {relaxed: _build_lp(fleet, cells, bound, foot, eff_price, step_h=step_h,
+                                   v2g=with_v2g, min_kw=min_kw, efficiency=efficiency,
+                                   footroom_factor=footroom_factor, relaxed=relaxed)
+                for relaxed in ((True, False) if model == "milp" else (True,))}
+
     options = {"mip_rel_gap": float(mip_gap), "time_limit": float(time_limit_s),
                "threads": int(threads), "random_seed": int(seed)}
     if max_nodes is not None:
         options["mip_max_nodes"] = int(max_nodes)
-    if model == "milp":
-        run = _solve_milp(models[True], models[False], options, m=cells.m, min_kw=min_kw,
-                          feasible_only=goal == "feasible")
-    else:
-        run = _run_highs(models[True][0], options)
+    build_s = spent = 0.0  # spent: seconds of a charge-only search that found nothing
+    run = None
+    if model == "milp" and v2g and goal == "feasible":
+        # a charge-only schedule is a V2G schedule that never discharges: look for one with
+        # the small model's LP and restricted MILPs first (never its full MILP)
+        models = build(False)
+        build_s = time.perf_counter() - started
+        quick = _solve_milp(models[True], models[False], options, m=cells.m, min_kw=min_kw,
+                            feasible_only=True, full_milp=False)
+        if quick.x is not None:
+            run = quick
+        else:
+            spent = quick.seconds
+            options["time_limit"] = max(float(time_limit_s) - spent, 0.0)
+    if run is None:
+        t0 = time.perf_counter()
+        models = build(v2g)
+        build_s += time.perf_counter() - t0
+        if model == "milp":
+            run = _solve_milp(models[True], models[False], options, m=cells.m, min_kw=min_kw,
+                              feasible_only=goal == "feasible")
+        else:
+            run = _run_highs(models[True][0], options)
     cols = models[model == "lp"][1]
-    status, x, gap, solve_s = run.status, run.x, run.gap, run.seconds
+    status, x, gap, solve_s = run.status, run.x, run.gap, run.seconds + spent
     if x is None:
         zeros = np.zeros((fleet.n, steps))
         return ScheduleResult(status, False, np.nan, np.nan, solve_s, zeros, zeros.copy(),
@@ -397,6 +422,34 @@ def _zone_rows(cells: _Cells, head: np.ndarray, foot: np.ndarray, footroom_facto
     return _Rows(row, col, val, lower, np.clip(head[used], 0.0, None))
 
 
+def _small_headroom_rows(fleet: EvFleet, cells: _Cells, head: np.ndarray, min_kw: float,
+                         c0: int, d0: int | None) -> _Rows:
+    """Valid cuts where the headroom is below ``min_kw``: there an EV can only charge (at
+    ``min_kw`` or more) while another discharges (again at ``min_kw`` or more), so
+    ``c[i,t] <= P_i/min_kw * sum_{j != i} d[j,t]``; without V2G, ``c[i,t] <= 0``.
+
+    The MILP's solutions all satisfy them, but the LP relaxation's small charges at such steps
+    (the fractional cells that made the restricted MILPs fail and the full MILP's root cuts
+    take seconds) do not: with them the LP bound is nearly tight there too.
+    """
+    small = np.flatnonzero(np.clip(head, 0.0, None)[cells.t] < min_kw)
+    order = small[np.argsort(cells.t[small], kind="stable")]  # the rows, grouped by step
+    n = order.size
+    rows, cols, vals = [np.arange(n)], [c0 + order], [np.ones(n)]
+    if d0 is not None and n:
+        _, first = np.unique(cells.t[order], return_index=True)
+        for a, b in zip(first, [*first[1:], n]):
+            q = b - a  # EVs plugged in at this step (one cell each)
+            if q < 2:
+                continue
+            others = np.broadcast_to(order[a:b], (q, q))[~np.eye(q, dtype=bool)]
+            rows.append(np.repeat(np.arange(a, b), q - 1))
+            cols.append(d0 + others)
+            vals.append(np.repeat(-fleet.charger_kw[cells.ev[order[a:b]]] / min_kw, q - 1))
+    return _Rows(np.concatenate(rows), np.concatenate(cols), np.concatenate(vals),
+                 np.full(n, -_INF), np.zeros(n))
+
+
 def _layout(m: int, *, v2g: bool, relaxed: bool) -> dict[str, int]:
     """Column offsets of the variable blocks, each ``m`` long, in model order."""
     names = ["c"] if relaxed else ["c", "u"]
@@ -455,6 +508,7 @@ def _constraint_rows(fleet: EvFleet, cells: _Cells, cols: dict[str, int], head: 
     else:
         blocks.append(_total_energy_rows(fleet, cells, step_h, efficiency))
     blocks.append(_zone_rows(cells, head, foot, footroom_factor, cols["c"], cols.get("d")))
+    blocks.append(_small_headroom_rows(fleet, cells, head, min_kw, cols["c"], cols.get("d")))
     return blocks
 
 
@@ -546,11 +600,14 @@ def _run_highs(lp: _HighsLp, options: dict[str, float | int],
 
 def _solve_milp(relaxed: tuple[_HighsLp, dict[str, int]],
                 full: tuple[_HighsLp, dict[str, int]], options: dict[str, float | int],
-                *, m: int, min_kw: float, feasible_only: bool = False) -> _Run:
+                *, m: int, min_kw: float, feasible_only: bool = False,
+                full_milp: bool = True) -> _Run:
     """LP bound, then restricted MILPs, then (only if still not within the gap) the full MILP.
 
     With ``feasible_only`` the first schedule found ends the search (status ``"feasible"``);
-    the full MILP then stops at its first incumbent (``mip_max_improving_sols = 1``).
+    the full MILP then stops at its first incumbent (``mip_max_improving_sols = 1``). Without
+    ``full_milp`` a feasibility search stops before the full MILP (status ``"not_found"``, no
+    solution, when the restricted MILPs found no schedule).
 
     1. The LP relaxation gives a lower bound; if it is infeasible so is the MILP.
     2. Restricted MILPs (RENS-like) fix binaries from the LP solution (`_fix_binaries`), first
@@ -588,6 +645,8 @@ def _solve_milp(relaxed: tuple[_HighsLp, dict[str, int]],
             close = best.objective - bound.objective <= abs_gap
             if close or time.perf_counter() >= deadline:
                 return best._replace(status="optimal" if close else "time_limit")
+    if feasible_only and not full_milp:
+        return _Run("not_found", None, np.nan, np.nan, spent)
     logger.debug("restricted MILPs not within the gap: solving the full MILP")
     last = {**options, "time_limit": max(deadline - time.perf_counter(), 0.0)}
     if feasible_only:
