@@ -158,6 +158,18 @@ def test_v2g_feasibility_charge_only_first_then_v2g(tiny, monkeypatch):
     _assert_schedule_valid(res, fleet, head, foot)
 
 
+def test_lp_model_keeps_small_charges_the_milp_cannot():
+    """Headroom 0.5 and 1.0 kW, both below min_kw = 1.5: the MILP cannot charge at all
+    (the small-headroom cuts say so to its LP bound), while the ``lp`` model, whose powers
+    may be below min_kw, charges 0.5 + 1.0 kW to deliver 1.425 kWh."""
+    fleet = _fleet([0], [2], [0.0], [1.5 * EFF], [10.0], [3.0])
+    head, foot, price = np.array([0.5, 1.0]), np.zeros(2), np.array([1.0, 2.0])
+    kw = dict(step_minutes=60, min_kw=MIN_KW, efficiency=EFF)
+    lp = solve_schedule(fleet, head, foot, price, model="lp", **kw)
+    assert lp.feasible and lp.charge_kw[0] == pytest.approx([0.5, 1.0], abs=1e-6)
+    assert solve_schedule(fleet, head, foot, price, **kw).status == "infeasible"
+
+
 def test_infeasible_when_headroom_cannot_deliver_energy():
     """One EV needs 10 kWh in the battery over 6 one-hour steps.
 

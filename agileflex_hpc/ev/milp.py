@@ -16,9 +16,9 @@ outside it, so nothing needs fixing to zero):
   charge and are paid the premium to discharge, but a deficit they cannot cover does not make
   the schedule infeasible (DESIGN stage 7). A -inf headroom or footroom (a time of day that
   collapses) allows no EV power at all;
-- small-headroom cuts: where ``max(headroom[t], 0) < min_kw`` an EV charges only while another
-  discharges, ``c[i,t] <= P_i/min_kw * sum_{j != i} d[j,t]`` (``c[i,t] <= 0`` without V2G):
-  valid for the MILP, they remove the LP relaxation's small charges there;
+- small-headroom cuts (MILP only): where ``max(headroom[t], 0) < min_kw`` an EV charges only
+  while another discharges, ``c[i,t] <= P_i/min_kw * sum_{j != i} d[j,t]`` (``c[i,t] <= 0``
+  without V2G): valid for the MILP, they remove the LP relaxation's small charges there;
 - objective: minimise ``sum step_h*price[t]*(c - d)`` [p], with ``price`` the tariff plus
   ``v2g_premium`` where headroom < 0.
 
@@ -275,7 +275,8 @@ def solve_schedule(
     def build(with_v2g: bool) -> dict[bool, tuple[_HighsLp, dict[str, int]]]:
         return {relaxed: _build_lp(fleet, cells, bound, foot, eff_price, step_h=step_h,
                                    v2g=with_v2g, min_kw=min_kw, efficiency=efficiency,
-                                   footroom_factor=footroom_factor, relaxed=relaxed)
+                                   footroom_factor=footroom_factor, relaxed=relaxed,
+                                   cuts=model == "milp")
                 for relaxed in ((True, False) if model == "milp" else (True,))}
 
     options = {"mip_rel_gap": float(mip_gap), "time_limit": float(time_limit_s),
@@ -460,13 +461,16 @@ def _layout(m: int, *, v2g: bool, relaxed: bool) -> dict[str, int]:
 
 def _build_lp(fleet: EvFleet, cells: _Cells, head: np.ndarray, foot: np.ndarray,
               price: np.ndarray, *, step_h: float, v2g: bool, min_kw: float, efficiency: float,
-              footroom_factor: float, relaxed: bool) -> tuple[_HighsLp, dict[str, int]]:
+              footroom_factor: float, relaxed: bool,
+              cuts: bool = True) -> tuple[_HighsLp, dict[str, int]]:
     """Assemble the model as ``passModel`` arguments (CSC matrix) and its column layout.
 
     ``relaxed`` builds the LP relaxation projected onto the power and energy columns: with the
     binaries continuous, ``min_kw*u <= c <= P*u``, ``min_kw*w <= d <= P*w``, ``u + w <= 1``
     hold for some ``u, w`` exactly when ``c + d <= P`` (take ``u = c/P``, ``w = d/P``), so
     the binaries and their rows are dropped; the optimum is that of the LP relaxation.
+    ``cuts``: add `_small_headroom_rows` (valid for the MILP only, so not for ``model="lp"``,
+    whose schedules may use powers below ``min_kw``).
     """
     m, steps = cells.m, head.size
     cols = _layout(m, v2g=v2g, relaxed=relaxed)
@@ -487,6 +491,8 @@ def _build_lp(fleet: EvFleet, cells: _Cells, head: np.ndarray, foot: np.ndarray,
                                        for j in range(4))
     blocks = _constraint_rows(fleet, cells, cols, head, foot, step_h=step_h, min_kw=min_kw,
                               efficiency=efficiency, footroom_factor=footroom_factor)
+    if cuts:
+        blocks.append(_small_headroom_rows(fleet, cells, head, min_kw, cols["c"], cols.get("d")))
     return _to_highs_lp(blocks, cost, lower, upper, integrality.astype(np.int32)), cols
 
 
@@ -508,7 +514,6 @@ def _constraint_rows(fleet: EvFleet, cells: _Cells, cols: dict[str, int], head: 
     else:
         blocks.append(_total_energy_rows(fleet, cells, step_h, efficiency))
     blocks.append(_zone_rows(cells, head, foot, footroom_factor, cols["c"], cols.get("d")))
-    blocks.append(_small_headroom_rows(fleet, cells, head, min_kw, cols["c"], cols.get("d")))
     return blocks
 
 
