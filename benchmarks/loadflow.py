@@ -28,12 +28,14 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 os.environ.setdefault("OPENDSSDIRECT_PY_USE_NUMPY", "1")
 
+import numpy as np  # noqa: E402
 import opendssdirect as dss  # noqa: E402
 
-from agileflex_hpc.config import parse_config  # noqa: E402
+from agileflex_hpc.config import Config, parse_config  # noqa: E402
 from agileflex_hpc.loadflow import run as lf  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -56,25 +58,25 @@ names = ["25PV50HP"]
 """
 
 
-def _config(root: Path, network: Path | None, steps: int, days: int):
+def _config(root: Path, network: Path | None, steps: int, days: int) -> Config:
     path = f'path = "{network}"' if network else ""
     text = JOB.format(root=root, path=path, steps=steps, minutes=1440 // steps, days=days)
     return parse_config(text, base_dir=root)
 
 
-def prepare(cfg) -> dict:
+def prepare(cfg: Config) -> dict[str, Any]:
     """Compile the network and build its inputs (not timed)."""
     items = lf.plan(cfg)
     solver = lf._Solver(cfg)
-    solver._manifest(items[0].network)
-    solver._network()
-    path = lf.ensure_inputs(cfg, solver.manifest, items[0].case)
-    return {"items": items, "solver": solver, "net": solver.net, "master": solver.net.master,
+    manifest = solver._manifest(items[0].network)
+    net = solver._network()
+    path = lf.ensure_inputs(cfg, manifest, items[0].case)
+    return {"items": items, "solver": solver, "net": net, "master": net.master,
             "target": lf.loadflow_target(cfg),
             "data": lf.read_inputs(path, 0, cfg.time.n_steps)}
 
 
-def time_stage(ctx) -> float:
+def time_stage(ctx: dict[str, Any]) -> float:
     """Seconds per step of one pass of the stage's per-item path over every block (block
     files removed first), with the stage's background block writer, drained at the end."""
     from agileflex_hpc import h5io
@@ -89,7 +91,7 @@ def time_stage(ctx) -> float:
     return (time.perf_counter() - t0) / steps
 
 
-def time_floor(ctx) -> tuple[float, float]:
+def time_floor(ctx: dict[str, Any]) -> tuple[float, float]:
     """(batch set + solve, solve alone) seconds per step of one pass."""
     net, p, pv = ctx["net"], ctx["data"]["demand_kw"], ctx["data"]["pv_kw"]
     net.reset_solver_state()
@@ -103,7 +105,7 @@ def time_floor(ctx) -> tuple[float, float]:
     return (time.perf_counter() - t0) / p.shape[0], t_solve / p.shape[0]
 
 
-def bench_recompile(master: Path, data, n_steps: int) -> float:
+def bench_recompile(master: Path, data: dict[str, np.ndarray], n_steps: int) -> float:
     """Seconds per step when compiling every step and using element-by-element calls."""
     p = data["demand_kw"]
     per = []
