@@ -36,6 +36,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_NET = REPO.parent / "shared" / "networks" / "enwl" / "network_5"
+COSTS = Path("out") / "scaling" / "ev" / "costs.csv"  # the job's measured zone times
 CASES = ["00PV00HP", "00PV25HP", "25PV50HP", "25PV75HP", "50PV100HP", "50PV50HP", "75PV75HP",
          "100PV100HP"]
 
@@ -108,9 +109,8 @@ def measured_tree(work: Path) -> None:
     code = ("from agileflex_hpc.config import load_config; from agileflex_hpc.ev.costs import "
             "snapshot_costs; snapshot_costs(load_config('job.toml'))")
     _run([sys.executable, "-c", code], work / "ev1-prepared")
-    costs = Path("out") / "scaling" / "ev" / "costs.csv"
-    (work / "measured" / costs).parent.mkdir(parents=True, exist_ok=True)
-    shutil.copy(work / "ev1-prepared" / costs, work / "measured" / costs)
+    (work / "measured" / COSTS).parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy(work / "ev1-prepared" / COSTS, work / "measured" / COSTS)
 
 
 def _report(row: dict, base: dict | None = None) -> dict:
@@ -130,7 +130,7 @@ def _balance_bound(work: Path, ranks: list[int]) -> None:
     of whole zones could reach at each R: total / (R x max(largest zone, total / R))."""
     import pandas as pd
 
-    costs = pd.read_csv(work / "measured" / "out" / "scaling" / "ev" / "costs.csv")["wall_s"]
+    costs = pd.read_csv(work / "measured" / COSTS)["wall_s"]
     total, top = float(costs.sum()), float(costs.max())
     bounds = ", ".join(f"{r}: {100 * total / (r * max(top, total / r)):.0f}%" for r in ranks)
     print(f"measured zone times: {len(costs)} zones, total {total:.1f} s, largest {top:.2f} s; "
