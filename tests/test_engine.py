@@ -144,3 +144,16 @@ def test_overloaded_network_collapses_without_error(shared_dir):
     p[1] = 1.0
     out = net.run(p, None, np.zeros_like(p))
     assert out.converged.tolist() == [False, True]
+
+
+def test_compiling_leaves_the_working_directory_alone(tiny_master, tmp_path):
+    """A fresh process: the engine's first data-path change used to move the process into
+    its private folder, deleted at exit, so a library user's relative paths broke."""
+    import subprocess
+    import sys
+
+    code = ("import os; from agileflex_hpc.network.engine import DssNetwork; "
+            f"DssNetwork({str(tiny_master)!r}); print(os.getcwd())")
+    res = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True,
+                         text=True, check=True)
+    assert res.stdout.strip() == str(tmp_path)

@@ -99,7 +99,6 @@ class DssNetwork:
             raise NetworkError(f"network master file not found: {self.master}")
         check_network_files(network_files(self.master))
         _sandbox_engine()
-        dss.Basic.AllowChangeDir(False)
         dss.Text.Command("Clear")
         dss.Text.Command("Set DefaultBaseFrequency=50")
         try:
@@ -376,7 +375,10 @@ class DssNetwork:
 
 def _sandbox_engine() -> None:
     """No editor, forms or shell commands, and OpenDSS's own output in a private folder
-    (called before and after each compile: a compile moves the data path to the master's)."""
+    (called before and after each compile: a compile moves the data path to the master's).
+    The process's working directory stays where it is (the engine would otherwise move it to
+    the data path, a folder deleted at exit)."""
+    dss.Basic.AllowChangeDir(False)
     dss.Basic.AllowEditor(False)
     dss.Basic.AllowForms(False)
     dss.Basic.AllowDOScmd(False)
