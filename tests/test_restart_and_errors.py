@@ -60,8 +60,10 @@ def test_gather_names_the_missing_block(job):
     assert loadflow_main([str(job), "--log-level", "WARNING"]) == 0
     cfg = load_config(job)
     items = plan(cfg)
-    block_path(cfg.out_dir / "raw", items[2]).unlink()
-    with pytest.raises(ResultsError, match="small/00PV25HP/block_00002"):
+    gone = items[2]
+    block_path(cfg.out_dir / "raw", gone).unlink()
+    with pytest.raises(ResultsError, match=f"small/{gone.case}/block_{gone.block:05d}.h5 "
+                       r"\(missing\)"):
         gather_all(cfg, items)
 
 

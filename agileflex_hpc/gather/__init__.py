@@ -50,11 +50,13 @@ def missing_blocks(raw_dir: Path, items: list[WorkItem]) -> list[WorkItem]:
 
 def stitch(cfg: Config, raw_dir: Path, items: list[WorkItem], *, label: str = "loadflow",
            key: Key | None = None) -> Path:
-    """Write the virtual-dataset file of one (network, case) from its items' blocks.
+    """Write the virtual-dataset file of one (network, case) from its items' blocks (in any
+    order: they are stitched in time order).
 
     ``key`` is the stitched file's fingerprint key (stored with it); callers check the blocks
     first (:func:`~agileflex_hpc.loadflow.run.verify_blocks`).
     """
+    items = sorted(items, key=lambda it: it.start)
     network, case = items[0].network, items[0].case
     missing = missing_blocks(raw_dir, items)
     if missing:
