@@ -216,7 +216,7 @@ def _check_schedule(fleet, res, head, foot, price, *, step_h, min_kw, v2g, tol=1
     assert np.all(e[np.arange(n), fleet.t_out] >= fleet.e_end_kwh - tol)
     net = (c - d).sum(axis=0)
     busy = window.any(axis=0)
-    assert np.all(net[busy] <= head[busy] + tol)
+    assert np.all(net[busy] <= np.maximum(head[busy], 0.0) + tol)  # DESIGN: max(headroom, 0)
     assert np.all(net[busy] >= -0.7 * foot[busy] - tol)
     cost = step_h * ((c - d).sum(axis=0) * effective_price_p_per_kwh(price, head)).sum()
     assert res.objective_p == pytest.approx(cost, rel=1e-9)
@@ -327,3 +327,41 @@ def test_tariff_bands_and_premium():
     assert hourly[:6] == pytest.approx(4.0) and hourly[6:9] == pytest.approx(13.6)
     head = np.array([1.0, -0.1, 0.0])
     np.testing.assert_allclose(effective_price_p_per_kwh(np.full(3, 5.0), head), [5.0, 22.5, 5.0])
+
+
+def test_kept_schedule_after_a_pruned_wide_search_is_within_the_gap(monkeypatch):
+    """A V2G zone whose tight restricted MILP finds a schedule outside the gap: the wide one
+    runs with the LP bound + gap as ``objective_bound`` (nodes that cannot beat it pruned,
+    no sub-MIP heuristics), then the full MILP. The schedule is still within mip_gap x the
+    gross value of the exact optimum (solved to 1e-7) and meets every constraint."""
+    from agileflex_hpc.ev import milp as milp_module
+
+    rng = np.random.default_rng(23)
+    n, scale = int(rng.integers(8, 25)), float(rng.uniform(0.3, 1.0))
+    head, foot = _zone(23, scale=scale)
+    head = head - 12.0
+    fleet = draw_fleet(n, 323)
+    price = tariff_p_per_kwh()
+    pruned = []
+    run_highs = milp_module._run_highs
+
+    def spy(lp, options, start=None):
+        pruned.append("objective_bound" in options
+                      and not options.get("mip_heuristic_run_rins", True))
+        return run_highs(lp, options, start)
+
+    monkeypatch.setattr(milp_module, "_run_highs", spy)
+    fast = solve_schedule(fleet, head, foot, price, v2g=True, min_kw=MIN_KW, efficiency=EFF,
+                          mip_gap=1e-3)
+    assert any(pruned)
+    monkeypatch.setattr(milp_module, "_run_highs", run_highs)
+    exact = solve_schedule(fleet, head, foot, price, v2g=True, min_kw=MIN_KW, efficiency=EFF,
+                           mip_gap=1e-7)
+    lp = solve_schedule(fleet, head, foot, price, v2g=True, min_kw=MIN_KW, efficiency=EFF,
+                        model="lp")
+    gross = (np.abs(effective_price_p_per_kwh(price, head))
+             * (lp.charge_kw + lp.discharge_kw)).sum() / 6
+    assert fast.status == "optimal" and exact.status == "optimal"
+    assert exact.objective_p <= fast.objective_p + 1e-4
+    assert fast.objective_p - exact.objective_p <= 1e-3 * gross + 1e-4
+    _check_schedule(fleet, fast, head, foot, price, step_h=1 / 6, min_kw=MIN_KW, v2g=True)

@@ -619,6 +619,9 @@ def _solve_milp(relaxed: tuple[_HighsLp, dict[str, int]],
        every zero-power cell off ("tight"), then only those with a positive reduced cost
        ("wide"). Their optima are feasible schedules; the first within ``mip_gap x scale`` of
        the LP bound is returned (``scale``: the LP schedule's gross value, `_cost_scale`).
+       When the tight one found a schedule but not close enough, the wide one only looks for
+       a close one: ``objective_bound`` prunes the rest, sub-MIP heuristics are off (they
+       took 5 s of a 6 s kept solve, to return the tight one's schedule).
     3. Otherwise the full MILP runs, warm-started from the best restricted schedule.
 
     Parameters ``relaxed`` and ``full`` are (``passModel`` arguments, column layout) pairs.
@@ -637,6 +640,12 @@ def _solve_milp(relaxed: tuple[_HighsLp, dict[str, int]],
                      "mip_abs_gap": 0.1 * abs_gap}  # vs the LP bound
         if feasible_only:
             remaining["mip_max_improving_sols"] = 1
+        elif wide and best is not None:
+            # here only a schedule within the gap of the LP bound ends the search (else the
+            # full MILP runs from ``best``): prune the nodes that cannot reach one, and skip
+            # the sub-MIP heuristics that spent seconds looking for any schedule at the root
+            remaining.update(objective_bound=bound.objective + abs_gap,
+                             mip_heuristic_run_rins=False, mip_heuristic_run_rens=False)
         run = _run_highs(_fix_binaries(full, relaxed[1], bound, m=m, min_kw=min_kw, wide=wide),
                          remaining, start=None if best is None else best.x)
         spent += run.seconds

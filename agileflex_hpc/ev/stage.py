@@ -94,8 +94,10 @@ def list_zone_tasks(cfg: Config, fps: Fingerprints | None = None) -> list[ZoneTa
 
 
 def tasks_for(worker: int, n_workers: int, tasks: list[ZoneTask]) -> list[ZoneTask]:
-    """This worker's zones, by the one partition function (balanced by ``ZoneTask.cost``)."""
-    return items_for(worker, n_workers, tasks)
+    """This worker's zones, by the one partition function: dearest first onto the least-loaded
+    worker (by ``ZoneTask.cost``; zones are independent, so no contiguity is needed), each
+    worker's in the global order."""
+    return items_for(worker, n_workers, tasks, contiguous=False)
 
 
 @dataclass

@@ -87,14 +87,14 @@ def tasks_to_redo(cfg: Config, stage: str, n_workers: int) -> list[int] | None:
 
     fps = Fingerprints(cfg)
     if stage == "ev":
-        from agileflex_hpc.ev.stage import list_zone_tasks, zone_current
+        from agileflex_hpc.ev.stage import list_zone_tasks, tasks_for, zone_current
 
         try:
             zones = list_zone_tasks(cfg, fps)
         except AgileflexError:
             return None
         return [w for w in range(n_workers)
-                if not all(zone_current(cfg, fps, t) for t in items_for(w, n_workers, zones))]
+                if not all(zone_current(cfg, fps, t) for t in tasks_for(w, n_workers, zones))]
     if stage in ("loadflow", "validate"):
         from agileflex_hpc.loadflow.run import loadflow_target, study_items
         from agileflex_hpc.validate.stage import validation_target
