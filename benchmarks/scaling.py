@@ -21,6 +21,12 @@ with ``mpirun -n R python -m agileflex_hpc.loadflow`` for each R; inputs and man
 built once beforehand and copied, so every run times the same solve + write work. Throughput
 is total steps / the slowest rank's wall time; efficiency = throughput(R) / (R x throughput(1)).
 Target (issue 3): >= 90 % at 16 ranks on a 16-core machine.
+
+``--one-at-a-time`` (for a machine with fewer cores than R): each R > 1 runs its R shares as
+array tasks (``--worker w --workers R``), one after another, each with the machine to itself;
+the wall time of R is the slowest share's. This measures what the split costs (imbalance,
+work every share repeats: start-up, network compiles, reads) but not what R processes
+running at once cost each other (memory bandwidth, shared caches, clock speed, file system).
 """
 
 from __future__ import annotations
@@ -67,39 +73,61 @@ def _run(cmd: list[str], cwd: Path) -> None:
         sys.exit(f"failed: {' '.join(cmd)}\n{res.stderr[-3000:]}")
 
 
-def measure(job: Path, work: Path, ranks: int) -> dict:
-    """Solve the job on ``ranks`` ranks from a copy of the prepared inputs; return totals."""
+def _stage_cmd(stage: str, job: Path, ranks: int, share: int | None) -> list[str]:
+    """``python -m agileflex_hpc.<stage> job``: under ``mpirun -n ranks``, or as array task
+    ``share`` of ``ranks`` (one process), or alone (``ranks`` 1)."""
+    cmd = [sys.executable, "-m", f"agileflex_hpc.{stage}", str(job), "--log-level", "WARNING"]
+    if share is not None:
+        return cmd + ["--worker", str(share), "--workers", str(ranks)]
+    return [_mpirun(), "-n", str(ranks), *cmd] if ranks > 1 else cmd
+
+
+def _shares(ranks: int, one_at_a_time: bool) -> list[int | None]:
+    """What to launch for R ranks: one MPI world, or R array-task shares one after another."""
+    return list(range(ranks)) if one_at_a_time and ranks > 1 else [None]
+
+
+def measure(job: Path, work: Path, ranks: int, one_at_a_time: bool = False) -> dict:
+    """Solve the job on ``ranks`` ranks from a copy of the prepared inputs; return totals
+    (wall: the slowest rank's or share's solve loop, from the stage's summary JSON)."""
     run_dir = work / f"r{ranks}"
     shutil.copytree(work / "prepared", run_dir)
-    summary = run_dir / "summary.json"
-    cmd = [_mpirun(), "-n", str(ranks), sys.executable, "-m", "agileflex_hpc.loadflow",
-           str(job), "--no-gather", "--log-level", "WARNING", "--summary-json", str(summary)]
-    if ranks == 1:
-        cmd = cmd[3:]
-    _run(cmd, run_dir)
-    rows = json.loads(summary.read_text())
+    rows = []
+    for k, share in enumerate(_shares(ranks, one_at_a_time)):
+        summary = run_dir / f"summary{k}.json"
+        _run(_stage_cmd("loadflow", job, ranks, share)
+             + ["--no-gather", "--summary-json", str(summary)], run_dir)
+        rows += json.loads(summary.read_text())
     steps = sum(r["steps"] for r in rows)
     wall = max(r["wall_s"] for r in rows)
-    return {"ranks": ranks, "steps": steps, "wall_s": wall, "steps_per_s": steps / wall}
+    return {"ranks": ranks, "steps": steps, "wall_s": wall, "steps_per_s": steps / wall,
+            "spread": _spread([r["wall_s"] for r in rows])}
 
 
-def measure_ev(job: Path, work: Path, ranks: int, source: str = "prepared") -> dict:
+def _spread(walls: list[float]) -> str:
+    """The ranks' (or shares') wall times [s] as ``min-max``."""
+    return f"{min(walls):.2f}-{max(walls):.2f} s"
+
+
+def measure_ev(job: Path, work: Path, ranks: int, source: str = "prepared",
+               one_at_a_time: bool = False) -> dict:
     """The EV stage of the prepared job (``source``: the tree to copy) on ``ranks`` ranks;
-    zones per second."""
+    zones per second (wall: the command's, start-up included; one at a time, the slowest
+    share's)."""
     import time
 
     run_dir = work / f"ev{ranks}-{source}"
     shutil.copytree(work / source, run_dir)
-    cmd = [_mpirun(), "-n", str(ranks), sys.executable, "-m", "agileflex_hpc.ev", str(job),
-           "--log-level", "WARNING"]
-    if ranks == 1:
-        cmd = cmd[3:]
-    started = time.perf_counter()
-    _run(cmd, run_dir)
-    wall = time.perf_counter() - started
+    walls = []
+    for share in _shares(ranks, one_at_a_time):
+        started = time.perf_counter()
+        _run(_stage_cmd("ev", job, ranks, share), run_dir)
+        walls.append(time.perf_counter() - started)
     zones = len(list((run_dir / "out" / "scaling" / "ev").rglob("*.h5")))
+    wall = max(walls)
     return {"ranks": ranks, "steps": zones, "wall_s": wall, "steps_per_s": zones / wall,
-            "split": "measured" if source == "measured" else "estimate"}
+            "split": "measured" if source == "measured" else "estimate",
+            **({"spread": _spread(walls)} if len(walls) > 1 else {})}
 
 
 def measured_tree(work: Path) -> None:
@@ -120,21 +148,37 @@ def _report(row: dict, base: dict | None = None) -> dict:
     print(f"{row['ranks']:5d} {row['wall_s']:8.2f} {row['steps_per_s']:9.1f} {speed:8.2f} "
           f"{100 * speed / row['ranks']:9.1f}%"
           + (f"  {row['split']}" if "split" in row and row["ranks"] > 1 else "")
+          + (f"  shares {row['spread']}" if row["ranks"] > 1 and "spread" in row else "")
           + (f"  ({row['steps']} {'zones' if 'split' in row else 'steps'})" if row is base
              else ""), flush=True)
     return base
 
 
 def _balance_bound(work: Path, ranks: list[int]) -> None:
-    """Print the measured zone times' total, largest zone, and the best efficiency any split
-    of whole zones could reach at each R: total / (R x max(largest zone, total / R))."""
+    """Print the measured zone times' total and largest zone, the best efficiency any split of
+    whole zones could reach at each R (total / (R x max(largest zone, total / R))), and what
+    the stage's split (longest first) and a contiguous split reach with those times."""
+    import numpy as np
     import pandas as pd
 
-    costs = pd.read_csv(work / "measured" / COSTS)["wall_s"]
+    from agileflex_hpc.partition import assign_longest_first, split_by_cost
+
+    costs = pd.read_csv(work / "measured" / COSTS)["wall_s"].to_numpy()
     total, top = float(costs.sum()), float(costs.max())
-    bounds = ", ".join(f"{r}: {100 * total / (r * max(top, total / r)):.0f}%" for r in ranks)
+
+    def efficiency(loads: np.ndarray, r: int) -> str:
+        return f"{100 * total / (r * loads.max()):.0f}%"
+
+    rows = []
+    for r in ranks[1:]:
+        bounds = split_by_cost(costs, r)
+        contiguous = np.array([costs[a:b].sum() for a, b in zip(bounds, bounds[1:])])
+        longest_first = np.bincount(assign_longest_first(costs, r), costs, r)
+        rows.append(f"  {r} ranks: any whole-zone split <= "
+                    f"{100 * total / (r * max(top, total / r)):.0f}%, longest first "
+                    f"{efficiency(longest_first, r)}, contiguous {efficiency(contiguous, r)}")
     print(f"measured zone times: {len(costs)} zones, total {total:.1f} s, largest {top:.2f} s; "
-          f"best efficiency of any whole-zone split: {bounds}", flush=True)
+          "efficiency of the split by these times:\n" + "\n".join(rows), flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -150,6 +194,9 @@ def main(argv: list[str] | None = None) -> int:
                     "--max-ranks)")
     ap.add_argument("--split", choices=["estimate", "measured", "both"], default="both",
                     help="EV stage: which split(s) to time for R > 1")
+    ap.add_argument("--one-at-a-time", action="store_true",
+                    help="run the R shares as array tasks one after another (fewer cores "
+                    "than ranks: measures the split, not contention)")
     args = ap.parse_args(argv)
     nets = args.network or ([DEFAULT_NET] if DEFAULT_NET.is_dir() else [])
     networks = "\n".join(f'[[network]]\nname = "bench{i}"\npath = "{p.resolve()}"'
@@ -181,23 +228,24 @@ def main(argv: list[str] | None = None) -> int:
         job = Path("job.toml")
         unit = "zones" if args.stage == "ev" else "steps"
         where = ", ".join(str(p) for p in nets) if len(nets) < 3 else f"{len(nets)} networks"
-        print(f"{args.stage}: network {where or 'embedded default'}, cpus {os.cpu_count()}")
+        print(f"{args.stage}: network {where or 'embedded default'}, cpus {os.cpu_count()}"
+              + (", R > 1 as R shares one at a time" if args.one_at_a_time else ""))
         print(f"{'ranks':>5s} {'wall_s':>8s} {unit + '/s':>9s} {'speedup':>8s} "
               f"{'efficiency':>10s}" + ("  split" if args.stage == "ev" else ""), flush=True)
         if args.stage == "loadflow":
             base = _report(measure(job, work, 1))
             for r in ranks[1:]:
-                _report(measure(job, work, r), base)
+                _report(measure(job, work, r, args.one_at_a_time), base)
         else:
             base = _report(measure_ev(job, work, 1))
             if args.split in ("estimate", "both"):
                 for r in ranks[1:]:
-                    _report(measure_ev(job, work, r), base)
+                    _report(measure_ev(job, work, r, one_at_a_time=args.one_at_a_time), base)
             if args.split in ("measured", "both") and len(ranks) > 1:
                 measured_tree(work)
                 _balance_bound(work, ranks)
                 for r in ranks[1:]:
-                    _report(measure_ev(job, work, r, "measured"), base)
+                    _report(measure_ev(job, work, r, "measured", args.one_at_a_time), base)
     return 0
 
 
