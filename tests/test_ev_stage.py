@@ -5,6 +5,7 @@ import shutil
 import subprocess
 import sys
 
+import h5py
 import numpy as np
 import pytest
 
@@ -167,6 +168,24 @@ def test_ev_stage_under_mpirun_gives_the_single_process_answers(tmp_path, mpirun
     assert "ev summary: 12 zones solved" in res.stderr and "slowest:" in res.stderr
     assert "EVs hosted (stage 7) beside the estimate" in res.stdout
     assert "[mpi 0/2]" in res.stderr  # the ranks really ran under MPI
+
+
+@pytest.mark.mpi
+def test_ev_stage_under_mpirun_stops_every_rank_on_a_stale_hosting_file(tmp_path, mpirun):
+    """The root alone lists and checks the zones (every network's files hashed once) and
+    sends them to the ranks: a stale hosting file there is one clear error and every rank
+    stops (none waits for a list that never comes), with nothing written."""
+    path, cfg, _ = _two_copies(tmp_path, JOB, "one", "unused")
+    hosting = layout(cfg).hosting("small")
+    with h5py.File(hosting, "r+") as f:
+        f.attrs["fingerprint"] = "0" * 64  # as if computed from other inputs
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    env.pop("SLURM_ARRAY_TASK_ID", None)
+    res = subprocess.run([mpirun, "-n", "2", sys.executable, "-m", "agileflex_hpc.ev", str(path)],
+                         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert res.returncode != 0
+    assert f"{hosting}" in res.stderr and "headroom" in res.stderr, res.stderr[-2000:]
+    assert not list((cfg.out_dir / "ev").rglob("*.h5"))
 
 
 def test_progress_counts_zones_and_attempts(tmp_path, capfd):
