@@ -175,7 +175,9 @@ def test_ev_stage_under_mpirun_stops_every_rank_on_a_stale_hosting_file(tmp_path
     """The root alone lists and checks the zones (every network's files hashed once) and
     sends them to the ranks: a stale hosting file there is one clear error and every rank
     stops (none waits for a list that never comes), with nothing written."""
-    path, cfg, _ = _two_copies(tmp_path, JOB, "one", "unused")
+    path = write_job(tmp_path, JOB.format(root="one"), "one.toml")
+    cfg = load_config(path)
+    run_pipeline(cfg, stages=("loadflow", "headroom"))
     hosting = layout(cfg).hosting("small")
     with h5py.File(hosting, "r+") as f:
         f.attrs["fingerprint"] = "0" * 64  # as if computed from other inputs
