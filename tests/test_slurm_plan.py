@@ -107,3 +107,51 @@ def test_single_job_stages_refuse_worker_options(tmp_path, stage):
                           "--workers", "2", "--worker", "0"],
                          cwd=tmp_path, capture_output=True, text=True, timeout=60)
     assert res.returncode == 2 and "unrecognized arguments" in res.stderr
+
+
+TWO_SIZES = """
+[run]
+name = "redo"
+root = "out"
+seed = 3
+[time]
+start = "2014-01-06"
+days = 2
+step_minutes = 30
+block_steps = 24
+[[network]]
+name = "tiny"
+path = "tiny"
+[[network]]
+name = "small"
+[cases]
+names = ["00PV25HP", "50PV100HP"]
+"""
+
+
+@pytest.mark.requires_opendss
+def test_resubmit_names_the_load_flow_task_that_did_not_run_on_networks_of_two_sizes(
+        tmp_path, tiny_master):
+    """Tasks 0 and 2 of 3 run, task 1 is lost. Tasks split by buses x steps (a 4-bus and a
+    203-bus network), so resubmit must name task 1 by that split (an equal-weight split of
+    the same items names other tasks); running what it names completes the stage."""
+    from agileflex_hpc.cli import Workers
+    from agileflex_hpc.fingerprint import Fingerprints
+    from agileflex_hpc.loadflow.run import loadflow_target, study_items
+    from agileflex_hpc.loadflow.stage import run_loadflow
+    from agileflex_hpc.partition import items_for
+    from agileflex_hpc.slurm.jobs import tasks_to_redo
+
+    cfg = load_config(write_job(tmp_path, TWO_SIZES))
+    assert tasks_to_redo(cfg, "loadflow", 3) is None  # nothing planned yet: the whole array
+    for w in (0, 2):
+        run_loadflow(cfg, Workers(w, 3, source="flags"), gather=False)
+    target, fps = loadflow_target(cfg), Fingerprints(cfg)
+    missing = [it for it in study_items(cfg) if not target.block_current(fps, it)]
+    assert missing and {it.network for it in missing} == {"small"}
+    equal = [w for w in range(3) if any(it in missing for it in items_for(w, 3, study_items(cfg)))]
+    assert equal != [1]  # the scenario tells the two splits apart
+    assert tasks_to_redo(cfg, "loadflow", 3) == [1]
+    run_loadflow(cfg, Workers(1, 3, source="flags"), gather=False)
+    assert all(target.block_current(fps, it) for it in study_items(cfg))
+    assert tasks_to_redo(cfg, "loadflow", 3) == []

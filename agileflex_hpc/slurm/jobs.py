@@ -96,11 +96,14 @@ def tasks_to_redo(cfg: Config, stage: str, n_workers: int) -> list[int] | None:
         return [w for w in range(n_workers)
                 if not all(zone_current(cfg, fps, t) for t in tasks_for(w, n_workers, zones))]
     if stage in ("loadflow", "validate"):
-        from agileflex_hpc.loadflow.run import loadflow_target, study_items
+        from agileflex_hpc.loadflow.run import loadflow_target, plan
         from agileflex_hpc.validate.stage import validation_target
 
         target = loadflow_target(cfg) if stage == "loadflow" else validation_target(cfg)
-        items = study_items(cfg, target.cases)
+        try:  # the tasks' own split: costed by the manifests' bus counts, as they plan it
+            items = plan(cfg, target.cases, fps, build=False)
+        except AgileflexError:  # no current manifests: the stage has not run since
+            return None
         return [w for w in range(n_workers)
                 if not all(target.block_current(fps, it) for it in items_for(w, n_workers, items))]
     raise ValueError(f"{stage} is not an array stage")
