@@ -111,3 +111,35 @@ def test_gather_refuses_blocks_from_another_config(job, tmp_path):
     cfg = load_config(changed)
     with pytest.raises(ResultsError, match=r"stale: config \[loadflow\] changed"):
         gather_all(cfg, plan(cfg))
+
+
+def test_array_tasks_build_shared_inputs_from_different_ends(tmp_path, caplog):
+    """Array tasks of one network need every case's inputs file; each starts at its own
+    point of the list (else all would build the same file at once), and skips a file another
+    task has written meanwhile."""
+    import logging
+
+    from agileflex_hpc.cli import Workers
+    from agileflex_hpc.inputs.stage import inputs_path
+    from agileflex_hpc.loadflow.run import prepare_inputs, rotated
+
+    body = JOB.format(extra="").replace('["00PV25HP"]', '["00PV25HP", "25PV50HP", "50PV100HP"]')
+    cfg = load_config(write_job(tmp_path, body))
+    items = plan(cfg)
+    cases = list(dict.fromkeys(it.case for it in items))
+    assert [rotated(cases, w, 3)[0] for w in range(3)] == cases  # each task starts elsewhere
+    assert rotated(cases, 0, 1) == cases and sorted(rotated(cases, 2, 3)) == sorted(cases)
+
+    def written() -> list[str]:
+        return [r.getMessage().rsplit("/", 1)[-1] for r in caplog.records
+                if r.getMessage().startswith("inputs written")]
+
+    with caplog.at_level(logging.INFO, logger="agileflex_hpc.inputs.stage"):
+        prepare_inputs(cfg, items, Workers(2, 3, source="flags"), None)
+        first = written()
+        caplog.clear()
+        mtimes = {c: inputs_path(cfg.out_dir, "small", c).stat().st_mtime_ns for c in cases}
+        prepare_inputs(cfg, items, Workers(0, 3, source="flags"), None)
+    assert first == [f"{c}.h5" for c in cases[2:] + cases[:2]]
+    assert written() == []  # task 0 found every file current
+    assert {c: inputs_path(cfg.out_dir, "small", c).stat().st_mtime_ns for c in cases} == mtimes

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 import h5py
 import numpy as np
@@ -50,6 +50,8 @@ __all__ = ["run", "plan", "study_items", "block_path", "block_checksum", "verify
            "WorkerSummary", "LoadflowInputs", "loadflow_target"]
 
 logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 #: the ``/loadflow`` arrays of a block, by name, in the registry's order (the order of
 #: :func:`block_checksum`, stored in every block file)
@@ -356,6 +358,10 @@ def prepare_inputs(cfg: Config, items: list[WorkItem], workers: Workers,
 
     The pairs the process group's items need (one process, an MPI world, or the ranks of one
     array task) are dealt round-robin over its ranks, which then wait for each other.
+    Array tasks share no memory, and neighbouring tasks need mostly the same pairs (every
+    share holds each of its networks' cases): each task starts at its own point of the list
+    (:func:`rotated`), and a pair another task has written meanwhile is found current and
+    skipped, so a pair is built about once, not once per task.
     """
     target = target or loadflow_target(cfg)
     fps = Fingerprints(cfg)
@@ -363,7 +369,9 @@ def prepare_inputs(cfg: Config, items: list[WorkItem], workers: Workers,
     size, rank = (1, 0) if comm is None else (comm.Get_size(), comm.Get_rank())
     first = workers.index - rank  # the process group's first worker
     group = [it for w in range(first, first + size) for it in items_for(w, workers.count, items)]
-    share = list(dict.fromkeys((it.network, it.case) for it in group))[rank::size]
+    order = {pair: k for k, pair in enumerate(dict.fromkeys((it.network, it.case) for it in items))}
+    pairs = sorted({(it.network, it.case) for it in group}, key=order.__getitem__)
+    share = rotated(pairs, first, workers.count)[rank::size]
     stale = [(n, c) for n, c in share
              if freshness(inputs_path(cfg.out_dir, n, c), fps.inputs(n, c)) != "ok"]
     if target.inputs_for is ensure_inputs and stale:
@@ -375,6 +383,13 @@ def prepare_inputs(cfg: Config, items: list[WorkItem], workers: Workers,
         target.inputs_for(cfg, manifests[network], case, fps)
     if workers.comm is not None:
         workers.comm.Barrier()
+
+
+def rotated(pairs: list[T], worker: int, n_workers: int) -> list[T]:
+    """``pairs`` starting at worker ``worker``'s point, ``worker / n_workers`` of the way in
+    (wrapping around): workers that need the same list start apart."""
+    k = worker * len(pairs) // max(n_workers, 1)
+    return pairs[k:] + pairs[:k]
 
 
 def collapse_counts(summaries: list[WorkerSummary]) -> dict[str, int]:
