@@ -114,9 +114,9 @@ def test_gather_refuses_blocks_from_another_config(job, tmp_path):
 
 
 def test_array_tasks_build_shared_inputs_from_different_ends(tmp_path, caplog):
-    """Array tasks of one network need every case's inputs file; each starts at its own
-    point of the list (else all would build the same file at once), and skips a file another
-    task has written meanwhile."""
+    """Array tasks of one network need every case's inputs file; each builds its own part of
+    the list first (else all would build the same file at once), then the others' from their
+    ends, and skips a file another task has written meanwhile."""
     import logging
 
     from agileflex_hpc.cli import Workers
@@ -128,7 +128,7 @@ def test_array_tasks_build_shared_inputs_from_different_ends(tmp_path, caplog):
     items = plan(cfg)
     cases = list(dict.fromkeys(it.case for it in items))
     assert [rotated(cases, w, 3)[0] for w in range(3)] == cases  # each task starts elsewhere
-    assert rotated(cases, 0, 1) == cases and sorted(rotated(cases, 2, 3)) == sorted(cases)
+    assert rotated(cases, 0, 1) == cases and rotated(cases, 0, 3) == [cases[0]] + cases[:0:-1]
 
     def written() -> list[str]:
         return [r.getMessage().rsplit("/", 1)[-1] for r in caplog.records
@@ -140,6 +140,6 @@ def test_array_tasks_build_shared_inputs_from_different_ends(tmp_path, caplog):
         caplog.clear()
         mtimes = {c: inputs_path(cfg.out_dir, "small", c).stat().st_mtime_ns for c in cases}
         prepare_inputs(cfg, items, Workers(0, 3, source="flags"), None)
-    assert first == [f"{c}.h5" for c in cases[2:] + cases[:2]]
+    assert first == [f"{c}.h5" for c in cases[::-1]]  # its own, then task 1's, task 0's
     assert written() == []  # task 0 found every file current
     assert {c: inputs_path(cfg.out_dir, "small", c).stat().st_mtime_ns for c in cases} == mtimes

@@ -359,7 +359,7 @@ def prepare_inputs(cfg: Config, items: list[WorkItem], workers: Workers,
     The pairs the process group's items need (one process, an MPI world, or the ranks of one
     array task) are dealt round-robin over its ranks, which then wait for each other.
     Array tasks share no memory, and neighbouring tasks need mostly the same pairs (every
-    share holds each of its networks' cases): each task starts at its own point of the list
+    share holds each of its networks' cases): each task builds its own part of the list first
     (:func:`rotated`), and a pair another task has written meanwhile is found current and
     skipped, so a pair is built about once, not once per task.
     """
@@ -386,10 +386,12 @@ def prepare_inputs(cfg: Config, items: list[WorkItem], workers: Workers,
 
 
 def rotated(pairs: list[T], worker: int, n_workers: int) -> list[T]:
-    """``pairs`` starting at worker ``worker``'s point, ``worker / n_workers`` of the way in
-    (wrapping around): workers that need the same list start apart."""
-    k = worker * len(pairs) // max(n_workers, 1)
-    return pairs[k:] + pairs[:k]
+    """The order in which worker ``worker`` of ``n_workers`` builds ``pairs`` that every worker
+    may need: first its own ``1 / n_workers`` of the list, then the others' in reverse (the
+    pairs their owners reach last first), so that helpers and owners meet in the middle."""
+    n = max(n_workers, 1)
+    lo, hi = worker * len(pairs) // n, (worker + 1) * len(pairs) // n
+    return pairs[lo:hi] + (pairs[hi:] + pairs[:lo])[::-1]
 
 
 def collapse_counts(summaries: list[WorkerSummary]) -> dict[str, int]:
