@@ -1,9 +1,11 @@
 """Work items (network, case, block) and the one function that splits them over workers.
 
 MPI ranks, SLURM array tasks and single-process runs all call :func:`items_for`, so a run's
-results never depend on how it was split. Load-flow items split into contiguous runs (a worker
-compiles each of its networks once); EV zones, independent of each other, longest first onto
-the least-loaded worker (:func:`assign_longest_first`).
+results never depend on how it was split. Load-flow items split into contiguous runs of an
+order in which, in a long study, each network is dealt over several shares
+(:func:`spread_rounds`; a worker still compiles each of its networks once); EV zones,
+independent of each other, longest first onto the least-loaded worker
+(:func:`assign_longest_first`).
 """
 
 from __future__ import annotations
@@ -16,8 +18,9 @@ from typing import Protocol, TypeVar
 
 import numpy as np
 
-__all__ = ["WorkItem", "list_items", "mixed_order", "spread_order", "items_for", "split_by_cost",
-           "assign_longest_first", "describe_plan"]
+__all__ = ["WorkItem", "list_items", "mixed_order", "spread_order", "items_for", "shares",
+           "split_by_cost", "assign_longest_first", "spread_factor", "spread_rounds",
+           "describe_plan"]
 
 logger = logging.getLogger(__name__)
 
@@ -151,38 +154,102 @@ def items_for(worker: int, n_workers: int, items: Sequence[C], *,
     their global order. The one partition function: load-flow blocks and EV zones, for MPI
     ranks, array tasks and single runs alike.
 
-    ``contiguous``: a contiguous run of the ordered items (:func:`split_by_cost`), else the
-    items :func:`assign_longest_first` gives the worker (for independent items of uneven cost).
+    ``contiguous``: contiguous runs (:func:`split_by_cost`) of the items, load-flow items
+    first arranged in :func:`spread_rounds` (a worker compiles each of its networks once);
+    else the items :func:`assign_longest_first` gives the worker (independent items of uneven
+    cost).
     """
     if not 0 <= worker < n_workers:
         raise ValueError(f"worker {worker} is outside 0..{n_workers - 1}")
+    return [items[k] for k in shares(items, n_workers, contiguous=contiguous)[worker]]
+
+
+def shares(items: Sequence[Costed], n_workers: int, *, contiguous: bool = True) -> list[list[int]]:
+    """Every worker's item positions (ascending), as :func:`items_for` splits them."""
+    if n_workers < 1:
+        raise ValueError(f"n_workers must be >= 1, got {n_workers}")
     costs = np.array([it.cost for it in items], dtype=float)
     if not contiguous:
         owner = assign_longest_first(costs, n_workers)
-        return [it for it, w in zip(items, owner) if w == worker]
-    bounds = split_by_cost(costs, n_workers)
-    return list(items[bounds[worker]:bounds[worker + 1]])
+        return [np.flatnonzero(owner == w).tolist() for w in range(n_workers)]
+    order = np.arange(len(items))
+    if items and all(isinstance(it, WorkItem) for it in items):
+        work = [it for it in items if isinstance(it, WorkItem)]  # (the same items, typed)
+        order = spread_rounds([it.network for it in work], costs,
+                              spread_factor(work, n_workers))
+    bounds = split_by_cost(costs[order], n_workers)
+    return [sorted(order[bounds[w]:bounds[w + 1]].tolist()) for w in range(n_workers)]
+
+
+#: compiling a network costs about as much as solving this many of its steps (the 62
+#: networks of ``../shared/networks``: median 116, range 70-173)
+COMPILE_STEPS = 120
+#: every network's items are dealt over more shares only while each part keeps at least this
+#: many compiles' worth of steps, so spreading adds at most ``1 / SPREAD_RATIO`` to the work
+SPREAD_RATIO = 10
+
+
+def spread_factor(items: Sequence[WorkItem], n_workers: int) -> int:
+    """Over how many workers' shares (1 to ``n_workers``) every network's items are spread.
+
+    Buses x steps misjudges a network's cost per step (small networks pay a per-step
+    overhead, weak ones collapsed steps that run to the iteration limit: 0.31 to 1.27 us per
+    bus and step over the 62 shared networks). A worker holding a few whole networks inherits
+    their error; one holding a part of many networks averages it out. Each extra part
+    compiles its network once more, so a study spreads only as far as its length pays for.
+    """
+    steps: dict[str, int] = {}
+    for it in items:
+        steps[it.network] = steps.get(it.network, 0) + it.n_steps
+    if not steps:
+        return 1
+    return int(max(1, min(n_workers, min(steps.values()) // (SPREAD_RATIO * COMPILE_STEPS))))
+
+
+def spread_rounds(networks: Sequence[str], costs: np.ndarray, m: int) -> np.ndarray:
+    """Item positions as ``m`` rounds: round ``r`` holds the ``r``-th of ``m`` contiguous,
+    cost-balanced parts of each network's items (networks in their order).
+
+    A contiguous split of this order into ``n`` shares gives each share parts of about
+    ``m`` times as many networks as a contiguous split of the items themselves (with
+    ``m = n``, about ``1 / n`` of every network). ``m = 1`` is the items' own order.
+    """
+    costs = np.asarray(costs, dtype=float)
+    if m <= 1:
+        return np.arange(len(networks))
+    first: dict[str, list[int]] = {}
+    for k, net in enumerate(networks):
+        first.setdefault(net, []).append(k)
+    rounds: list[list[int]] = [[] for _ in range(m)]
+    for positions in first.values():
+        pos = np.array(positions)
+        bounds = split_by_cost(costs[pos], m)
+        for r in range(m):
+            rounds[r] += pos[bounds[r]:bounds[r + 1]].tolist()
+    return np.array([k for part in rounds for k in part], dtype=int)
 
 
 def describe_plan(items: list[WorkItem], n_workers: int,
                   current: Callable[[WorkItem], bool] | None = None) -> str:
-    """A human-readable table of the partition: items, steps and cost share per worker, and
-    (given ``current``, which says whether an item's result is already current) how many
-    items each worker finds done and will skip."""
-    bounds = split_by_cost(np.array([it.cost for it in items]), n_workers)
+    """A human-readable table of the partition: items, steps, networks and cost share per
+    worker, and (given ``current``, which says whether an item's result is already current)
+    how many items each worker finds done and will skip."""
+    parts = shares(items, n_workers)
     total = sum(it.cost for it in items) or 1
     done = [current(it) for it in items] if current is not None else None
+    m = spread_factor(items, n_workers)
     lines = [f"{len(items)} work items over {n_workers} worker(s)"
+             + (f", each network spread over {m} shares" if m > 1 else "")
              + (f", {sum(done)} already current (skipped)" if done is not None else ""),
-             "worker  items  steps  cost%" + ("  current" if done is not None else "")
+             "worker  items  steps  nets  cost%" + ("  current" if done is not None else "")
              + "  first -> last"]
-    for w in range(n_workers):
-        mine = items[bounds[w]:bounds[w + 1]]
+    for w, positions in enumerate(parts):
+        mine = [items[k] for k in positions]
         share = 100.0 * sum(it.cost for it in mine) / total
         span = (f"{_label(mine[0])} -> {_label(mine[-1])}" if mine else "(idle)")
-        cur = (f" {sum(done[bounds[w]:bounds[w + 1]]):8d}" if done is not None else "")
+        cur = (f" {sum(done[k] for k in positions):8d}" if done is not None else "")
         lines.append(f"{w:6d} {len(mine):6d} {sum(it.n_steps for it in mine):6d} "
-                     f"{share:6.1f}{cur}  {span}")
+                     f"{len({it.network for it in mine}):5d} {share:6.1f}{cur}  {span}")
     return "\n".join(lines)
 
 
