@@ -40,7 +40,7 @@ from agileflex_hpc.network.manifest import (
     read_manifest,
     write_manifest,
 )
-from agileflex_hpc.partition import WorkItem, items_for, list_items
+from agileflex_hpc.partition import WorkItem, items_for, list_items, shares
 
 if TYPE_CHECKING:
     from agileflex_hpc.cli import Workers
@@ -368,7 +368,8 @@ def prepare_inputs(cfg: Config, items: list[WorkItem], workers: Workers,
     comm = workers.comm
     size, rank = (1, 0) if comm is None else (comm.Get_size(), comm.Get_rank())
     first = workers.index - rank  # the process group's first worker
-    group = [it for w in range(first, first + size) for it in items_for(w, workers.count, items)]
+    parts = shares(items, workers.count)  # once: an MPI world holds up to every share
+    group = [items[k] for w in range(first, first + size) for k in parts[w]]
     order = {pair: k for k, pair in enumerate(dict.fromkeys((it.network, it.case) for it in items))}
     pairs = sorted({(it.network, it.case) for it in group}, key=order.__getitem__)
     share = rotated(pairs, first, workers.count)[rank::size]

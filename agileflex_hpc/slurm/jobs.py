@@ -83,7 +83,7 @@ def task_state(states: dict[str, str], sub: Submitted) -> dict[str, list[str]]:
 def tasks_to_redo(cfg: Config, stage: str, n_workers: int) -> list[int] | None:
     """The tasks of an ``n_workers`` split of ``stage`` with work left, or None when the
     stage's own inputs are not there yet (an earlier stage has work left)."""
-    from agileflex_hpc.partition import items_for
+    from agileflex_hpc.partition import shares
 
     fps = Fingerprints(cfg)
     if stage == "ev":
@@ -104,8 +104,8 @@ def tasks_to_redo(cfg: Config, stage: str, n_workers: int) -> list[int] | None:
             items = plan(cfg, target.cases, fps, build=False)
         except AgileflexError:  # no current manifests: the stage has not run since
             return None
-        return [w for w in range(n_workers)
-                if not all(target.block_current(fps, it) for it in items_for(w, n_workers, items))]
+        return [w for w, part in enumerate(shares(items, n_workers))
+                if not all(target.block_current(fps, items[k]) for k in part)]
     raise ValueError(f"{stage} is not an array stage")
 
 
