@@ -80,16 +80,18 @@ def list_items(networks: list[tuple[str, int]], cases: list[str], n_steps: int,
 
 def mixed_order(n_blocks: int, n_cases: int) -> list[tuple[int, int]]:
     """Every (block, case) pair once: the k-th is case ``c = k mod n_cases`` of block
-    ``bitrev((k div n_cases + c) mod n_blocks)``.
+    ``(spread(k div n_cases) + floor(spread_c(c) x n_blocks / n_cases)) mod n_blocks``, where
+    ``spread`` and ``spread_c`` are :func:`spread_order` of the blocks and of the cases.
 
-    Each run of ``n_cases`` consecutive pairs holds every case once, each on a different
-    block (the diagonal ``+ c``); consecutive diagonals go to blocks far apart in time
-    (``bitrev``: :func:`spread_order`), so a contiguous share of any length samples the
-    whole study rather than a few neighbouring (similar) days.
+    Each run of ``n_cases`` consecutive pairs holds every case once, each on a different block
+    (case ``c`` a fixed fraction of the study after the run's base day); consecutive runs'
+    base days lie far apart in time, so a contiguous share of any length samples the whole
+    study. Cases next to each other in the config (similar heat-pump shares, dear on the same
+    cold days) are shifted far apart, so a share does not hold them on the same days.
     """
-    spread = spread_order(n_blocks)
-    return [(spread[(k // n_cases + k % n_cases) % n_blocks], k % n_cases)
-            for k in range(n_blocks * n_cases)]
+    spread, shift = spread_order(n_blocks), spread_order(n_cases)
+    return [((spread[k // n_cases] + shift[k % n_cases] * n_blocks // n_cases) % n_blocks,
+             k % n_cases) for k in range(n_blocks * n_cases)]
 
 
 def spread_order(n: int) -> list[int]:

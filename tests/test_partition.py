@@ -63,7 +63,8 @@ def _cold_spell_costs(n_blocks, cases):
 def test_mixed_order_balances_days_of_uneven_cost(n_workers):
     """Costs unknown to the split (it sees buses x steps, equal for every block): cold days
     with heat pumps cost up to 4x a mild one. Contiguous shares of the mixed order stay within
-    15 % of the mean; block-major shares (one day's cases each at 16 workers) do not."""
+    6 % of the mean (14 % with cases on neighbouring days, the order before); block-major
+    shares (one day's cases each at 16 workers) do not."""
     cases = ["00PV00HP", "00PV25HP", "25PV50HP", "25PV75HP", "50PV100HP", "50PV50HP",
              "75PV75HP", "100PV100HP"]
     cost = _cold_spell_costs(16, cases)
@@ -75,7 +76,7 @@ def test_mixed_order_balances_days_of_uneven_cost(n_workers):
                  for w in range(n_workers)]
         return max(loads) / np.mean(loads)
 
-    assert worst_over_mean([(it.block, it.case) for it in items]) <= 1.15
+    assert worst_over_mean([(it.block, it.case) for it in items]) <= 1.06
     block_major = [(b, c) for b in range(16) for c in cases]
     if n_workers == 16:
         assert worst_over_mean(block_major) > 1.5

@@ -238,7 +238,7 @@ def _solve_items(solver: _Solver, mine: list[WorkItem], target: LoadflowInputs,
 
 
 class _Solver:
-    """Holds one compiled network at a time (items are contiguous by network).
+    """Holds one compiled network at a time (a worker's items come network by network).
 
     Block files are built in memory in the solving thread (HDF5 and the DSS C-API are not safe
     to drive from two threads: doing both in a second thread crashed the process); only the
