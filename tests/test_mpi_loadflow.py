@@ -123,3 +123,45 @@ def test_error_on_rank_0_only_aborts_the_other_ranks(tmp_path, mpirun):
                          timeout=120)
     assert res.returncode != 0
     assert "OpenDSS could not compile" in res.stderr and "Master.dss" in res.stderr
+
+
+SPREAD_JOB = """
+[run]
+name = "spread"
+root = "out"
+seed = 11
+[time]
+start = "2014-01-06"
+days = 9
+step_minutes = 10
+block_steps = 144
+[[network]]
+name = "small"
+seed = 3
+[[network]]
+name = "other"
+seed = 4
+[cases]
+names = ["00PV25HP", "50PV100HP"]
+"""
+
+
+def test_networks_spread_over_ranks_give_identical_bytes(tmp_path, mpirun):
+    """A study long enough to spread each network over both ranks (2 x 9 days of 144 steps
+    per network): each rank solves part of both networks, and the bytes are a single
+    process's."""
+    ref_dir, mpi_dir = tmp_path / "one", tmp_path / "mpi"
+    ref_dir.mkdir()
+    mpi_dir.mkdir()
+    _run([sys.executable, "-m", "agileflex_hpc.loadflow", str(write_job(ref_dir, SPREAD_JOB))],
+         ref_dir)
+    summary = mpi_dir / "summary.json"
+    res = _run([mpirun, "-n", "2", sys.executable, "-m", "agileflex_hpc.loadflow",
+                str(write_job(mpi_dir, SPREAD_JOB)), "--summary-json", str(summary)], mpi_dir)
+    assert "each network spread over 2 shares" in res.stderr
+    workers = json.loads(summary.read_text())
+    for w in workers:  # the keys are the (network, case) pairs each rank solved
+        assert {key.split("/")[0] for key in w["collapse"]} == {"small", "other"}, w
+    ref, got = raw_datasets(ref_dir / "out" / "spread"), raw_datasets(mpi_dir / "out" / "spread")
+    assert got.keys() == ref.keys() and len(ref) > 0
+    assert all(got[k] == ref[k] for k in ref)
