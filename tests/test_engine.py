@@ -157,3 +157,24 @@ def test_compiling_leaves_the_working_directory_alone(tiny_master, tmp_path):
     res = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True,
                          text=True, check=True)
     assert res.stdout.strip() == str(tmp_path)
+
+
+def test_private_folders_of_killed_processes_are_removed(tiny_master, tmp_path):
+    """A process killed after compiling leaves its engine folder; the next process on the host
+    removes it before making its own, and removes its own at exit."""
+    import os
+    import subprocess
+    import sys
+
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    env = {**os.environ, "TMPDIR": str(tmp)}
+    compile_ = ("from agileflex_hpc.network.engine import DssNetwork; "
+                f"DssNetwork({str(tiny_master)!r})")
+    killed = subprocess.run([sys.executable, "-c", compile_ + "; import os, signal; "
+                             "os.kill(os.getpid(), signal.SIGKILL)"], env=env)
+    assert killed.returncode == -9
+    left = list(tmp.glob("agileflex-dss-*"))
+    assert len(left) == 1 and left[0].is_dir()
+    subprocess.run([sys.executable, "-c", compile_], env=env, check=True)
+    assert list(tmp.iterdir()) == []

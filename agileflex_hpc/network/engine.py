@@ -387,9 +387,18 @@ def _sandbox_engine() -> None:
 
 @functools.lru_cache(maxsize=1)
 def _private_folder() -> str:
-    folder = tempfile.mkdtemp(prefix="agileflex-dss-")
+    """``<tmp>/agileflex-dss-.<host>.<pid>.<random>.tmp``, removed at exit; the folders of
+    killed processes on this host (SIGKILL, a SLURM time limit) are removed first."""
+    from agileflex_hpc import h5io
+
+    h5io.remove_stale_temp_files(Path(tempfile.gettempdir()), prefix=_FOLDER_PREFIX)
+    folder = tempfile.mkdtemp(prefix=f"{_FOLDER_PREFIX}.{h5io.HOST}.{os.getpid()}.",
+                              suffix=".tmp")
     atexit.register(shutil.rmtree, folder, True)
     return folder
+
+
+_FOLDER_PREFIX = "agileflex-dss-"
 
 
 def _csr(rows: list[np.ndarray], cols: list[np.ndarray], vals: list[np.ndarray],
