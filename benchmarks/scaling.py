@@ -98,6 +98,7 @@ def measure(job: Path, work: Path, ranks: int, one_at_a_time: bool = False) -> d
         _run(_stage_cmd("loadflow", job, ranks, share)
              + ["--no-gather", "--summary-json", str(summary)], run_dir)
         rows += json.loads(summary.read_text())
+    shutil.rmtree(run_dir)  # a long study's blocks fill a disk: keep one tree at a time
     steps = sum(r["steps"] for r in rows)
     wall = max(r["wall_s"] for r in rows)
     return {"ranks": ranks, "steps": steps, "wall_s": wall, "steps_per_s": steps / wall,
