@@ -217,15 +217,14 @@ def main(argv: list[str] | None = None) -> int:
         job.write_text(JOB.format(days=args.days, networks=networks,
                                   cases=json.dumps(CASES[:args.cases])))
         prep = [_mpirun(), "-n", str(args.prep_ranks)] if args.prep_ranks > 1 else []
-        lf = prep + [sys.executable, "-m", "agileflex_hpc.loadflow", str(job), "--log-level",
-                     "WARNING"]  # builds manifests + inputs, warms up
-        if args.stage == "ev":
-            _run(lf, prepared)
+        if args.stage == "ev":  # the load flows and headroom the EV stage reads
+            _run(prep + [sys.executable, "-m", "agileflex_hpc.loadflow", str(job),
+                         "--log-level", "WARNING"], prepared)
             _run([sys.executable, "-m", "agileflex_hpc", "run", str(job), "--stages",
                   "headroom", "--log-level", "WARNING"], prepared)
-        else:
-            _run(lf + ["--no-gather"], prepared)
-            shutil.rmtree(prepared / "out" / "scaling" / "raw")
+        else:  # stage 1 alone: manifests and inputs (the timed runs then solve every block)
+            _run(prep + [sys.executable, "-m", "agileflex_hpc.inputs", str(job), "--log-level",
+                         "WARNING"], prepared)
         job = Path("job.toml")
         unit = "zones" if args.stage == "ev" else "steps"
         where = ", ".join(str(p) for p in nets) if len(nets) < 3 else f"{len(nets)} networks"
