@@ -109,24 +109,10 @@ def test_single_job_stages_refuse_worker_options(tmp_path, stage):
     assert res.returncode == 2 and "unrecognized arguments" in res.stderr
 
 
-TWO_SIZES = """
-[run]
-name = "redo"
-root = "out"
-seed = 3
-[time]
-start = "2014-01-06"
-days = 2
-step_minutes = 30
-block_steps = 24
-[[network]]
-name = "tiny"
-path = "tiny"
-[[network]]
-name = "small"
-[cases]
-names = ["00PV25HP", "50PV100HP"]
-"""
+#: SMALL with a 4-bus network before the embedded one
+TWO_SIZES = SMALL.format(rounds=1).replace('[[network]]\nname = "small"',
+                                           '[[network]]\nname = "tiny"\npath = "tiny"\n'
+                                           '[[network]]\nname = "small"')
 
 
 @pytest.mark.requires_opendss
