@@ -175,8 +175,8 @@ def shares(items: Sequence[Costed], n_workers: int, *, contiguous: bool = True) 
         owner = assign_longest_first(costs, n_workers)
         return [np.flatnonzero(owner == w).tolist() for w in range(n_workers)]
     order = np.arange(len(items))
-    if items and all(isinstance(it, WorkItem) for it in items):
-        work = [it for it in items if isinstance(it, WorkItem)]  # (the same items, typed)
+    work = [it for it in items if isinstance(it, WorkItem)]
+    if work and len(work) == len(items):  # load-flow items: networks spread in long studies
         order = spread_rounds([it.network for it in work], costs,
                               spread_factor(work, n_workers))
     bounds = split_by_cost(costs[order], n_workers)

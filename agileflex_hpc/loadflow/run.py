@@ -370,8 +370,8 @@ def prepare_inputs(cfg: Config, items: list[WorkItem], workers: Workers,
     first = workers.index - rank  # the process group's first worker
     parts = shares(items, workers.count)  # once: an MPI world holds up to every share
     group = [items[k] for w in range(first, first + size) for k in parts[w]]
-    order = {pair: k for k, pair in enumerate(dict.fromkeys((it.network, it.case) for it in items))}
-    pairs = sorted({(it.network, it.case) for it in group}, key=order.__getitem__)
+    needed = {(it.network, it.case) for it in group}
+    pairs = [p for p in dict.fromkeys((it.network, it.case) for it in items) if p in needed]
     share = rotated(pairs, first, workers.count)[rank::size]
     stale = [(n, c) for n, c in share
              if freshness(inputs_path(cfg.out_dir, n, c), fps.inputs(n, c)) != "ok"]

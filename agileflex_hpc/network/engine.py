@@ -385,6 +385,9 @@ def _sandbox_engine() -> None:
     dss.Basic.DataPath(_private_folder())
 
 
+_FOLDER_PREFIX = "agileflex-dss-"
+
+
 @functools.lru_cache(maxsize=1)
 def _private_folder() -> str:
     """``<tmp>/agileflex-dss-.<host>.<pid>.<random>.tmp``, removed at exit; the folders of
@@ -396,9 +399,6 @@ def _private_folder() -> str:
                               suffix=".tmp")
     atexit.register(shutil.rmtree, folder, True)
     return folder
-
-
-_FOLDER_PREFIX = "agileflex-dss-"
 
 
 def _csr(rows: list[np.ndarray], cols: list[np.ndarray], vals: list[np.ndarray],
