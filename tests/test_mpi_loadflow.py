@@ -125,25 +125,11 @@ def test_error_on_rank_0_only_aborts_the_other_ranks(tmp_path, mpirun):
     assert "OpenDSS could not compile" in res.stderr and "Master.dss" in res.stderr
 
 
-SPREAD_JOB = """
-[run]
-name = "spread"
-root = "out"
-seed = 11
-[time]
-start = "2014-01-06"
-days = 9
-step_minutes = 10
-block_steps = 144
-[[network]]
-name = "small"
-seed = 3
-[[network]]
-name = "other"
-seed = 4
-[cases]
-names = ["00PV25HP", "50PV100HP"]
-"""
+#: LOADFLOW_JOB over 9 days of 10-minute steps, with a second network
+SPREAD_JOB = (LOADFLOW_JOB.format(name="spread")
+              .replace("days = 2\nstep_minutes = 30\nblock_steps = 16",
+                       "days = 9\nstep_minutes = 10\nblock_steps = 144")
+              .replace("[cases]", '[[network]]\nname = "other"\nseed = 4\n[cases]'))
 
 
 def test_networks_spread_over_ranks_give_identical_bytes(tmp_path, mpirun):
