@@ -4,6 +4,7 @@
     python benchmarks/scaling.py [--stage loadflow|ev] [--max-ranks N] [--network DIR ...]
                                  [--days 2] [--cases 4] [--prep-ranks N]
                                  [--split estimate|measured|both] [--ranks 1,4,16]
+                                 [--one-at-a-time] [--replay 16,64]
 
 ``--network`` may be given several times: the job then holds every network (a fleet, as a
 cluster run has; the EV stage needs many zones to spread over many ranks). ``--prep-ranks``:
@@ -21,6 +22,11 @@ with ``mpirun -n R python -m agileflex_hpc.loadflow`` for each R; inputs and man
 built once beforehand and copied, so every run times the same solve + write work. Throughput
 is total steps / the slowest rank's wall time; efficiency = throughput(R) / (R x throughput(1)).
 Target (issue 3): >= 90 % at 16 ranks on a 16-core machine.
+
+After the load flows it replays the one-process run's measured block and compile times
+(block attributes ``solve_s``, ``compile_s``) through the static split and through the MPI
+work stealing of ``agileflex_hpc.stealing`` for each R and ``--replay`` (an event simulation:
+what the split and stealing cost, not contention).
 
 ``--one-at-a-time`` (for a machine with fewer cores than R): each R > 1 runs its R shares as
 array tasks (``--worker w --workers R``), one after another, each with the machine to itself;
@@ -98,11 +104,107 @@ def measure(job: Path, work: Path, ranks: int, one_at_a_time: bool = False) -> d
         _run(_stage_cmd("loadflow", job, ranks, share)
              + ["--no-gather", "--summary-json", str(summary)], run_dir)
         rows += json.loads(summary.read_text())
+    timed = item_times(run_dir / job) if ranks == 1 else None
     shutil.rmtree(run_dir)  # a long study's blocks fill a disk: keep one tree at a time
     steps = sum(r["steps"] for r in rows)
     wall = max(r["wall_s"] for r in rows)
     return {"ranks": ranks, "steps": steps, "wall_s": wall, "steps_per_s": steps / wall,
-            "spread": _spread([r["wall_s"] for r in rows])}
+            "spread": _spread([r["wall_s"] for r in rows]), "timed": timed}
+
+
+def item_times(job: Path) -> tuple[list, dict[int, float], dict[str, float]]:
+    """The planned items of a solved job, each item's measured ``solve_s`` and each network's
+    ``compile_s`` (block attributes, keyed by item index and network name) [s]."""
+    import h5py
+
+    from agileflex_hpc.config import load_config
+    from agileflex_hpc.layout import layout
+    from agileflex_hpc.loadflow.run import block_path, plan
+
+    cfg = load_config(job)
+    items = plan(cfg, build=False)
+    solve: dict[int, float] = {}
+    compile_s: dict[str, float] = {}
+    for it in items:
+        with h5py.File(block_path(layout(cfg).raw_dir, it), "r") as f:
+            solve[it.index] = float(f.attrs["solve_s"])
+            compile_s[it.network] = max(compile_s.get(it.network, 0.0),
+                                        float(f.attrs["compile_s"]))
+    return items, solve, compile_s
+
+
+def replay(timed: tuple[list, dict[int, float], dict[str, float]],
+           ranks: int) -> tuple[float, float]:
+    """Efficiency of ``ranks`` workers replayed from the one-process run's measured item and
+    compile times: (static split alone, static split with work stealing).
+
+    An event simulation of :mod:`agileflex_hpc.stealing`: a rank pays a compile whenever its
+    next item's network is not the one it holds; a thief asks the others in turn from the next
+    rank on and gets its answer when the asked rank finishes its current item (at once from an
+    idle one), the asked rank giving :func:`~agileflex_hpc.stealing.back_half` of what it has
+    not started. Contention between ranks is not modelled.
+    """
+    import heapq
+    from collections import deque
+
+    from agileflex_hpc.loadflow.run import compile_cost
+    from agileflex_hpc.partition import items_for
+    from agileflex_hpc.stealing import back_half
+
+    items, solve, comp = timed
+    total = sum(solve.values()) + sum(comp.values())
+    shares = [items_for(w, ranks, items) for w in range(ranks)]
+
+    def cost(rank_items: list) -> float:
+        held, t = None, 0.0
+        for it in rank_items:
+            t += solve[it.index] + (comp[it.network] if it.network != held else 0.0)
+            held = it.network
+        return t
+
+    static = total / (ranks * max(cost(s) for s in shares))
+    todo = [deque(s) for s in shares]
+    held: list = [None] * ranks
+    busy_until = [0.0] * ranks  # end of the current item; idle ranks: when they went idle
+    asks: list[list[int]] = [[] for _ in range(ranks)]  # thieves waiting on each rank
+    dry: list[set[int]] = [set() for _ in range(ranks)]
+    done_at = [0.0] * ranks
+    events = [(0.0, r) for r in range(ranks)]  # (time, rank): the rank is between items
+
+    def ask_next(thief: int, now: float) -> None:
+        for k in range(1, ranks):
+            victim = (thief + k) % ranks
+            if victim in dry[thief]:
+                continue
+            if busy_until[victim] > now:  # answers after its current item
+                asks[victim].append(thief)
+                return
+            dry[thief].add(victim)  # an idle rank has nothing left to give
+        done_at[thief] = max(done_at[thief], now)
+        busy_until[thief] = now
+
+    while events:
+        now, r = heapq.heappop(events)
+        for thief in asks[r]:  # answer between items, in the order asked
+            n = back_half(list(todo[r]), compile_cost)
+            part = [todo[r].pop() for _ in range(n)][::-1]
+            if part:
+                todo[thief].extend(part)
+                heapq.heappush(events, (now, thief))
+            else:
+                dry[thief].add(r)
+                ask_next(thief, now)
+        asks[r] = []
+        if todo[r]:
+            it = todo[r].popleft()
+            busy_until[r] = now + solve[it.index] + (comp[it.network] if it.network != held[r]
+                                                    else 0.0)
+            held[r] = it.network
+            done_at[r] = busy_until[r]
+            heapq.heappush(events, (busy_until[r], r))
+        else:
+            ask_next(r, now)
+    return static, total / (ranks * max(done_at))
 
 
 def _spread(walls: list[float]) -> str:
@@ -198,6 +300,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--one-at-a-time", action="store_true",
                     help="run the R shares as array tasks one after another (fewer cores "
                     "than ranks: measures the split, not contention)")
+    ap.add_argument("--replay", default="16,64",
+                    help="load flows: further rank counts to replay from the 1-rank run's "
+                    "block times, static split and with work stealing (default 16,64)")
     args = ap.parse_args(argv)
     nets = args.network or ([DEFAULT_NET] if DEFAULT_NET.is_dir() else [])
     networks = "\n".join(f'[[network]]\nname = "bench{i}"\npath = "{p.resolve()}"'
@@ -236,6 +341,10 @@ def main(argv: list[str] | None = None) -> int:
             base = _report(measure(job, work, 1))
             for r in ranks[1:]:
                 _report(measure(job, work, r, args.one_at_a_time), base)
+            again = sorted({*ranks[1:], *(int(r) for r in args.replay.split(",") if r)})
+            print("replayed from the 1-rank run's item and compile times (no contention): "
+                  + ", ".join("{} ranks: static {:.1%}, with stealing {:.1%}".format(
+                      r, *replay(base["timed"], r)) for r in again), flush=True)
         else:
             base = _report(measure_ev(job, work, 1))
             if args.split in ("estimate", "both"):

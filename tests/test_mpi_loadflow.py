@@ -151,3 +151,30 @@ def test_networks_spread_over_ranks_give_identical_bytes(tmp_path, mpirun):
     ref, got = raw_datasets(ref_dir / "out" / "spread"), raw_datasets(mpi_dir / "out" / "spread")
     assert got.keys() == ref.keys() and len(ref) > 0
     assert all(got[k] == ref[k] for k in ref)
+
+
+def test_idle_rank_takes_blocks_from_the_busy_one(tmp_path, mpirun):
+    """Rank 0's share is already complete (solved before by ``--worker 0 --workers 2``), so
+    under ``mpirun -n 2`` it skips its share and takes blocks from rank 1's tail: each block
+    is solved once, by either rank, and the bytes are a single process's."""
+    ref_dir, mpi_dir = tmp_path / "one", tmp_path / "mpi"
+    ref_dir.mkdir()
+    mpi_dir.mkdir()
+    _run([sys.executable, "-m", "agileflex_hpc.loadflow", str(write_job(ref_dir, SPREAD_JOB))],
+         ref_dir)
+    job = write_job(mpi_dir, SPREAD_JOB)
+    _run([sys.executable, "-m", "agileflex_hpc.loadflow", str(job), "--worker", "0",
+          "--workers", "2", "--no-gather", "--summary-json", str(mpi_dir / "zero.json")],
+         mpi_dir)
+    (zero,) = json.loads((mpi_dir / "zero.json").read_text())
+    summary = mpi_dir / "summary.json"
+    res = _run([mpirun, "-n", "2", sys.executable, "-m", "agileflex_hpc.loadflow", str(job),
+                "--summary-json", str(summary)], mpi_dir)
+    first, second = json.loads(summary.read_text())
+    assert first["taken"] > 0 and second["given"] == first["taken"]
+    assert first["steps"] == first["taken"] * 144  # it solved only what it took
+    assert first["steps"] + second["steps"] == 2 * 2 * 9 * 144 - zero["steps"]  # rank 1's share
+    assert "taken  given" in res.stderr  # the summary table shows the moves
+    ref, got = raw_datasets(ref_dir / "out" / "spread"), raw_datasets(mpi_dir / "out" / "spread")
+    assert got.keys() == ref.keys() and len(ref) > 0
+    assert all(got[k] == ref[k] for k in ref)

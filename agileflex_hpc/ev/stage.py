@@ -31,8 +31,11 @@ from agileflex_hpc.headroom.stage import hosting_path, require_hosting
 from agileflex_hpc.horizon import from_midnight, horizon_minutes
 from agileflex_hpc.layout import layout
 from agileflex_hpc.partition import items_for
+from agileflex_hpc.stealing import StealingQueue
 
 if TYPE_CHECKING:
+    from mpi4py import MPI
+
     from agileflex_hpc.cli import Workers
     from agileflex_hpc.config import Config
 
@@ -124,11 +127,16 @@ def run_ev(cfg: Config, workers: Workers) -> EvResult:
         attempts[0] += zone_run.attempts
         bar.advance(1, up_to_date=not zone_run.solved, attempts=attempts[0])
 
+    def moved(zones: list[ZoneTask], sign: int) -> None:
+        bar.total += sign * len(zones)
+
     runs = run(cfg, worker=workers.index, n_workers=workers.count, tasks=tasks, progress=step,
-               fps=fps)
+               fps=fps, comm=workers.comm, moved=moved)
     bar.close()
     if workers.comm is not None:
-        runs = [r for part in workers.comm.gather(runs, root=0) or [] for r in part]
+        order = {(t.network, t.zone): t.index for t in tasks}
+        runs = sorted((r for part in workers.comm.gather(runs, root=0) or [] for r in part),
+                      key=lambda r: order[(r.network, r.zone)])
         workers.comm.Barrier()
     result = EvResult(runs)
     if workers.is_root and workers.covers_all:
@@ -266,17 +274,20 @@ def _listed_by_root(cfg: Config, workers: Workers) -> tuple[list[ZoneTask], Fing
 
 def run(cfg: Config, *, worker: int = 0, n_workers: int = 1, tasks: list[ZoneTask] | None = None,
         progress: Callable[[ZoneRun], None] | None = None,
-        fps: Fingerprints | None = None) -> list[ZoneRun]:
+        fps: Fingerprints | None = None, comm: MPI.Intracomm | None = None,
+        moved: Callable[[list[ZoneTask], int], None] | None = None) -> list[ZoneRun]:
     """Solve this worker's zones unless their file holds the answer for the same inputs.
 
     ``tasks``: every zone of the job (default :func:`list_zone_tasks`); ``fps``: the
-    fingerprints that listed them (default: new). Returns one :class:`ZoneRun` per zone of
-    this worker; ``progress`` is called after each.
+    fingerprints that listed them (default: new). Returns one :class:`ZoneRun` per zone this
+    worker solved or found current; ``progress`` is called after each. With ``comm`` (every
+    rank of it calls this), a rank that runs out takes unstarted zones from busy ranks
+    (:mod:`agileflex_hpc.stealing`; ``moved(zones, sign)`` reports them).
     """
     fps = fps or Fingerprints(cfg)
-    tasks = tasks_for(worker, n_workers, list_zone_tasks(cfg, fps) if tasks is None else tasks)
+    mine = tasks_for(worker, n_workers, list_zone_tasks(cfg, fps) if tasks is None else tasks)
     runs = []
-    for task in tasks:
+    for task in StealingQueue(mine, comm, moved=moved):
         if zone_current(cfg, fps, task):
             with h5py.File(zone_path(cfg.out_dir, task.network, task.zone), "r") as f:
                 runs.append(ZoneRun(task.network, task.zone, task.n_start, int(f.attrs["n_evs"]),

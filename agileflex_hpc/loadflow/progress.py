@@ -87,13 +87,23 @@ class ProgressReporter(Progress):
         """Called after each item; ``solved`` is 0 when the block was already complete."""
         self.advance(item.n_steps, up_to_date=solved == 0)
 
+    def moved(self, items: list[WorkItem], sign: int) -> None:
+        """Items taken from (+1) or given to (-1) another rank: the total grows or shrinks."""
+        self.total += sign * sum(it.n_steps for it in items)
+        if self.bar is not None:
+            self.bar.total = self.total
+
 
 def format_summary(summaries: list[WorkerSummary], *, label: str = "loadflow") -> str:
-    """A table: per worker items, skipped, steps, non-converged, wall time and steps/s."""
-    lines = [f"{label} summary", "worker  items skipped   steps nonconv   wall_s  steps/s"]
+    """A table: per worker items, skipped, steps, non-converged, wall time and steps/s, and,
+    where MPI ranks shared work, the items each took from others and gave away."""
+    moved = any(s.taken or s.given for s in summaries)
+    lines = [f"{label} summary", "worker  items skipped   steps nonconv   wall_s  steps/s"
+             + ("  taken  given" if moved else "")]
     for s in summaries:
         lines.append(f"{s.worker:6d} {s.items:6d} {s.skipped:7d} {s.steps:7d} "
-                     f"{s.nonconverged:7d} {s.wall_s:8.2f} {s.steps_per_s:8.1f}")
+                     f"{s.nonconverged:7d} {s.wall_s:8.2f} {s.steps_per_s:8.1f}"
+                     + (f" {s.taken:6d} {s.given:6d}" if moved else ""))
     tot_steps = sum(s.steps for s in summaries)
     wall = max((s.wall_s for s in summaries), default=0.0)
     lines.append(f" total {sum(s.items for s in summaries):6d} "

@@ -11,7 +11,7 @@ import hashlib
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
@@ -40,9 +40,12 @@ from agileflex_hpc.network.manifest import (
     read_manifest,
     write_manifest,
 )
-from agileflex_hpc.partition import WorkItem, items_for, list_items, shares
+from agileflex_hpc.partition import COMPILE_STEPS, WorkItem, items_for, list_items, shares
+from agileflex_hpc.stealing import StealingQueue
 
 if TYPE_CHECKING:
+    from mpi4py import MPI
+
     from agileflex_hpc.cli import Workers
     from agileflex_hpc.config import Config, LoadflowConfig
 
@@ -98,7 +101,9 @@ class WorkerSummary:
     steps: int = 0  # steps solved in this run
     nonconverged: int = 0  # non-converged steps of all items, skipped (complete) ones included
     checked_steps: int = 0  # steps of all items, solved or skipped
-    wall_s: float = 0.0
+    wall_s: float = 0.0  # until this worker ran out of work [s]
+    taken: int = 0  # items taken from other MPI ranks' shares
+    given: int = 0  # items of this worker's share given to other ranks
     failed_items: list[str] = field(default_factory=list)
     collapse: dict[str, int] = field(default_factory=dict)  # "network/case": steps not converged
 
@@ -205,22 +210,42 @@ def study_items(cfg: Config, cases: tuple[str, ...] | None = None) -> list[WorkI
 
 def run(cfg: Config, *, worker: int = 0, n_workers: int = 1, items: list[WorkItem] | None = None,
         target: LoadflowInputs | None = None,
-        progress: Callable[[WorkItem, int], None] | None = None) -> WorkerSummary:
-    """Solve this worker's items; skip blocks already complete; return a summary."""
+        progress: Callable[[WorkItem, int], None] | None = None,
+        comm: MPI.Intracomm | None = None,
+        moved: Callable[[list[WorkItem], int], None] | None = None) -> WorkerSummary:
+    """Solve this worker's items; skip blocks already complete; return a summary.
+
+    With ``comm`` (the MPI world whose ranks are this worker and its neighbours), a rank that
+    runs out takes the unstarted tail of a busy rank's items (:mod:`agileflex_hpc.stealing`);
+    every rank of ``comm`` must call this. ``moved(items, sign)`` reports items taken (+1) or
+    given away (-1). ``wall_s`` is the time until this rank ran out of work.
+    """
     target = target or loadflow_target(cfg)
     items = plan(cfg, target.cases) if items is None else items
-    mine = items_for(worker, n_workers, items)
+    queue = StealingQueue(items_for(worker, n_workers, items), comm,
+                          overhead=compile_cost, moved=moved)
     summary = WorkerSummary(worker)
     t0 = time.perf_counter()
     with h5io.BackgroundWriter() as writer:  # block writes overlap the next block's solves
-        _solve_items(_Solver(cfg, writer), mine, target, summary, progress)
-    summary.wall_s = time.perf_counter() - t0
+        _solve_items(_Solver(cfg, writer), queue, target, summary, progress,
+                     lambda: setattr(summary, "wall_s", time.perf_counter() - t0))
+    summary.taken, summary.given = queue.taken, queue.given
     return summary
 
 
-def _solve_items(solver: _Solver, mine: list[WorkItem], target: LoadflowInputs,
+def compile_cost(items: Sequence[WorkItem]) -> float:
+    """What a rank taking ``items`` pays first, in cost units (buses x steps): compiling each
+    of their networks, about :data:`~agileflex_hpc.partition.COMPILE_STEPS` steps' worth."""
+    buses = {it.network: it.cost / max(it.n_steps, 1) for it in items}
+    return COMPILE_STEPS * sum(buses.values())
+
+
+def _solve_items(solver: _Solver, mine: Iterable[WorkItem], target: LoadflowInputs,
                  summary: WorkerSummary,
-                 progress: Callable[[WorkItem, int], None] | None) -> None:
+                 progress: Callable[[WorkItem, int], None] | None,
+                 finished: Callable[[], None]) -> None:
+    """Solve ``mine`` in order; ``finished()`` after each item (the last call times the rank's
+    work, before it waits for the others)."""
     for item in mine:
         steps, bad = solver.solve_item(item, target)
         summary.items += 1
@@ -235,6 +260,7 @@ def _solve_items(solver: _Solver, mine: list[WorkItem], target: LoadflowInputs,
                                         f"({bad} of {item.n_steps} steps)")
         if progress is not None:
             progress(item, steps)
+        finished()
 
 
 class _Solver:
@@ -283,7 +309,9 @@ class _Solver:
             logger.debug("complete, skipped: %s", path)
             return 0, int(_file_attr(path, "nonconverged"))
         inputs = target.inputs_for(cfg, manifest, item.case, self.fps)
+        t0 = time.perf_counter()
         net = self._network()
+        t1 = time.perf_counter()
         data = read_inputs(inputs, item.start, item.stop)
         p, q, pv = _injections(data, cfg.loadflow)
         # the block's arrays are reused by the next block: they are checksummed and copied
@@ -294,7 +322,9 @@ class _Solver:
         if bad:
             logger.warning("%s/%s block %d: %d of %d steps did not converge", item.network,
                            item.case, item.block, bad, item.n_steps)
-        _write_block(path, cfg, item, net, out, key, target.label, writer=self.writer)
+        timing = {"solve_s": time.perf_counter() - t1, "compile_s": t1 - t0}
+        _write_block(path, cfg, item, net, out, key, target.label, writer=self.writer,
+                     timing=timing)
         return item.n_steps, bad
 
 
@@ -319,13 +349,16 @@ def _file_attr(path: Path, key: str) -> str:
 
 
 def _write_block(path: Path, cfg: Config, item: WorkItem, net: DssNetwork, out: StepResult,
-                 key: Key, label: str, *, writer: h5io.BackgroundWriter | None = None) -> None:
+                 key: Key, label: str, *, writer: h5io.BackgroundWriter | None = None,
+                 timing: dict[str, float] | None = None) -> None:
+    """Write one block (``timing``: its measured ``solve_s`` and ``compile_s`` [s])."""
     times = study_times(cfg)[item.start:item.stop]
     arrays = {name: getattr(out, name) for name in VARIABLES}
     arrays = {k: v.astype(np.uint8) if v.dtype == bool else v for k, v in arrays.items()}
     attrs = h5io.provenance(cfg, network=item.network, case=item.case, block=item.block,
                             start=item.start, stop=item.stop, stage=label,
-                            nonconverged=int((~out.converged).sum()), **fingerprint.attrs(key))
+                            nonconverged=int((~out.converged).sum()), **(timing or {}),
+                            **fingerprint.attrs(key))
     # the checksum (hashlib releases the GIL on large buffers) runs while HDF5 copies the
     # same arrays into the file image; neither writes to them
     checksum: list[str] = []

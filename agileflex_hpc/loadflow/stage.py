@@ -86,7 +86,7 @@ def run_loadflow(cfg: Config, workers: Workers, *, target: LoadflowInputs | None
     prepare_inputs(cfg, items, workers, target)
     reporter = ProgressReporter(items, workers, label=label)
     summary = run(cfg, worker=workers.index, n_workers=workers.count, items=items,
-                  target=target, progress=reporter.update)
+                  target=target, progress=reporter.update, comm=comm, moved=reporter.moved)
     reporter.close()
     gathered = comm.gather(summary, root=0) if comm is not None else [summary]
     if comm is not None:
