@@ -47,8 +47,8 @@ Key = dict[str, str]
 # OpenDSS commands that read another file: Redirect/Compile (scripts), BusCoords (coordinates);
 # an argument may be quoted "..", '..', (..) or [..], as OpenDSS's parser allows
 _ARG = r"""(?:"([^"]*)"|'([^']*)'|\(([^)]*)\)|\[([^\]]*)\]|([^\s,)\]]+))"""
-_FILE_COMMAND = re.compile(r"^\s*(?:redirect|compile|buscoords|latlongcoords)\s+" + _ARG,
-                           re.I)
+_FILE_COMMANDS = ("redirect", "compile", "buscoords", "latlongcoords")
+_FILE_COMMAND = re.compile(r"^\s*(?:" + "|".join(_FILE_COMMANDS) + r")\s+" + _ARG, re.I)
 _FILE_PROPERTY = re.compile(r"\b(?:sng|dbl|csv|pq)?file\s*=\s*" + _ARG, re.I)
 
 
@@ -112,6 +112,9 @@ def _referenced(path: Path) -> list[str]:
     refs = []
     text = path.read_text(errors="replace")
     for line in text.splitlines():
+        low = line.lower()
+        if "file" not in low and not low.lstrip().startswith(_FILE_COMMANDS):
+            continue  # neither pattern can match (most lines: New Line..., New Load...)
         line = re.split(r"!|//", line, maxsplit=1)[0]
         m = _FILE_COMMAND.match(line)
         if m:

@@ -96,20 +96,27 @@ def _shares(ranks: int, one_at_a_time: bool) -> list[int | None]:
 def measure(job: Path, work: Path, ranks: int, one_at_a_time: bool = False) -> dict:
     """Solve the job on ``ranks`` ranks from a copy of the prepared inputs; return totals
     (wall: the slowest rank's or share's solve loop, from the stage's summary JSON)."""
+    import resource
+    import time
+
     run_dir = work / f"r{ranks}"
     shutil.copytree(work / "prepared", run_dir)
     rows = []
+    before, started = resource.getrusage(resource.RUSAGE_CHILDREN), time.perf_counter()
     for k, share in enumerate(_shares(ranks, one_at_a_time)):
         summary = run_dir / f"summary{k}.json"
         _run(_stage_cmd("loadflow", job, ranks, share)
              + ["--no-gather", "--summary-json", str(summary)], run_dir)
         rows += json.loads(summary.read_text())
+    after, wall_cmd = resource.getrusage(resource.RUSAGE_CHILDREN), time.perf_counter() - started
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     timed = item_times(run_dir / job) if ranks == 1 else None
     shutil.rmtree(run_dir)  # a long study's blocks fill a disk: keep one tree at a time
     steps = sum(r["steps"] for r in rows)
     wall = max(r["wall_s"] for r in rows)
     return {"ranks": ranks, "steps": steps, "wall_s": wall, "steps_per_s": steps / wall,
-            "spread": _spread([r["wall_s"] for r in rows]), "timed": timed}
+            "spread": _spread([r["wall_s"] for r in rows]), "timed": timed,
+            "cores": cpu / wall_cmd, "sys_share": (after.ru_stime - before.ru_stime) / cpu}
 
 
 def item_times(job: Path) -> tuple[list, dict[int, float], dict[str, float]]:
@@ -339,6 +346,10 @@ def main(argv: list[str] | None = None) -> int:
               f"{'efficiency':>10s}" + ("  split" if args.stage == "ev" else ""), flush=True)
         if args.stage == "loadflow":
             base = _report(measure(job, work, 1))
+            print(f"one rank kept {base['cores']:.2f} cores busy (CPU time over the command's "
+                  f"wall, start-up included; {base['sys_share']:.0%} of it in the kernel): the "
+                  "solver thread and the background block writer. R ranks on R cores share "
+                  "that; the one-rank figure above had the spare cores to itself.", flush=True)
             for r in ranks[1:]:
                 _report(measure(job, work, r, args.one_at_a_time), base)
             again = sorted({*ranks[1:], *(int(r) for r in args.replay.split(",") if r)})

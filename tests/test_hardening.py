@@ -174,6 +174,36 @@ def test_quoted_and_binary_file_references_are_checked_and_fingerprinted(tmp_pat
         check_network_files(files)
 
 
+def test_every_kind_of_file_reference_is_followed(tmp_path):
+    """The four file commands (any case, indented), every ``*file=`` property, and nothing in a
+    comment or in a line that only mentions a file name."""
+    from agileflex_hpc.fingerprint import network_files
+
+    sub = tmp_path / "sub"
+    sub.mkdir()
+    (tmp_path / "Master.dss").write_text(
+        "New Circuit.c\n"
+        "  REDIRECT lines.dss\n"
+        "Compile sub/more.dss ! a comment naming redirect gone.dss\n"
+        "BusCoords xy.csv\n"
+        "latlongcoords ll.csv\n"
+        "New Loadshape.a npts=2 mult=(File=a.csv) qmult=(dblfile=b.dbl)\n"
+        "New Loadshape.b npts=2 pqcsvfile=nope.csv mult=(csvfile=c.csv)\n"
+        "// redirect commented.dss\n"
+        "New Line.l1 bus1=a bus2=b ! file=commented.csv\n"
+        "New Line.profile_file bus1=a bus2=b\n")
+    (tmp_path / "lines.dss").write_text("New Line.l2 bus1=b bus2=c\n")
+    (sub / "more.dss").write_text("redirect inner.dss\n")
+    (sub / "inner.dss").write_text("New Load.x bus1=c\n")
+    for name in ("xy.csv", "ll.csv", "a.csv", "b.dbl", "c.csv", "gone.dss", "commented.dss",
+                 "commented.csv", "nope.csv"):
+        (tmp_path / name).write_text("0\n")
+    files = network_files(tmp_path / "Master.dss")
+    assert sorted(p.relative_to(tmp_path).as_posix() for p in files) == [
+        "Master.dss", "a.csv", "b.dbl", "c.csv", "lines.dss", "ll.csv", "sub/inner.dss",
+        "sub/more.dss", "xy.csv"]
+
+
 @contextlib.contextmanager
 def _tmpfs(mnt, options: str):
     """A tmpfs mounted at ``mnt`` with ``options`` (needs root, as in CI), unmounted after."""

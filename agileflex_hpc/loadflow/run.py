@@ -35,6 +35,7 @@ from agileflex_hpc.network.engine import DssNetwork, StepResult, pf_to_kvar_rati
 from agileflex_hpc.network.manifest import (
     NetworkManifest,
     build_manifest,
+    manifest_bus_count,
     manifest_path,
     network_master,
     read_manifest,
@@ -196,7 +197,7 @@ def plan(cfg: Config, cases: tuple[str, ...] | None = None, fps: Fingerprints | 
         paths = {n.name: manifest_path(cfg.out_dir, n.name) for n in cfg.networks}
         for n in cfg.networks:
             fingerprint.require_fresh(paths[n.name], fps.network(n.name), producer="loadflow")
-    nets = [(n.name, read_manifest(paths[n.name]).n_bus) for n in cfg.networks]
+    nets = [(n.name, manifest_bus_count(paths[n.name])) for n in cfg.networks]
     return list_items(nets, list(cases or cfg.cases.keys), cfg.time.n_steps,
                       cfg.time.block_steps)
 

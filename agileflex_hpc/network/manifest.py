@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from agileflex_hpc.network.engine import DssNetwork
 
 __all__ = ["NetworkManifest", "build_manifest", "write_manifest", "read_manifest",
-           "manifest_path", "network_master"]
+           "manifest_bus_count", "manifest_path", "network_master"]
 
 logger = logging.getLogger(__name__)
 
@@ -157,6 +157,13 @@ def write_manifest(path: Path, m: NetworkManifest, cfg: Config | None = None, *,
 def _names(values: np.ndarray) -> np.ndarray:
     """An HDF5 string array as a numpy array of str."""
     return np.array(h5io.decode_strings(values))
+
+
+def manifest_bus_count(path: Path) -> int:
+    """The number of buses of a manifest (the planner's cost weight), without reading the rest
+    (a plan of hundreds of networks reads every manifest in every worker)."""
+    with h5py.File(path, "r") as f:
+        return int(f["bus"].shape[0])
 
 
 def read_manifest(path: Path) -> NetworkManifest:
