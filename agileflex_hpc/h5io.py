@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import errno
 import functools
 import itertools
 import json
@@ -146,9 +147,72 @@ _IMAGES = itertools.count()  # unique names of in-memory HDF5 files
 
 
 def write_bytes_atomic(data: bytes, path: Path) -> None:
-    """Write ``data`` to ``path`` through :func:`atomic_path` (temporary, fsync, rename)."""
-    with atomic_path(path) as tmp, open(tmp, "wb") as out:
-        out.write(data)
+    """Write ``data`` to ``path`` through :func:`atomic_path` (temporary, fsync, rename).
+
+    Images of at least :data:`DIRECT_MIN_BYTES` go past the page cache where the file system
+    allows it (:func:`_write_direct`); otherwise, and for smaller data, a plain write.
+    """
+    with atomic_path(path) as tmp:
+        if len(data) >= DIRECT_MIN_BYTES and _write_direct(data, tmp):
+            return
+        with open(tmp, "wb") as out:
+            out.write(data)
+
+
+#: data at least this large is written with O_DIRECT where possible [bytes]
+DIRECT_MIN_BYTES = 1 << 20
+_DIRECT_ALIGN = 4096  # buffer, offset and length multiple (covers 512- and 4096-byte sectors)
+_direct = threading.local()  # per writer thread: its aligned buffer
+_no_direct: set[int] = set()  # devices (st_dev) where O_DIRECT failed: plain writes there
+
+
+def _write_direct(data: bytes, tmp: Path) -> bool:
+    """Write ``data`` into the empty file ``tmp`` with ``O_DIRECT``; False (``tmp`` left
+    empty) where the platform or file system does not take it.
+
+    A buffered write copies every byte into the page cache in the kernel: on the 2-core VM
+    0.9-2.4 s of CPU per GB written to new files, against about 0.1 s with O_DIRECT (DMA from
+    an aligned buffer), which is CPU a busy node's other ranks need (a 62-network load-flow
+    run writes about 48 kB per step). The data is copied into a page-aligned buffer, written
+    in whole 4096-byte units and the file truncated to its length.
+    """
+    flag = getattr(os, "O_DIRECT", 0)
+    if not flag:
+        return False
+    try:
+        dev = os.stat(tmp.parent).st_dev
+    except OSError:
+        return False
+    if dev in _no_direct:
+        return False
+    size = len(data)
+    padded = -(-size // _DIRECT_ALIGN) * _DIRECT_ALIGN
+    buf = getattr(_direct, "buf", None)
+    if buf is None or len(buf) < padded:
+        import mmap
+
+        buf = _direct.buf = mmap.mmap(-1, padded)  # anonymous: page-aligned
+    buf[:size] = data
+    buf[size:padded] = bytes(padded - size)
+    try:
+        fd = os.open(tmp, os.O_WRONLY | flag)
+    except OSError:
+        _no_direct.add(dev)
+        return False
+    try:
+        view = memoryview(buf)[:padded]
+        done = 0
+        while done < padded:
+            done += os.write(fd, view[done:])
+        os.ftruncate(fd, size)
+    except OSError as exc:
+        if done or exc.errno != errno.EINVAL:  # a real write error (full disk): report it
+            raise
+        _no_direct.add(dev)  # EINVAL on the first write: alignment or file system
+        return False
+    finally:
+        os.close(fd)
+    return True
 
 
 class BackgroundWriter:

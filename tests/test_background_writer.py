@@ -37,3 +37,60 @@ def test_pending_writes_finish_when_the_caller_fails(tmp_path):
             writer.submit(path, b"complete block")
             raise RuntimeError("solver failed on the next block")
     assert path.read_bytes() == b"complete block"
+
+
+@pytest.mark.parametrize("size", [h5io.DIRECT_MIN_BYTES, 3 * 4096 * 256 + 123, 5_000_001])
+def test_large_images_bypass_the_page_cache_with_their_exact_bytes(tmp_path, size):
+    """Past the page cache (O_DIRECT, padded to 4096-byte units, then truncated) where the
+    file system takes it; the file holds exactly the data either way."""
+    import os
+
+    data = os.urandom(size)
+    probe = tmp_path / "probe.bin"
+    probe.touch()
+    direct = h5io._write_direct(data, probe)
+    if direct:
+        assert probe.read_bytes() == data
+    else:  # refused: the file is left empty and the device remembered
+        assert probe.stat().st_size == 0
+        assert os.stat(tmp_path).st_dev in h5io._no_direct or not hasattr(os, "O_DIRECT")
+    with h5io.BackgroundWriter() as writer:
+        writer.submit(tmp_path / "block.h5", data)
+    assert (tmp_path / "block.h5").read_bytes() == data
+    assert not list(tmp_path.glob("*.tmp"))
+
+
+@pytest.mark.parametrize("refusal", ["open", "write"])
+def test_a_file_system_refusing_o_direct_gets_plain_writes(tmp_path, monkeypatch, refusal):
+    """Where opening with O_DIRECT, or the first direct write, fails with EINVAL (a file
+    system without direct I/O, or stricter alignment), the image is written the plain way,
+    byte for byte, and that device gets plain writes from then on."""
+    import errno
+    import os
+
+    if not hasattr(os, "O_DIRECT"):
+        pytest.skip("no O_DIRECT on this platform: plain writes only")
+    monkeypatch.setattr(h5io, "_no_direct", set())
+    real_open, real_write = os.open, os.write
+    direct_fds: set[int] = set()
+
+    def fake_open(path, flags, *args):
+        if flags & os.O_DIRECT and refusal == "open":
+            raise OSError(errno.EINVAL, "Invalid argument")
+        fd = real_open(path, flags, *args)
+        if flags & os.O_DIRECT:
+            direct_fds.add(fd)
+        return fd
+
+    def fake_write(fd, data):
+        if fd in direct_fds:
+            raise OSError(errno.EINVAL, "Invalid argument")
+        return real_write(fd, data)
+
+    monkeypatch.setattr(h5io.os, "open", fake_open)
+    monkeypatch.setattr(h5io.os, "write", fake_write)
+    data = os.urandom(2 * h5io.DIRECT_MIN_BYTES + 7)
+    h5io.write_bytes_atomic(data, tmp_path / "block.h5")
+    assert (tmp_path / "block.h5").read_bytes() == data
+    assert h5io._no_direct == {os.stat(tmp_path).st_dev}
+    assert not list(tmp_path.glob("*.tmp"))
