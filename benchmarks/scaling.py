@@ -47,6 +47,7 @@ import tempfile
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))  # the replay imports this checkout's package, as the runs do
 DEFAULT_NET = REPO.parent / "shared" / "networks" / "enwl" / "network_5"
 COSTS = Path("out") / "scaling" / "ev" / "costs.csv"  # the job's measured zone times
 CASES = ["00PV00HP", "00PV25HP", "25PV50HP", "25PV75HP", "50PV100HP", "50PV50HP", "75PV75HP",
