@@ -171,6 +171,33 @@ def test_ev_stage_under_mpirun_gives_the_single_process_answers(tmp_path, mpirun
 
 
 @pytest.mark.mpi
+def test_idle_rank_takes_zones_from_the_busy_one(tmp_path, mpirun):
+    """Split weights (``ev/costs.csv``) that give rank 0 one zone and rank 1 the other 11, and
+    rank 0's zone solved beforehand (``--worker 0 --workers 2``): under ``mpirun -n 2`` rank 0
+    finds its zone current, takes unstarted zones from rank 1, and the answers are one
+    process's."""
+    import pandas as pd
+
+    one, cfg1, two = _two_copies(tmp_path, JOB, "one", "two")
+    assert ev_main([str(one), "--log-level", "WARNING"]) == 0
+    cfg2 = load_config(two)
+    tasks = list_zone_tasks(cfg2)
+    layout(cfg2).ev_costs.parent.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame([(t.network, t.zone, 1000.0 if k == 0 else 1.0) for k, t in enumerate(tasks)],
+                 columns=["network", "zone", "wall_s"]).to_csv(layout(cfg2).ev_costs, index=False)
+    assert [len(tasks_for(w, 2, list_zone_tasks(cfg2))) for w in (0, 1)] == [1, 11]
+    assert ev_main([str(two), "--worker", "0", "--workers", "2", "--log-level", "WARNING"]) == 0
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    env.pop("SLURM_ARRAY_TASK_ID", None)
+    res = subprocess.run([mpirun, "-n", "2", sys.executable, "-m", "agileflex_hpc.ev", str(two),
+                          "--log-level", "DEBUG"], cwd=tmp_path, env=env, capture_output=True,
+                         text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert "took" in res.stderr and "items from rank 1" in res.stderr  # rank 0 (the root) logs
+    assert _results(cfg1) == _results(load_config(two))
+
+
+@pytest.mark.mpi
 def test_ev_stage_under_mpirun_stops_every_rank_on_a_stale_hosting_file(tmp_path, mpirun):
     """The root alone lists and checks the zones (every network's files hashed once) and
     sends them to the ranks: a stale hosting file there is one clear error and every rank
