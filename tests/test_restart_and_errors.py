@@ -56,6 +56,30 @@ def test_half_written_block_is_recomputed(job, tmp_path):
     assert (worker["items"], worker["skipped"], worker["steps"]) == (4, 3, 6)
 
 
+def test_blocks_record_their_solve_time_and_the_one_compile(job):
+    """Each block's ``solve_s`` is positive and below the run's wall time; ``compile_s`` is
+    positive on the first block solved and exactly 0 on the rest (the network stays compiled);
+    after a rerun that recomputes one block, that block pays the process's compile."""
+    import time
+
+    started = time.perf_counter()
+    assert loadflow_main([str(job), "--log-level", "WARNING"]) == 0
+    wall = time.perf_counter() - started
+    cfg = load_config(job)
+    items = plan(cfg)
+
+    def timing(item):
+        with h5py.File(block_path(cfg.out_dir / "raw", item)) as f:
+            return float(f.attrs["solve_s"]), float(f.attrs["compile_s"])
+
+    times = [timing(it) for it in items]
+    assert all(0 < solve < wall for solve, _ in times)
+    assert times[0][1] > 0 and [c for _, c in times[1:]] == [0.0] * (len(items) - 1)
+    block_path(cfg.out_dir / "raw", items[2]).unlink()
+    assert loadflow_main([str(job), "--log-level", "WARNING"]) == 0
+    assert timing(items[2])[1] > 0 and timing(items[1]) == times[1]  # only the redone block
+
+
 def test_gather_names_the_missing_block(job):
     assert loadflow_main([str(job), "--log-level", "WARNING"]) == 0
     cfg = load_config(job)
