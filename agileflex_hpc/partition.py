@@ -5,7 +5,8 @@ results never depend on how it was split. Load-flow items split into contiguous 
 order in which, in a long study, each network is dealt over several shares
 (:func:`spread_rounds`; a worker still compiles each of its networks once); EV zones,
 independent of each other, longest first onto the least-loaded worker
-(:func:`assign_longest_first`).
+(:func:`assign_longest_first`). Under MPI this is each rank's start: idle ranks then take
+unstarted items from busy ones (:mod:`agileflex_hpc.stealing`).
 """
 
 from __future__ import annotations
