@@ -127,11 +127,9 @@ def run_ev(cfg: Config, workers: Workers) -> EvResult:
         attempts[0] += zone_run.attempts
         bar.advance(1, up_to_date=not zone_run.solved, attempts=attempts[0])
 
-    def moved(zones: list[ZoneTask], sign: int) -> None:
-        bar.total += sign * len(zones)
-
     runs = run(cfg, worker=workers.index, n_workers=workers.count, tasks=tasks, progress=step,
-               fps=fps, comm=workers.comm, moved=moved)
+               fps=fps, comm=workers.comm,
+               moved=lambda zones, sign: bar.resize(sign * len(zones)))
     bar.close()
     if workers.comm is not None:
         order = {(t.network, t.zone): t.index for t in tasks}

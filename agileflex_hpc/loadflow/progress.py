@@ -56,6 +56,13 @@ class Progress:
             logger.info("%s: %s", self.label, self.status_line(now, postfix))
             self.last = now
 
+    def resize(self, delta: int) -> None:
+        """``delta`` more (or, negative, fewer) units in total: work taken from or given to
+        another MPI rank."""
+        self.total += delta
+        if self.bar is not None:
+            self.bar.total = self.total
+
     def status_line(self, now: float, postfix: dict[str, object]) -> str:
         """``120/300 steps (20 up to date; 1.2e+03 steps/s, ETA 9 s)``: the rate and ETA count
         computed units only."""
@@ -89,9 +96,7 @@ class ProgressReporter(Progress):
 
     def moved(self, items: list[WorkItem], sign: int) -> None:
         """Items taken from (+1) or given to (-1) another rank: the total grows or shrinks."""
-        self.total += sign * sum(it.n_steps for it in items)
-        if self.bar is not None:
-            self.bar.total = self.total
+        self.resize(sign * sum(it.n_steps for it in items))
 
 
 def format_summary(summaries: list[WorkerSummary], *, label: str = "loadflow") -> str:

@@ -228,8 +228,7 @@ def run(cfg: Config, *, worker: int = 0, n_workers: int = 1, items: list[WorkIte
     summary = WorkerSummary(worker)
     t0 = time.perf_counter()
     with h5io.BackgroundWriter() as writer:  # block writes overlap the next block's solves
-        _solve_items(_Solver(cfg, writer), queue, target, summary, progress,
-                     lambda: setattr(summary, "wall_s", time.perf_counter() - t0))
+        _solve_items(_Solver(cfg, writer), queue, target, summary, progress, t0)
     summary.taken, summary.given = queue.taken, queue.given
     return summary
 
@@ -243,10 +242,9 @@ def compile_cost(items: Sequence[WorkItem]) -> float:
 
 def _solve_items(solver: _Solver, mine: Iterable[WorkItem], target: LoadflowInputs,
                  summary: WorkerSummary,
-                 progress: Callable[[WorkItem, int], None] | None,
-                 finished: Callable[[], None]) -> None:
-    """Solve ``mine`` in order; ``finished()`` after each item (the last call times the rank's
-    work, before it waits for the others)."""
+                 progress: Callable[[WorkItem, int], None] | None, t0: float) -> None:
+    """Solve ``mine`` in order; ``summary.wall_s`` is the time since ``t0`` [s, perf_counter]
+    at the end of the last item (before this rank waits for the others)."""
     for item in mine:
         steps, bad = solver.solve_item(item, target)
         summary.items += 1
@@ -261,7 +259,7 @@ def _solve_items(solver: _Solver, mine: Iterable[WorkItem], target: LoadflowInpu
                                         f"({bad} of {item.n_steps} steps)")
         if progress is not None:
             progress(item, steps)
-        finished()
+        summary.wall_s = time.perf_counter() - t0
 
 
 class _Solver:
