@@ -97,3 +97,75 @@ def test_a_file_system_refusing_o_direct_gets_plain_writes(tmp_path, monkeypatch
     assert (tmp_path / "block.h5").read_bytes() == data
     assert h5io._no_direct == {os.stat(tmp_path).st_dev}
     assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_a_reused_image_holds_only_its_own_bytes(tmp_path):
+    """An image built in released memory: the bytes HDF5 skips over (a gap written past the
+    end, a truncate that extends) are zeros, never an earlier image's; reads see the writes."""
+    first = h5io.FileImage.reuse()
+    first.write(b"\xff" * 50_000)
+    first.release()
+    image = h5io.FileImage.reuse()  # the same memory, emptied
+    assert image.nbytes == 0
+    image.seek(10)
+    image.write(b"abc")
+    image.truncate(20)
+    image.seek(5)
+    back = bytearray(15)
+    assert image.readinto(back) == 15
+    assert bytes(back) == bytes(5) + b"abc" + bytes(7)
+    image.seek(3_000_000)  # past the first capacity: the memory grows
+    image.write(b"z")
+    h5io.write_bytes_atomic(image, tmp_path / "image.bin")
+    expected = bytes(10) + b"abc" + bytes(3_000_000 - 13) + b"z"
+    assert (tmp_path / "image.bin").read_bytes() == expected
+    image.release()
+
+
+def test_files_built_in_reused_images_read_back_exactly(tmp_path):
+    """Files of falling sizes built one after another (each in the previous one's memory)
+    open in h5py with exactly their data and attributes."""
+    import h5py
+    import numpy as np
+
+    rng = np.random.default_rng(7)
+    data = {n: rng.random((n, 3)).astype(np.float32) for n in (300_000, 1000, 40_000)}
+    with h5io.BackgroundWriter() as writer:
+        for n, values in data.items():
+            with h5io.atomic_h5(tmp_path / f"f{n}.h5", attrs={"n": n}, writer=writer) as f:
+                f.create_dataset("x", data=values, chunks=(min(n, 20_000), 3))
+    for n, values in data.items():
+        with h5py.File(tmp_path / f"f{n}.h5", "r") as f:
+            assert f.attrs["n"] == n and f.attrs["complete"] == 1
+            np.testing.assert_array_equal(f["x"][:], values)
+
+
+def test_h5_files_are_built_in_the_writer_thread_and_report_when_their_arrays_are_free(
+        tmp_path):
+    """``submit_h5`` builds the file in the writer's thread (overlapping the caller), calls
+    ``done`` once the arrays are read, and a failed build is raised by ``close`` with
+    ``done`` still called and no file installed."""
+    import threading
+
+    import h5py
+
+    threads, done = [], []
+
+    def fill(f):
+        threads.append(threading.get_ident())
+        f.create_dataset("x", data=[1, 2, 3])
+
+    def broken(f):
+        raise ValueError("no such variable")
+
+    writer = h5io.BackgroundWriter()
+    writer.submit_h5(tmp_path / "a.h5", {"k": "v"}, fill, done=lambda: done.append("a"))
+    writer.submit_h5(tmp_path / "b.h5", {}, broken, done=lambda: done.append("b"))
+    with pytest.raises(ValueError, match="no such variable"):
+        writer.close()
+    assert threads and threading.get_ident() not in threads
+    assert done == ["a", "b"]
+    with h5py.File(tmp_path / "a.h5", "r") as f:
+        assert list(f["x"][:]) == [1, 2, 3] and f.attrs["k"] == "v" and f.attrs["complete"] == 1
+    assert not (tmp_path / "b.h5").exists()
+    assert not list(tmp_path.glob("*.tmp"))

@@ -69,6 +69,27 @@ def test_blocks_restart_from_the_same_state(tiny_master):
         np.testing.assert_array_equal(getattr(first, name), getattr(again, name))
 
 
+def test_arrays_of_another_network_are_never_overwritten(tiny_master, tmp_path):
+    """``run(into=...)`` reuses arrays only of its own shape: given a block of another network
+    (or another length) it solves into new arrays, and the other block is untouched."""
+    from agileflex_hpc.network.synthetic import default_network_dir
+
+    big = DssNetwork(default_network_dir(tmp_path) / "Master.dss")
+    p_big = np.full((4, len(big.load_names)), 1.5)
+    theirs = big.run(p_big, None, np.zeros_like(p_big))
+    kept = theirs.v_pu.copy()
+    net = DssNetwork(tiny_master)
+    p = np.full((4, 2), 2.0)
+    alone = net.run(p, None, np.zeros_like(p))
+    for other in (theirs, net.allocate(3)):
+        out = net.run(p, None, np.zeros_like(p), into=other)
+        assert out.v_pu is not other.v_pu and out.v_pu.shape == (4, net.n_bus, 3)
+        np.testing.assert_array_equal(out.v_pu, alone.v_pu)
+    np.testing.assert_array_equal(theirs.v_pu, kept)
+    same = net.run(2 * p, None, np.zeros_like(p), into=alone)  # its own shape: reused
+    assert same.v_pu is alone.v_pu
+
+
 def test_missing_master_and_no_transformer(tmp_path):
     with pytest.raises(NetworkError, match="not found"):
         DssNetwork(tmp_path / "nope" / "Master.dss")

@@ -80,6 +80,36 @@ def test_blocks_record_their_solve_time_and_the_one_compile(job):
     assert timing(items[2])[1] > 0 and timing(items[1]) == times[1]  # only the redone block
 
 
+def test_the_engine_is_driven_from_the_solving_thread_only(job, monkeypatch):
+    """Block files are built in the background writer's thread, but everything that asks the
+    OpenDSS engine (the provenance attributes hold its version) runs in the solving thread:
+    the DSS C-API driven from two threads crashed the process."""
+    import threading
+
+    from agileflex_hpc import h5io
+    from agileflex_hpc.network import engine
+
+    askers, builders = set(), set()
+    real_provenance, real_fill = h5io.provenance, h5io.build_image
+
+    def provenance(*args, **kwargs):
+        askers.add(threading.get_ident())
+        return real_provenance(*args, **kwargs)
+
+    def build_image(*args, **kwargs):
+        builders.add(threading.get_ident())
+        return real_fill(*args, **kwargs)
+
+    monkeypatch.setattr(h5io, "provenance", provenance)
+    monkeypatch.setattr(h5io, "build_image", build_image)
+    monkeypatch.setattr(engine.DssNetwork, "name_coords",
+                        lambda self, real=engine.DssNetwork.name_coords: (
+                            askers.add(threading.get_ident()), real(self))[1])
+    assert loadflow_main([str(job), "--log-level", "WARNING"]) == 0
+    assert askers == {threading.get_ident()}
+    assert builders and threading.get_ident() not in builders
+
+
 def test_gather_names_the_missing_block(job):
     assert loadflow_main([str(job), "--log-level", "WARNING"]) == 0
     cfg = load_config(job)

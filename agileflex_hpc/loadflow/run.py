@@ -265,10 +265,12 @@ def _solve_items(solver: _Solver, mine: Iterable[WorkItem], target: LoadflowInpu
 class _Solver:
     """Holds one compiled network at a time (a worker's items come network by network).
 
-    Block files are built in memory in the solving thread (HDF5 and the DSS C-API are not safe
-    to drive from two threads: doing both in a second thread crashed the process); only the
-    finished bytes go to the background ``writer``, whose thread does plain file I/O, so the
-    write and its fsync overlap the next block's solves.
+    With a background ``writer``, each block file is built (HDF5 image and checksum) and
+    written in the writer's thread while the next block solves. Everything that asks the
+    engine (the provenance attributes hold its version) is done here first: the DSS C-API is
+    only ever driven from this thread (an earlier version that built the files in a second
+    thread called it from there too, and crashed). A block's arrays go back to the spares
+    once its file is built, for a later block of the same network to overwrite.
     """
 
     def __init__(self, cfg: Config, writer: h5io.BackgroundWriter | None = None) -> None:
@@ -278,14 +280,30 @@ class _Solver:
         self.name: str | None = None
         self.net: DssNetwork | None = None
         self.manifest: NetworkManifest | None = None
-        self._buffer: StepResult | None = None  # the last block's arrays, reused
+        self._spare: list[tuple[str, StepResult]] = []  # built blocks' arrays, to reuse
+        self._lock = threading.Lock()
 
     def _manifest(self, name: str) -> NetworkManifest:
         # the manifest is None only before the first network, when name != self.name (None)
         if name != self.name or self.manifest is None:
             self.manifest = read_manifest(manifest_path(self.cfg.out_dir, name))
-            self.name, self.net, self._buffer = name, None, None
+            self.name, self.net = name, None
+            with self._lock:
+                self._spare.clear()
         return self.manifest
+
+    def _take_arrays(self) -> StepResult | None:
+        """A spare block's arrays of the current network, if any."""
+        with self._lock:
+            while self._spare:
+                name, out = self._spare.pop()
+                if name == self.name:
+                    return out
+        return None
+
+    def _give_back(self, name: str, out: StepResult) -> None:
+        with self._lock:
+            self._spare.append((name, out))
 
     def _network(self) -> DssNetwork:
         """The compiled engine of the current network (compiled on first use)."""
@@ -315,15 +333,15 @@ class _Solver:
         p, q, pv = _injections(data, cfg.loadflow)
         # the block's arrays are reused by the next block: they are checksummed and copied
         # into the block file's image before it starts
-        out = net.run(p, q, pv, load_pf=cfg.loadflow.load_pf, into=self._buffer)
-        self._buffer = out
+        out = net.run(p, q, pv, load_pf=cfg.loadflow.load_pf, into=self._take_arrays())
         bad = int((~out.converged).sum())
         if bad:
             logger.warning("%s/%s block %d: %d of %d steps did not converge", item.network,
                            item.case, item.block, bad, item.n_steps)
         timing = {"solve_s": time.perf_counter() - t1, "compile_s": t1 - t0 if compiled else 0.0}
+        name = item.network
         _write_block(path, cfg, item, net, out, key, target.label, writer=self.writer,
-                     timing=timing)
+                     timing=timing, done=lambda: self._give_back(name, out))
         return item.n_steps, bad
 
 
@@ -349,39 +367,63 @@ def _file_attr(path: Path, key: str) -> str:
 
 def _write_block(path: Path, cfg: Config, item: WorkItem, net: DssNetwork, out: StepResult,
                  key: Key, label: str, *, writer: h5io.BackgroundWriter | None = None,
-                 timing: dict[str, float] | None = None) -> None:
-    """Write one block (``timing``: its measured ``solve_s`` and ``compile_s`` [s])."""
-    times = study_times(cfg)[item.start:item.stop]
-    arrays = {name: getattr(out, name) for name in VARIABLES}
-    arrays = {k: v.astype(np.uint8) if v.dtype == bool else v for k, v in arrays.items()}
+                 timing: dict[str, float] | None = None,
+                 done: Callable[[], None] | None = None) -> None:
+    """Write one block (``timing``: its measured ``solve_s`` and ``compile_s`` [s]).
+
+    With ``writer`` the file is built and written in its thread, and ``done()`` is called
+    there once ``out`` has been read; without, both happen here.
+    """
     attrs = h5io.provenance(cfg, network=item.network, case=item.case, block=item.block,
                             start=item.start, stop=item.stop, stage=label,
                             nonconverged=int((~out.converged).sum()), **(timing or {}),
                             **fingerprint.attrs(key))
+    coords = _block_coords(study_times(cfg)[item.start:item.stop], net)
+    arrays = {name: getattr(out, name) for name in VARIABLES}
+
+    def fill(f: h5py.File) -> None:
+        _fill_block(f, coords, arrays, compress=cfg.loadflow.compression)
+
+    if writer is not None:
+        writer.submit_h5(path, attrs, fill, done=done)
+        return
+    try:
+        with h5io.atomic_h5(path, attrs=attrs) as f:
+            fill(f)
+    finally:
+        if done is not None:
+            done()
+
+
+def _fill_block(f: h5py.File, coords: dict[str, np.ndarray], arrays: dict[str, np.ndarray], *,
+                compress: str) -> None:
+    """A block file's coordinates, variables and ``data_sha256`` (no engine call: this may
+    run in the background writer's thread)."""
+    arrays = {k: v.astype(np.uint8) if v.dtype == bool else v for k, v in arrays.items()}
     # the checksum (hashlib releases the GIL on large buffers) runs while HDF5 copies the
     # same arrays into the file image; neither writes to them
     checksum: list[str] = []
     hasher = threading.Thread(target=lambda: checksum.append(block_checksum(arrays)))
     hasher.start()
     try:
-        with h5io.atomic_h5(path, attrs=attrs, writer=writer) as f:
-            _write_coords(f, times, net)
-            g = f.create_group("loadflow")
-            for name in VARIABLES:
-                schema.BLOCK.write_var(g, name, arrays[name], compress=cfg.loadflow.compression)
-            hasher.join()
-            f.attrs["data_sha256"] = checksum[0]
+        for name, values in coords.items():
+            schema.BLOCK.write_coord(f, name, values)
+        g = f.create_group("loadflow")
+        for name in VARIABLES:
+            schema.BLOCK.write_var(g, name, arrays[name], compress=compress)
+        hasher.join()
+        f.attrs["data_sha256"] = checksum[0]
     finally:
         hasher.join()
 
 
-def _write_coords(f: h5py.File, times: pd.DatetimeIndex, net: DssNetwork) -> None:
-    """The block's coordinates; names as fixed-length ASCII (faster to write than vlen)."""
-    schema.BLOCK.write_coord(f, "time", h5io.time_to_epoch(times))
-    for name, values in (("bus", net.bus_names), ("line", net.line_names),
-                         ("transformer", net.transformer_names)):
-        schema.BLOCK.write_coord(f, name, np.asarray(values, dtype=str).astype("S"))
-    schema.BLOCK.write_coord(f, "phase", np.array([1, 2, 3], dtype=np.int8))
+def _block_coords(times: pd.DatetimeIndex, net: DssNetwork) -> dict[str, np.ndarray]:
+    """A block's coordinates, in file order; names as fixed-length ASCII (faster to write
+    than vlen)."""
+    coords = {"time": h5io.time_to_epoch(times)}
+    coords.update(net.name_coords())
+    coords["phase"] = np.array([1, 2, 3], dtype=np.int8)
+    return coords
 
 
 def prepare_inputs(cfg: Config, items: list[WorkItem], workers: Workers,

@@ -338,6 +338,17 @@ class DssNetwork:
             s = (v[ref] * np.conj(y_hv @ v)).sum() * 1e-3
             out.s_tx_kva[t, k] = np.copysign(abs(s), s.real)
 
+    @functools.cached_property
+    def _name_coords(self) -> dict[str, np.ndarray]:
+        return {name: np.asarray(values, dtype=str).astype("S")
+                for name, values in (("bus", self.bus_names), ("line", self.line_names),
+                                     ("transformer", self.transformer_names))}
+
+    def name_coords(self) -> dict[str, np.ndarray]:
+        """Bus, line and transformer names as fixed-length ASCII arrays (made once; not to be
+        modified)."""
+        return self._name_coords
+
     def allocate(self, n_steps: int, dtype: DTypeLike = np.float32) -> StepResult:
         """Arrays for ``n_steps`` steps, NaN-filled (a step never solved stays NaN)."""
         return StepResult(
@@ -361,7 +372,8 @@ class DssNetwork:
         fills stay NaN), saving the allocation and NaN fill of a block.
         """
         n_steps = p_load_kw.shape[0]
-        if into is not None and (into.v_pu.shape[0] != n_steps
+        if into is not None and (into.v_pu.shape != (n_steps, self.n_bus, 3)
+                                 or into.i_a.shape != (n_steps, self.n_line, 3)
                                  or into.v_pu.dtype != np.dtype(dtype)):
             into = None
         out = into if into is not None else self.allocate(n_steps, dtype)
