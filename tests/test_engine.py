@@ -69,6 +69,40 @@ def test_blocks_restart_from_the_same_state(tiny_master):
         np.testing.assert_array_equal(getattr(first, name), getattr(again, name))
 
 
+def test_a_single_phase_lateral_matches_plain_opendss(tmp_path):
+    """A network where some buses have one phase (the general, index-array path; three-phase
+    networks copy slices): every bus phase and line phase equals what OpenDSS reports element
+    by element, and phases a bus or line lacks stay NaN."""
+    import opendssdirect as dss
+
+    from tests.conftest import TINY_MASTER
+
+    master = tmp_path / "Master.dss"
+    master.write_text(TINY_MASTER.replace("Set voltagebases", (
+        "New Line.L3 Bus1=3.2 Bus2=4.2 phases=1 R1=0.0006 X1=0.0001 Length=40 Units=m Normamps=60\n"
+        "New Load.C3 Phases=1 Bus1=4.2 kV=0.23 kW=1 PF=0.95\nSet voltagebases")))
+    net = DssNetwork(master, tolerance=1e-12)
+    assert isinstance(net._v_flat, np.ndarray) and isinstance(net._line_flat, np.ndarray)
+    p = np.array([[3.0, 1.0, 4.0], [0.5, 2.0, 6.0]])
+    pv = np.array([[0.0, 2.5, 0.0], [0.0, 0.0, 0.0]])
+    out = net.run(p, None, pv, dtype=np.float64)
+    bus4, line3 = list(net.bus_names).index("4"), list(net.line_names).index("l3")
+    assert np.isnan(out.v_pu[:, bus4, [0, 2]]).all() and np.isnan(out.i_a[:, line3, [0, 2]]).all()
+    for t in range(2):
+        net.set_injections(p[t], None, pv[t])
+        dss.Solution.Solve()  # the same state the run's step t solved
+        for node, v in zip(dss.Circuit.AllNodeNames(), dss.Circuit.AllBusMagPu()):
+            bus, ph = node.rsplit(".", 1)
+            assert out.v_pu[t, list(net.bus_names).index(bus), int(ph) - 1] == pytest.approx(
+                v, abs=1e-9)
+        for k, line in enumerate(net.line_names):
+            dss.Lines.Name(line)
+            phases = dss.CktElement.NodeOrder()[:dss.CktElement.NumConductors()]
+            amps = dss.CktElement.CurrentsMagAng()[0::2]
+            for c, ph in enumerate(phases):
+                assert out.i_a[t, k, ph - 1] == pytest.approx(amps[c], rel=1e-9, abs=1e-9)
+
+
 def test_arrays_of_another_network_are_never_overwritten(tiny_master, tmp_path):
     """``run(into=...)`` reuses arrays only of its own shape: given a block of another network
     (or another length) it solves into new arrays, and the other block is untouched."""

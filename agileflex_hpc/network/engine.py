@@ -141,10 +141,10 @@ class DssNetwork:
                 take.append(k + 1)  # index 0 of the vector is the ground reference
                 flat.append(bus_pos[bus] * 3 + int(ph) - 1)
         self.n_bus = len(self.bus_names)
-        self._v_take = np.array(take, dtype=np.intp)
-        self._v_flat = np.array(flat, dtype=np.intp)
-        base_v = self.bus_kv_base[self._v_flat // 3] * 1e3
+        base_v = self.bus_kv_base[np.array(flat, dtype=np.intp) // 3] * 1e3
         self._v_scale = np.where(base_v > 0, 1.0 / np.where(base_v > 0, base_v, 1.0), np.nan)
+        self._v_take = _index(take)
+        self._v_flat = _index(flat)
         self._n_nodes = dss.Circuit.NumNodes()
 
     def _index_lines(self) -> None:
@@ -190,7 +190,7 @@ class DssNetwork:
                     row_node.append(ref[c])
         n_v = self._n_nodes + 1
         self._y_lines = _csr(rows, cols, vals, (len(flat), n_v))
-        self._line_flat = np.array(flat, dtype=np.intp)
+        self._line_flat = _index(flat)
         self._line_node = np.array(row_node, dtype=np.intp)
         self.line_names = np.array(names, dtype=object)
         self.line_bus1 = np.array(bus1, dtype=object)
@@ -411,6 +411,15 @@ def _private_folder() -> str:
                               suffix=".tmp")
     atexit.register(shutil.rmtree, folder, True)
     return folder
+
+
+def _index(positions: list[int]) -> np.ndarray | slice:
+    """Positions as an index: a slice where they are one increasing run (every phase of every
+    bus or line present, as on three-phase networks), which numpy copies in one sweep; else
+    an integer array. Both select the same elements."""
+    if positions and positions == list(range(positions[0], positions[0] + len(positions))):
+        return slice(positions[0], positions[0] + len(positions))
+    return np.array(positions, dtype=np.intp)
 
 
 def _csr(rows: list[np.ndarray], cols: list[np.ndarray], vals: list[np.ndarray],
