@@ -267,10 +267,10 @@ class _Solver:
 
     With a background ``writer``, each block file is built (HDF5 image and checksum) and
     written in the writer's thread while the next block solves. Everything that asks the
-    engine (the provenance attributes hold its version) is done here first: the DSS C-API is
-    only ever driven from this thread (an earlier version that built the files in a second
-    thread called it from there too, and crashed). A block's arrays go back to the spares
-    once its file is built, for a later block of the same network to overwrite.
+    engine (the provenance attributes hold its version) is done here first, so the DSS C-API
+    is only ever called from this thread (an earlier version built whole files, engine calls
+    included, in a second thread, and crashed). A block's arrays go back to the spares once
+    its file is built, for a later block of the same network to overwrite.
     """
 
     def __init__(self, cfg: Config, writer: h5io.BackgroundWriter | None = None) -> None:
@@ -331,8 +331,8 @@ class _Solver:
         t1 = time.perf_counter()
         data = read_inputs(inputs, item.start, item.stop)
         p, q, pv = _injections(data, cfg.loadflow)
-        # the block's arrays are reused by the next block: they are checksummed and copied
-        # into the block file's image before it starts
+        # a spare block's arrays are overwritten; this block's stay with the writer until
+        # its file is built (``done``)
         out = net.run(p, q, pv, load_pf=cfg.loadflow.load_pf, into=self._take_arrays())
         bad = int((~out.converged).sum())
         if bad:
