@@ -233,3 +233,23 @@ def test_private_folders_of_killed_processes_are_removed(tiny_master, tmp_path):
     assert len(left) == 1 and left[0].is_dir()
     subprocess.run([sys.executable, "-c", compile_], env=env, check=True)
     assert list(tmp.iterdir()) == []
+
+
+def test_branch_rows_take_each_phase_conductors_yprim_row():
+    """The line matrix's triples for two hand-made lines: a three-phase line whose 4th
+    conductor is the neutral (node 0: no row) and a single-phase line on phase 2."""
+    from agileflex_hpc.network.engine import _branch_rows
+
+    y3 = np.arange(64, dtype=float) + 1j * np.arange(64, dtype=float) / 10  # 8 x 8, r = 8
+    y1 = np.array([5 + 1j, 6 + 2j, 7 + 3j, 8 + 4j])  # 2 x 2, r = 2
+    refs = [np.array([1, 2, 3, 9, 4, 5, 6, 9]), np.array([5, 7])]
+    yprims = [y3.view(float), y1.view(float)]  # interleaved (re, im), as the engine gives
+    orders = [np.array([1, 2, 3, 0]), np.array([2, 0])]
+    row, col, val, flat, node = _branch_rows(refs, yprims, orders)
+    # rows 0-2: line 0's conductors 1-3 (YPrim rows 0-2, 8 entries each); row 3: line 1's
+    # conductor 1 (YPrim row 0, 2 entries)
+    assert row.tolist() == [0] * 8 + [1] * 8 + [2] * 8 + [3] * 2
+    assert col.tolist() == refs[0].tolist() * 3 + refs[1].tolist()
+    np.testing.assert_array_equal(val, np.concatenate([y3[:24], y1[:2]]))
+    assert flat.tolist() == [0, 1, 2, 3 * 1 + 2 - 1]
+    assert node.tolist() == [1, 2, 3, 5]

@@ -148,16 +148,18 @@ class DssNetwork:
         self._n_nodes = dss.Circuit.NumNodes()
 
     def _index_lines(self) -> None:
-        """Branch matrices: terminal-1 currents of every line = Y_lines @ V (from YPrim)."""
+        """Branch matrices: terminal-1 currents of every line = Y_lines @ V (from YPrim).
+
+        The engine is asked line by line; the matrix is then assembled in one vectorised
+        pass (:func:`_branch_rows`).
+        """
         names: list[str] = []
         bus1: list[str] = []
         bus2: list[str] = []
         rating: list[float] = []
-        rows: list[np.ndarray] = []
-        cols: list[np.ndarray] = []
-        vals: list[np.ndarray] = []
-        flat: list[int] = []
-        row_node: list[int] = []
+        refs: list[np.ndarray] = []
+        yprims: list[np.ndarray] = []
+        orders: list[np.ndarray] = []
         tx_names: list[str] = []
         tx_buses: list[list[str]] = []
         tx_rows: list[tuple[np.ndarray, np.ndarray]] = []
@@ -169,29 +171,25 @@ class DssNetwork:
             n_cond = el.NumConductors()
             ref = np.asarray(el.NodeRef(), dtype=np.intp)
             y = np.asarray(el.YPrim(), dtype=float)
-            yprim = (y[0::2] + 1j * y[1::2]).reshape(len(ref), len(ref))
             if kind.lower() == "transformer":
+                yprim = (y[0::2] + 1j * y[1::2]).reshape(len(ref), len(ref))
                 tx_names.append(name)
                 tx_buses.append([_bus_of(b) for b in el.BusNames()])
                 tx_rows.append((yprim[:n_cond], ref))
                 continue
-            li = len(names)
             names.append(name)
             buses = el.BusNames()
             bus1.append(_bus_of(buses[0]))
             bus2.append(_bus_of(buses[1]))
             rating.append(el.NormalAmps())
-            for c, node in enumerate(el.NodeOrder()[:n_cond]):
-                if node in (1, 2, 3):
-                    rows.append(np.full(len(ref), len(flat)))
-                    cols.append(ref)
-                    vals.append(yprim[c])
-                    flat.append(li * 3 + node - 1)
-                    row_node.append(ref[c])
+            refs.append(ref)
+            yprims.append(y)
+            orders.append(np.asarray(el.NodeOrder()[:n_cond], dtype=np.intp))
+        rows, cols, vals, flat, row_node = _branch_rows(refs, yprims, orders)
         n_v = self._n_nodes + 1
-        self._y_lines = _csr(rows, cols, vals, (len(flat), n_v))
-        self._line_flat = _index(flat)
-        self._line_node = np.array(row_node, dtype=np.intp)
+        self._y_lines = _csr([rows], [cols], [vals], (len(flat), n_v))
+        self._line_flat = _index(flat.tolist())
+        self._line_node = row_node
         self.line_names = np.array(names, dtype=object)
         self.line_bus1 = np.array(bus1, dtype=object)
         self.line_bus2 = np.array(bus2, dtype=object)
@@ -420,6 +418,40 @@ def _index(positions: list[int]) -> np.ndarray | slice:
     if positions and positions == list(range(positions[0], positions[0] + len(positions))):
         return slice(positions[0], positions[0] + len(positions))
     return np.array(positions, dtype=np.intp)
+
+
+def _branch_rows(refs: list[np.ndarray], yprims: list[np.ndarray], orders: list[np.ndarray]
+                 ) -> tuple[np.ndarray, ...]:
+    """The terminal-1 phase rows of every line's YPrim, as one sparse matrix's triples.
+
+    Line ``i`` has node references ``refs[i]`` (length ``r``), its YPrim as interleaved
+    (re, im) floats ``yprims[i]`` (``r x r`` complex) and its terminal-1 conductors' phases
+    ``orders[i]``. Every conductor on phase 1-3 gives one row, in line then conductor order:
+    YPrim row ``c`` against the columns ``refs[i]``. Returns (row, column, value) of every
+    entry, each row's flat (line, phase) position ``3 x line + phase - 1`` and the node
+    (``refs[i][c]``) each row's current leaves from.
+    """
+    if not refs:
+        empty = np.zeros(0, dtype=np.intp)
+        return empty, empty, np.zeros(0, dtype=np.complex128), empty, empty
+    size = np.array([len(r) for r in refs], dtype=np.intp)
+    ref_at = np.concatenate([[0], np.cumsum(size)[:-1]])  # each line's start in the refs
+    y_at = np.concatenate([[0], np.cumsum(size * size)[:-1]])  # ... and in the YPrims
+    n_cond = np.array([len(o) for o in orders], dtype=np.intp)
+    phase = np.concatenate(orders)
+    line = np.repeat(np.arange(len(refs)), n_cond)
+    cond = np.arange(len(phase)) - np.repeat(np.concatenate([[0], np.cumsum(n_cond)[:-1]]),
+                                             n_cond)
+    keep = (phase >= 1) & (phase <= 3)
+    line, cond, phase = line[keep], cond[keep], phase[keep]
+    width = size[line]  # entries in each row
+    row = np.repeat(np.arange(len(line)), width)
+    j = np.arange(width.sum()) - np.repeat(np.concatenate([[0], np.cumsum(width)[:-1]]), width)
+    ref = np.concatenate(refs)
+    y = np.concatenate(yprims).view(np.complex128)
+    col = ref[np.repeat(ref_at[line], width) + j]
+    val = y[np.repeat(y_at[line] + cond * width, width) + j]
+    return row, col, val, 3 * line + phase - 1, ref[ref_at[line] + cond]
 
 
 def _csr(rows: list[np.ndarray], cols: list[np.ndarray], vals: list[np.ndarray],
