@@ -99,9 +99,15 @@ def test_a_file_system_refusing_o_direct_gets_plain_writes(tmp_path, monkeypatch
     assert not list(tmp_path.glob("*.tmp"))
 
 
-def test_a_reused_image_holds_only_its_own_bytes(tmp_path):
+@pytest.mark.parametrize("direct", [True, False])
+def test_a_reused_image_holds_only_its_own_bytes(tmp_path, monkeypatch, direct):
     """An image built in released memory: the bytes HDF5 skips over (a gap written past the
-    end, a truncate that extends) are zeros, never an earlier image's; reads see the writes."""
+    end, a truncate that extends) are zeros, never an earlier image's; reads see the writes;
+    the file holds exactly the image, written from its memory with O_DIRECT or plainly."""
+    import os
+
+    if not direct:  # this device refuses O_DIRECT: the plain write of the image
+        monkeypatch.setattr(h5io, "_no_direct", {os.stat(tmp_path).st_dev})
     first = h5io.FileImage.reuse()
     first.write(b"\xff" * 50_000)
     first.release()
