@@ -8,8 +8,9 @@ embedded default) for ``--days`` blocks of ``--steps`` steps:
 Stage and floor passes alternate and each takes its best of ``--repeats`` (noise on a shared
 machine only ever adds time).
 
-* stage: the stage's own per-item path (read inputs, batch set, solve, bulk results, data
-  checksum, HDF5 block write via a temporary file and rename), per step;
+* stage: the stage's own per-item path (read inputs, batch set, solve, bulk results; then
+  the block file's build, data checksum and write via a temporary file and rename, in the
+  background writer's thread, waited for at the end), per step;
 * floor: the least any method must do: batch-set the loads and PV, then ``Solution.Solve()``;
 * solve-only: ``Solution.Solve()`` alone on the same sequence (for reference);
 * recompile: the original way: compile the circuit anew every step, set loads one by one,
