@@ -16,10 +16,13 @@ import platform
 import statistics
 import sys
 import time
+from pathlib import Path
 
-import numpy as np
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's package
 
-from agileflex_hpc.ev import draw_fleet, solve_schedule, tariff_p_per_kwh
+import numpy as np  # noqa: E402
+
+from agileflex_hpc.ev import draw_fleet, solve_schedule, tariff_p_per_kwh  # noqa: E402
 
 logger = logging.getLogger(__name__)
 
@@ -91,7 +94,6 @@ def whole_run(job: str) -> None:
     import dataclasses
     import shutil
     import tempfile
-    from pathlib import Path
 
     from agileflex_hpc.config import load_config
     from agileflex_hpc.ev import attempts as att

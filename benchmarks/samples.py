@@ -19,6 +19,7 @@ from pathlib import Path
 import pandas as pd
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))  # this checkout's package, not whichever one is installed
 DEFAULT_NET = REPO.parent / "shared" / "networks" / "enwl" / "network_1"
 
 JOB = """
