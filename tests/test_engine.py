@@ -103,6 +103,25 @@ def test_a_single_phase_lateral_matches_plain_opendss(tmp_path):
                 assert out.i_a[t, k, ph - 1] == pytest.approx(amps[c], rel=1e-9, abs=1e-9)
 
 
+def test_results_filled_later_from_kept_voltages_are_the_same(tiny_master):
+    """``run(voltages=...)`` writes only the convergence record and keeps the node voltages;
+    ``fill`` (which the background writer runs) then gives exactly the results of a plain
+    run; kept voltages of the wrong length are refused."""
+    net = DssNetwork(tiny_master)
+    rng = np.random.default_rng(5)
+    p = rng.uniform(0, 8, (5, 2))
+    pv = np.where(np.arange(5)[:, None] > 2, 3.0, 0.0) * np.ones((5, 2))
+    plain = net.run(p, None, pv)
+    voltages = net.allocate_voltages(5)
+    later = net.run(p, None, pv, voltages=voltages)
+    assert np.isnan(later.v_pu).all() and (later.converged == plain.converged).all()
+    net.fill(later, voltages)
+    for name in ("v_pu", "i_a", "s_kva", "s_tx_kva", "iterations"):
+        assert getattr(later, name).tobytes() == getattr(plain, name).tobytes(), name
+    with pytest.raises(ValueError, match="voltages of shape"):
+        net.run(p, None, pv, voltages=net.allocate_voltages(4))
+
+
 def test_arrays_of_another_network_are_never_overwritten(tiny_master, tmp_path):
     """``run(into=...)`` reuses arrays only of its own shape: given a block of another network
     (or another length) it solves into new arrays, and the other block is untouched."""

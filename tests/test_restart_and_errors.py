@@ -81,9 +81,10 @@ def test_blocks_record_their_solve_time_and_the_one_compile(job):
 
 
 def test_the_engine_is_driven_from_the_solving_thread_only(job, monkeypatch):
-    """Block files are built in the background writer's thread, but everything that asks the
-    OpenDSS engine (the provenance attributes hold its version) runs in the solving thread:
-    the DSS C-API driven from two threads crashed the process."""
+    """Block files are filled from the kept node voltages and built in the background
+    writer's thread, but everything that asks the OpenDSS engine (the provenance attributes
+    hold its version) runs in the solving thread: the DSS C-API driven from two threads
+    crashed the process."""
     import threading
 
     from agileflex_hpc import h5io
@@ -105,6 +106,9 @@ def test_the_engine_is_driven_from_the_solving_thread_only(job, monkeypatch):
     monkeypatch.setattr(engine.DssNetwork, "name_coords",
                         lambda self, real=engine.DssNetwork.name_coords: (
                             askers.add(threading.get_ident()), real(self))[1])
+    monkeypatch.setattr(engine.DssNetwork, "fill",
+                        lambda self, *a, real=engine.DssNetwork.fill: (
+                            builders.add(threading.get_ident()), real(self, *a))[1])
     assert loadflow_main([str(job), "--log-level", "WARNING"]) == 0
     assert askers == {threading.get_ident()}
     assert builders and threading.get_ident() not in builders

@@ -280,7 +280,8 @@ class _Solver:
         self.name: str | None = None
         self.net: DssNetwork | None = None
         self.manifest: NetworkManifest | None = None
-        self._spare: list[tuple[str, StepResult]] = []  # built blocks' arrays, to reuse
+        # built blocks' arrays and node voltages, to reuse
+        self._spare: list[tuple[str, StepResult, np.ndarray | None]] = []
         self._lock = threading.Lock()
 
     def _manifest(self, name: str) -> NetworkManifest:
@@ -292,18 +293,18 @@ class _Solver:
                 self._spare.clear()
         return self.manifest
 
-    def _take_arrays(self) -> StepResult | None:
-        """A spare block's arrays of the current network, if any."""
+    def _take_arrays(self) -> tuple[StepResult | None, np.ndarray | None]:
+        """A spare block's arrays and node voltages of the current network, if any."""
         with self._lock:
             while self._spare:
-                name, out = self._spare.pop()
+                name, out, voltages = self._spare.pop()
                 if name == self.name:
-                    return out
-        return None
+                    return out, voltages
+        return None, None
 
-    def _give_back(self, name: str, out: StepResult) -> None:
+    def _give_back(self, name: str, out: StepResult, voltages: np.ndarray | None) -> None:
         with self._lock:
-            self._spare.append((name, out))
+            self._spare.append((name, out, voltages))
 
     def _network(self) -> DssNetwork:
         """The compiled engine of the current network (compiled on first use)."""
@@ -332,8 +333,14 @@ class _Solver:
         data = read_inputs(inputs, item.start, item.stop)
         p, q, pv = _injections(data, cfg.loadflow)
         # a spare block's arrays are overwritten; this block's stay with the writer until
-        # its file is built (``done``)
-        out = net.run(p, q, pv, load_pf=cfg.loadflow.load_pf, into=self._take_arrays())
+        # its file is built (``done``). With a writer, only the node voltages are kept here
+        # and the writer's thread turns them into results (``net.fill``)
+        arrays, voltages = self._take_arrays()
+        if self.writer is None:
+            voltages = None
+        elif voltages is None or len(voltages) != item.n_steps:
+            voltages = net.allocate_voltages(item.n_steps)
+        out = net.run(p, q, pv, load_pf=cfg.loadflow.load_pf, into=arrays, voltages=voltages)
         bad = int((~out.converged).sum())
         if bad:
             logger.warning("%s/%s block %d: %d of %d steps did not converge", item.network,
@@ -341,7 +348,8 @@ class _Solver:
         timing = {"solve_s": time.perf_counter() - t1, "compile_s": t1 - t0 if compiled else 0.0}
         name = item.network
         _write_block(path, cfg, item, net, out, key, target.label, writer=self.writer,
-                     timing=timing, done=lambda: self._give_back(name, out))
+                     timing=timing, voltages=voltages,
+                     done=lambda: self._give_back(name, out, voltages))
         return item.n_steps, bad
 
 
@@ -367,12 +375,14 @@ def _file_attr(path: Path, key: str) -> str:
 
 def _write_block(path: Path, cfg: Config, item: WorkItem, net: DssNetwork, out: StepResult,
                  key: Key, label: str, *, writer: h5io.BackgroundWriter | None = None,
-                 timing: dict[str, float] | None = None,
+                 timing: dict[str, float] | None = None, voltages: np.ndarray | None = None,
                  done: Callable[[], None] | None = None) -> None:
     """Write one block (``timing``: its measured ``solve_s`` and ``compile_s`` [s]).
 
-    With ``writer`` the file is built and written in its thread, and ``done()`` is called
-    there once ``out`` has been read; without, both happen here.
+    With ``voltages`` (the block's solved node voltages) ``out`` is first filled from them
+    (:meth:`DssNetwork.fill`). With ``writer`` that, the file's build and its write run in
+    the writer's thread, and ``done()`` is called there once ``out`` and ``voltages`` have
+    been read; without, all happen here.
     """
     attrs = h5io.provenance(cfg, network=item.network, case=item.case, block=item.block,
                             start=item.start, stop=item.stop, stage=label,
@@ -382,6 +392,8 @@ def _write_block(path: Path, cfg: Config, item: WorkItem, net: DssNetwork, out: 
     arrays = {name: getattr(out, name) for name in VARIABLES}
 
     def fill(f: h5py.File) -> None:
+        if voltages is not None:
+            net.fill(out, voltages)
         _fill_block(f, coords, arrays, compress=cfg.loadflow.compression)
 
     if writer is not None:

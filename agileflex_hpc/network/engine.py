@@ -311,17 +311,35 @@ class DssNetwork:
         buf = _ffi().buffer(pp[0], 16 * (self._n_nodes + 1))
         return np.frombuffer(buf, dtype=np.complex128).copy()
 
-    def solve_into(self, out: StepResult, t: int) -> None:
+    def node_voltages_into(self, row: np.ndarray) -> None:
+        """Copy the engine's complex node-voltage vector [V] into ``row`` (index 0: ground)."""
+        pp = _ffi().new("double**")
+        dss.dss_lib.YMatrix_getVpointer(pp)
+        buf = _ffi().buffer(pp[0], 16 * (self._n_nodes + 1))
+        row[:] = np.frombuffer(buf, dtype=np.complex128)
+
+    def solve_into(self, out: StepResult, t: int, voltages: np.ndarray | None = None) -> None:
         """Solve the snapshot and write the results of step ``t`` into ``out``.
 
-        Line currents and powers come from the solved node voltages through each element's
-        YPrim (I = Y V, S = V conj(I)), which is what OpenDSS itself reports, without
-        per-element getter calls.
+        With ``voltages`` only ``converged`` and ``iterations`` are written, and the solved
+        node voltages kept in ``voltages[t]`` for :meth:`fill_step` to turn into results.
         """
         dss.Solution.Solve()
         out.converged[t] = dss.Solution.Converged()
         out.iterations[t] = dss.Solution.Iterations()
-        v = self.node_voltages()
+        if voltages is not None:
+            self.node_voltages_into(voltages[t])
+            return
+        self.fill_step(out, t, self.node_voltages())
+
+    def fill_step(self, out: StepResult, t: int, v: np.ndarray) -> None:
+        """Write the bus voltages, line currents and powers and transformer powers of step
+        ``t`` into ``out`` from the solved node voltages ``v`` [V].
+
+        Line currents and powers come from the node voltages through each element's YPrim
+        (I = Y V, S = V conj(I)), which is what OpenDSS itself reports, without per-element
+        getter calls. No engine call: any thread may run this.
+        """
         v_abs = np.abs(v)
         # out's rows are NaN-filled and C-contiguous: write through flat views in place
         out.v_pu[t].reshape(-1)[self._v_flat] = v_abs[self._v_take] * self._v_scale
@@ -335,6 +353,15 @@ class DssNetwork:
         for k, (y_hv, ref) in enumerate(self._tx):
             s = (v[ref] * np.conj(y_hv @ v)).sum() * 1e-3
             out.s_tx_kva[t, k] = np.copysign(abs(s), s.real)
+
+    def fill(self, out: StepResult, voltages: np.ndarray) -> None:
+        """:meth:`fill_step` for every step of a block solved with ``voltages``."""
+        for t in range(voltages.shape[0]):
+            self.fill_step(out, t, voltages[t])
+
+    def allocate_voltages(self, n_steps: int) -> np.ndarray:
+        """A (steps, nodes + 1) complex array for :meth:`run`'s ``voltages``."""
+        return np.empty((n_steps, self._n_nodes + 1), dtype=np.complex128)
 
     @functools.cached_property
     def _name_coords(self) -> dict[str, np.ndarray]:
@@ -360,14 +387,17 @@ class DssNetwork:
 
     def run(self, p_load_kw: np.ndarray, q_load_kvar: np.ndarray | None, p_pv_kw: np.ndarray,
             *, load_pf: float = 0.95, dtype: DTypeLike = np.float32,
-            into: StepResult | None = None) -> StepResult:
+            into: StepResult | None = None,
+            voltages: np.ndarray | None = None) -> StepResult:
         """Solve a block of steps from the fixed starting state; inputs are (time, customer).
 
         ``q_load_kvar`` None: loads at power factor ``load_pf``. Results are stored as
         ``dtype`` (float32 for files; float64 to compare with other engines' output).
         ``into``: arrays from an earlier :meth:`allocate` of the same length and dtype to
         overwrite (every step rewrites every entry it holds; the entries no bus or line phase
-        fills stay NaN), saving the allocation and NaN fill of a block.
+        fills stay NaN), saving the allocation and NaN fill of a block. ``voltages``: an
+        :meth:`allocate_voltages` array of the block's length: only ``converged`` and
+        ``iterations`` are written here, the rest later by :meth:`fill` (in any thread).
         """
         n_steps = p_load_kw.shape[0]
         if into is not None and (into.v_pu.shape != (n_steps, self.n_bus, 3)
@@ -375,11 +405,14 @@ class DssNetwork:
                                  or into.v_pu.dtype != np.dtype(dtype)):
             into = None
         out = into if into is not None else self.allocate(n_steps, dtype)
+        if voltages is not None and voltages.shape != (n_steps, self._n_nodes + 1):
+            raise ValueError(f"voltages of shape {voltages.shape} for {n_steps} steps of "
+                             f"{self._n_nodes + 1} nodes")
         self.reset_solver_state()
         for t in range(n_steps):
             q = None if q_load_kvar is None else q_load_kvar[t]
             self.set_injections(p_load_kw[t], q, p_pv_kw[t], load_pf=load_pf)
-            self.solve_into(out, t)
+            self.solve_into(out, t, voltages)
         return out
 
 
