@@ -265,12 +265,14 @@ def _solve_items(solver: _Solver, mine: Iterable[WorkItem], target: LoadflowInpu
 class _Solver:
     """Holds one compiled network at a time (a worker's items come network by network).
 
-    With a background ``writer``, each block file is built (HDF5 image and checksum) and
-    written in the writer's thread while the next block solves. Everything that asks the
-    engine (the provenance attributes hold its version) is done here first, so the DSS C-API
-    is only ever called from this thread (an earlier version built whole files, engine calls
-    included, in a second thread, and crashed). A block's arrays go back to the spares once
-    its file is built, for a later block of the same network to overwrite.
+    With a background ``writer``, this thread only solves and keeps each step's node
+    voltages; the writer's thread fills the block's results from them (``DssNetwork.fill``),
+    builds the file (HDF5 image and checksum) and writes it while the next block solves.
+    Everything that asks the engine (the provenance attributes hold its version) is done here
+    first, so the DSS C-API is only ever called from this thread (an earlier version built
+    whole files, engine calls included, in a second thread, and crashed). A block's arrays
+    and voltages go back to the spares once its file is built, for a later block of the same
+    network to overwrite.
     """
 
     def __init__(self, cfg: Config, writer: h5io.BackgroundWriter | None = None) -> None:
