@@ -282,13 +282,15 @@ Attributes: `network`, `case`, `block`, `start`, `stop` (step indices into the s
 exclusive), fingerprint (restart key,
 [loadflow.md](loadflow.md#block-files-atomic-writes-restart)), `data_sha256` (sha256 of the
 six `/loadflow` arrays as stored, checked on restart, gather and every read), `nonconverged`
-(steps), `stage` (`loadflow`), `solve_s` (reading the block's inputs and solving its steps,
-compile excluded [s]) and `compile_s` (compiling the network first, 0 when it was compiled
-already [s]): measured costs, which vary between runs and are left out of the checksum and
-the fingerprint. Block files are the hot path: their names are fixed-length
-ASCII (faster to write than variable-length strings); the coordinates are dimension scales
-attached to the variables, as in every other file (about 4 ms per 144-step block of a
-7,000-bus network, under 1 % of its solves), so a block opens in xarray with named dims.""",
+(steps), `stage` (`loadflow`), `solve_s` (reading the block's inputs and solving its steps
+in the solving thread, compile excluded; with a background writer the results are then
+computed from the node voltages in the writer's thread, outside it [s]) and `compile_s`
+(compiling the network first, 0 when it was compiled already [s]): measured costs, which vary
+between runs and are left out of the checksum and the fingerprint. Block files are the hot
+path: their names are fixed-length ASCII (faster to write than variable-length strings); the
+coordinates are dimension scales attached to the variables, as in every other file (about
+4 ms per 144-step block of a 7,000-bus network, under 1 % of its solves), so a block opens in
+xarray with named dims.""",
     entries=(
         _detail(TIME, "the block's steps"),
         _coord("bus", _ASCII, detail="bus names, engine order (as the manifest)"),

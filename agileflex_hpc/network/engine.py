@@ -306,10 +306,9 @@ class DssNetwork:
 
     def node_voltages(self) -> np.ndarray:
         """Copy of the engine's complex node-voltage vector [V] (index 0: ground)."""
-        pp = _ffi().new("double**")
-        dss.dss_lib.YMatrix_getVpointer(pp)
-        buf = _ffi().buffer(pp[0], 16 * (self._n_nodes + 1))
-        return np.frombuffer(buf, dtype=np.complex128).copy()
+        row = np.empty(self._n_nodes + 1, dtype=np.complex128)
+        self.node_voltages_into(row)
+        return row
 
     def node_voltages_into(self, row: np.ndarray) -> None:
         """Copy the engine's complex node-voltage vector [V] into ``row`` (index 0: ground)."""
@@ -468,23 +467,26 @@ def _branch_rows(refs: list[np.ndarray], yprims: list[np.ndarray], orders: list[
         empty = np.zeros(0, dtype=np.intp)
         return empty, empty, np.zeros(0, dtype=np.complex128), empty, empty
     size = np.array([len(r) for r in refs], dtype=np.intp)
-    ref_at = np.concatenate([[0], np.cumsum(size)[:-1]])  # each line's start in the refs
-    y_at = np.concatenate([[0], np.cumsum(size * size)[:-1]])  # ... and in the YPrims
+    ref_at, y_at = _starts(size), _starts(size * size)  # each line's start in refs, YPrims
     n_cond = np.array([len(o) for o in orders], dtype=np.intp)
     phase = np.concatenate(orders)
     line = np.repeat(np.arange(len(refs)), n_cond)
-    cond = np.arange(len(phase)) - np.repeat(np.concatenate([[0], np.cumsum(n_cond)[:-1]]),
-                                             n_cond)
+    cond = np.arange(len(phase)) - np.repeat(_starts(n_cond), n_cond)  # within its line
     keep = (phase >= 1) & (phase <= 3)
     line, cond, phase = line[keep], cond[keep], phase[keep]
     width = size[line]  # entries in each row
     row = np.repeat(np.arange(len(line)), width)
-    j = np.arange(width.sum()) - np.repeat(np.concatenate([[0], np.cumsum(width)[:-1]]), width)
+    j = np.arange(width.sum()) - np.repeat(_starts(width), width)  # position within its row
     ref = np.concatenate(refs)
     y = np.concatenate(yprims).view(np.complex128)
     col = ref[np.repeat(ref_at[line], width) + j]
     val = y[np.repeat(y_at[line] + cond * width, width) + j]
     return row, col, val, 3 * line + phase - 1, ref[ref_at[line] + cond]
+
+
+def _starts(lengths: np.ndarray) -> np.ndarray:
+    """Where each of consecutive runs of ``lengths`` starts: 0, l0, l0 + l1, ..."""
+    return np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.intp)
 
 
 def _csr(rows: list[np.ndarray], cols: list[np.ndarray], vals: list[np.ndarray],
