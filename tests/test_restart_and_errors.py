@@ -91,7 +91,7 @@ def test_the_engine_is_driven_from_the_solving_thread_only(job, monkeypatch):
     from agileflex_hpc.network import engine
 
     askers, builders = set(), set()
-    real_provenance, real_fill = h5io.provenance, h5io.build_image
+    real_provenance, real_build = h5io.provenance, h5io.build_image
 
     def provenance(*args, **kwargs):
         askers.add(threading.get_ident())
@@ -99,7 +99,7 @@ def test_the_engine_is_driven_from_the_solving_thread_only(job, monkeypatch):
 
     def build_image(*args, **kwargs):
         builders.add(threading.get_ident())
-        return real_fill(*args, **kwargs)
+        return real_build(*args, **kwargs)
 
     monkeypatch.setattr(h5io, "provenance", provenance)
     monkeypatch.setattr(h5io, "build_image", build_image)
