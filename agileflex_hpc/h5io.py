@@ -388,24 +388,23 @@ class BackgroundWriter:
             if job is None:
                 return
             path, data, done = job
-            if self._error is not None:  # after an error, later jobs are dropped
+            try:
+                if self._error is None:  # after an error, later jobs are dropped
+                    if callable(data):
+                        try:
+                            data = data()
+                        finally:  # the arrays the build read are free before the write
+                            if done is not None:
+                                done()
+                            done = None
+                    write_bytes_atomic(data, path)
+            except BaseException as exc:  # noqa: BLE001 - re-raised in the caller
+                self._error = exc
+            finally:
                 if done is not None:
                     done()
                 if isinstance(data, FileImage):
                     data.release()
-                continue
-            try:
-                if callable(data):
-                    try:
-                        data = data()
-                    finally:
-                        if done is not None:
-                            done()
-                write_bytes_atomic(data, path)
-            except BaseException as exc:  # noqa: BLE001 - re-raised in the caller
-                self._error = exc
-            if isinstance(data, FileImage):
-                data.release()
 
     def _raise(self) -> None:
         if self._error is not None:
