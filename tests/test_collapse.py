@@ -76,6 +76,52 @@ def test_the_weak_feeder_collapses_above_its_limit(tmp_path):
     assert out.converged.tolist() == [True, False]
 
 
+NOSE_MASTER = """\
+Clear
+New Circuit.nose BasekV=11 pu=1.0 MVAsc3=1e10 MVAsc1=1e10
+New LineCode.lc nphases=3 R1=0.5 X1=0.08 R0=0.5 X0=0.08 C1=0 C0=0 Units=km Normamps=300
+New Transformer.TR1 Buses=[SourceBus 11] Conns=[Delta Wye] kVs=[11 0.416] kVAs=[500 500]
+~ XHL=4 %Rs=[0.5 0.5]
+New Line.L1 Bus1=11 Bus2=2 phases=3 Linecode=lc Length=500 Units=m
+New Load.C1 Phases=1 Bus1=2.1 kV=0.24 kW=1 PF=0.95
+New Load.C2 Phases=1 Bus1=2.2 kV=0.24 kW=1 PF=0.95
+New Load.C3 Phases=1 Bus1=2.3 kV=0.24 kW=1 PF=0.95
+Set voltagebases=[11 .416]
+Calcvoltagebases
+"""
+
+
+def test_non_convergence_is_the_nose_of_the_analytic_pv_curve(tmp_path):
+    """A balanced feeder is a two-bus system per phase: source E, series Z = R + jX (cable plus
+    transformer, referred to 0.416 kV), a constant-power load P + jQ, Q = P tan(acos 0.95).
+    V^4 - (E^2 - 2(RP + XQ)) V^2 + |Z|^2 (P^2 + Q^2) = 0 has a real root up to the nose
+    P_max = E^2 / (2(R + X tan phi) + 2|Z| / cos phi). The engine must converge to the upper
+    root below the nose and report no solution (collapse) just above it: a non-converged step
+    is a real collapse, not a solver that gave up early."""
+    (tmp_path / "Master.dss").write_text(NOSE_MASTER)
+    net = DssNetwork(tmp_path / "Master.dss")
+    e = 416 / np.sqrt(3)  # V per phase
+    z_base = 0.416 ** 2 / 0.5  # ohm at 0.416 kV, 500 kVA
+    r = 0.5 * 0.5 + 0.01 * z_base  # 500 m of cable + %R of both windings
+    x = 0.08 * 0.5 + 0.04 * z_base
+    tan_phi = np.tan(np.arccos(0.95))
+    a, b = 2 * (r + x * tan_phi), (r * r + x * x) * (1 + tan_phi ** 2)
+    p_max = e ** 2 / (a + 2 * np.sqrt(b))  # W per phase (53.0 kW)
+
+    def upper_root_pu(p_w: float) -> float:
+        d = (e ** 2 - a * p_w) ** 2 - 4 * b * p_w ** 2
+        return float(np.sqrt((e ** 2 - a * p_w + np.sqrt(d)) / 2) / e)
+
+    shares = np.array([0.3, 0.6, 0.9, 0.99, 1.01, 1.05])
+    p = np.repeat(shares[:, None] * p_max / 1e3, 3, axis=1)  # kW on each phase
+    out = net.run(p, None, np.zeros_like(p), dtype=np.float64)
+    assert out.converged.tolist() == [True, True, True, True, False, False]
+    end = list(net.bus_names).index("2")
+    for k in range(3):  # within the solver's tolerance (1e-4 pu) of the analytic voltage
+        assert out.v_pu[k, end] == pytest.approx([upper_root_pu(shares[k] * p_max)] * 3,
+                                                 abs=2e-4)
+
+
 @pytest.mark.slow
 def test_collapse_is_flagged_counted_and_masked(weak_run):
     cfg, out = weak_run, weak_run.out_dir
