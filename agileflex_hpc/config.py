@@ -157,12 +157,18 @@ class NetworkConfig:
     path: Path | None = None  # None: the embedded synthetic default network
     master: str = "Master.dss"
     seed: int = 0  # embedded default only: the generator's seed
+    # the rating of lines whose network files give none (no NormAmps on the line or its
+    # LineCode) [A]; None: such lines are an error (OpenDSS would silently use 400 A)
+    unrated_rating_a: float | None = None
 
     def _check(self) -> list[str]:
         errs = []
         errs += _name_problem("network.name", self.name)
         if self.seed < 0:
             errs.append(f"network[{self.name}].seed: {self.seed} must be >= 0")
+        if self.unrated_rating_a is not None and not self.unrated_rating_a > 0:
+            errs.append(f"network[{self.name}].unrated_rating_a: {self.unrated_rating_a} must "
+                        "be a positive number of amperes")
         if self.path is not None and not (self.path / self.master).is_file():
             errs.append(f"network[{self.name}].path: no {self.master} in {self.path}")
         return errs

@@ -61,7 +61,8 @@ names = ["25PV50HP"]
 
 
 def _config(root: Path, network: Path | None, steps: int, days: int) -> Config:
-    path = f'path = "{network}"' if network else ""
+    # the ENWL LVNS files rate no line: rate them as OpenDSS would (timings do not depend on it)
+    path = f'path = "{network}"\nunrated_rating_a = 400' if network else ""
     text = JOB.format(root=root, path=path, steps=steps, minutes=1440 // steps, days=days)
     return parse_config(text, base_dir=root)
 

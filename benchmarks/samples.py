@@ -33,6 +33,7 @@ days = {days}
 [[network]]
 name = "{name}"
 path = "{path}"
+unrated_rating_a = 400  # where the files rate no line, as OpenDSS would (reported)
 [cases]
 names = ["00PV00HP", "00PV25HP", "25PV50HP", "25PV75HP", "50PV100HP"]
 samples = {samples}

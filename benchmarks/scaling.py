@@ -50,6 +50,9 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # the replay imports this checkout's package, as the runs do
 DEFAULT_NET = REPO.parent / "shared" / "networks" / "enwl" / "network_5"
 COSTS = Path("out") / "scaling" / "ev" / "costs.csv"  # the job's measured zone times
+# the ENWL LVNS files rate no line (NormAmps): rate them as OpenDSS would (timings do not
+# depend on ratings)
+UNRATED = "unrated_rating_a = 400"
 CASES = ["00PV00HP", "00PV25HP", "25PV50HP", "25PV75HP", "50PV100HP", "50PV50HP", "75PV75HP",
          "100PV100HP"]
 
@@ -313,7 +316,7 @@ def main(argv: list[str] | None = None) -> int:
                     "block times, static split and with work stealing (default 16,64)")
     args = ap.parse_args(argv)
     nets = args.network or ([DEFAULT_NET] if DEFAULT_NET.is_dir() else [])
-    networks = "\n".join(f'[[network]]\nname = "bench{i}"\npath = "{p.resolve()}"'
+    networks = "\n".join(f'[[network]]\nname = "bench{i}"\npath = "{p.resolve()}"\n{UNRATED}'
                           for i, p in enumerate(nets)) or '[[network]]\nname = "bench0"'
     ranks = [1]
     while ranks[-1] * 2 <= args.max_ranks:

@@ -43,5 +43,6 @@ def test_demo_answers_equal_the_all_optimal_reference(tmp_path, monkeypatch):
 @pytest.mark.shared
 def test_network_5_answers_equal_the_all_optimal_reference(tmp_path, monkeypatch, shared_dir):
     path = shared_dir / "networks" / "enwl" / "network_5"
-    text = SHORT_DEMO.replace('name = "default"', f'name = "network_5"\npath = "{path}"')
+    text = SHORT_DEMO.replace('name = "default"', f'name = "network_5"\npath = "{path}"\n'
+                              'unrated_rating_a = 400')
     assert _compare(parse_config(text, base_dir=tmp_path), monkeypatch) > 23

@@ -29,6 +29,7 @@ block_steps = 24
 [[network]]
 name = "network_5"
 path = "{path}"
+unrated_rating_a = 400  # 189 lines have no NormAmps (none a supply cable)
 [cases]
 names = ["00PV00HP", "25PV75HP"]
 """

@@ -177,8 +177,8 @@ def ensure_manifests(cfg: Config, fps: Fingerprints | None = None) -> dict[str, 
         if freshness(path, key) != "ok":
             net = DssNetwork(master, tolerance=cfg.loadflow.tolerance,
                              max_iterations=cfg.loadflow.max_iterations)
-            write_manifest(path, build_manifest(net_cfg.name, net), cfg,
-                           attrs=fingerprint.attrs(key))
+            manifest = build_manifest(net_cfg.name, net, net_cfg.unrated_rating_a)
+            write_manifest(path, manifest, cfg, attrs=fingerprint.attrs(key))
         paths[net_cfg.name] = path
     return paths
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import atexit
 import functools
+import json
 import logging
 import os
 import shutil
@@ -205,6 +206,35 @@ class DssNetwork:
         self.transformer_buses = tx_buses
         self._tx = [(_csr([np.repeat(np.arange(len(y)), len(r))], [np.tile(r, len(y))],
                           [y.ravel()], (len(y), n_v)), r[:len(y)]) for y, r in tx_rows]
+
+    def line_ratings_origin(self) -> tuple[np.ndarray, np.ndarray]:
+        """Where each line's rating (``NormAmps``) comes from, in engine line order: whether
+        the network files give it (on the line or on its LineCode) rather than OpenDSS's
+        default (400 A), and the line's LineCode name ("" without one).
+
+        Asks the engine about the compiled circuit's set properties, so call it right after
+        compiling. A line whose own rating equals its unrated LineCode's default counts as not
+        given; lines built from a geometry or wire data count as given (their ratings come
+        from the wires).
+        """
+        code_given: dict[str, tuple[bool, float]] = {}
+        for _ in _iterate(dss.LineCodes):
+            code_given[dss.LineCodes.Name().lower()] = (
+                "NormAmps" in json.loads(dss.Element.ToJSON()), dss.LineCodes.NormAmps())
+        given: dict[str, tuple[bool, str]] = {}
+        for _ in _iterate(dss.Lines):
+            name, code = dss.Lines.Name().lower(), dss.Lines.LineCode().lower()
+            if dss.Lines.Geometry() or dss.Lines.Spacing():
+                rated = True
+            elif code in code_given:
+                code_set, code_amps = code_given[code]
+                rated = code_set or dss.Lines.NormAmps() != code_amps
+            else:
+                rated = "NormAmps" in json.loads(dss.Element.ToJSON())
+            given[name] = rated, code
+        origin = [given[str(n).lower()] for n in self.line_names]
+        return (np.array([g for g, _ in origin], dtype=bool),
+                np.array([c for _, c in origin], dtype=object))
 
     def _index_transformers(self) -> None:
         kva = []

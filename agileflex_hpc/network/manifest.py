@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from agileflex_hpc import h5io, schema
-from agileflex_hpc.errors import ResultsError
+from agileflex_hpc.errors import NetworkError, ResultsError
 from agileflex_hpc.layout import layout
 from agileflex_hpc.network.topology import Topology, derive_topology, zone_id
 
@@ -43,6 +43,7 @@ class NetworkManifest:
     line_bus1: np.ndarray  # (line,) bus names
     line_bus2: np.ndarray
     line_rating_a: np.ndarray  # (line,) [A]
+    line_rating_given: np.ndarray  # (line,) bool: the rating is in the network files
     transformer_names: np.ndarray  # (transformer,)
     transformer_kva: np.ndarray  # (transformer,) [kVA]
     customers: pd.DataFrame  # load, bus, phase, feeder (1-based), zone
@@ -91,9 +92,22 @@ def _pid() -> int:
     return os.getpid()
 
 
-def build_manifest(name: str, net: DssNetwork) -> NetworkManifest:
-    """Describe a compiled :class:`~agileflex_hpc.network.engine.DssNetwork`."""
-    topo = derive_topology(net)
+def build_manifest(name: str, net: DssNetwork,
+                   unrated_rating_a: float | None = None) -> NetworkManifest:
+    """Describe a compiled :class:`~agileflex_hpc.network.engine.DssNetwork` (just compiled:
+    the ratings' origin is asked from the engine).
+
+    Lines whose files give no rating take ``unrated_rating_a`` [A].
+
+    Raises
+    ------
+    NetworkError
+        Some lines have no rating and ``unrated_rating_a`` is None: OpenDSS would rate them
+        400 A, and the thermal headroom and overloads would rest on that invented number.
+    """
+    given, codes = net.line_ratings_origin()
+    ratings = _ratings(name, net, given, codes, unrated_rating_a)
+    topo = derive_topology(net, ratings)
     customers = pd.DataFrame({
         "load": net.load_names.astype(str),
         "bus": net.load_bus.astype(str),
@@ -105,9 +119,36 @@ def build_manifest(name: str, net: DssNetwork) -> NetworkManifest:
         name=name, master=str(net.master), bus_names=net.bus_names.astype(str),
         bus_xy=_bus_xy(net), line_names=net.line_names.astype(str),
         line_bus1=net.line_bus1.astype(str), line_bus2=net.line_bus2.astype(str),
-        line_rating_a=net.line_rating_a, transformer_names=net.transformer_names.astype(str),
+        line_rating_a=ratings, line_rating_given=given,
+        transformer_names=net.transformer_names.astype(str),
         transformer_kva=net.transformer_kva, customers=customers, topology=topo,
     )
+
+
+def _ratings(name: str, net: DssNetwork, given: np.ndarray, codes: np.ndarray,
+             unrated_rating_a: float | None) -> np.ndarray:
+    """The lines' ratings [A]: the files' where given, else ``unrated_rating_a`` (None: a
+    NetworkError naming the unrated LineCodes and lines)."""
+    if given.all():
+        return net.line_rating_a
+    unrated = list(net.line_names[~given].astype(str))
+    unrated_codes = list(dict.fromkeys(c or "-" for c in codes[~given]))
+    what = (f"{len(unrated)} of {len(given)} lines have no rating (NormAmps) in the network "
+            f"files (LineCodes {_listed(unrated_codes)}; lines {_listed(unrated)})")
+    if unrated_rating_a is None:
+        raise NetworkError(
+            f"{net.master}: {what}. OpenDSS would rate them 400 A, and the thermal headroom and "
+            "overloads would rest on that number: add NormAmps to those LineCodes (or lines), "
+            f"or give the job's [[network]] {name!r} an unrated_rating_a = <amperes> for them")
+    logger.warning("network %s: %s; they are rated %g A (network.unrated_rating_a)", name, what,
+                   unrated_rating_a)
+    return np.where(given, net.line_rating_a, float(unrated_rating_a))
+
+
+def _listed(names: list[str], limit: int = 5) -> str:
+    """The first ``limit`` names, and how many more."""
+    more = f" and {len(names) - limit} more" if len(names) > limit else ""
+    return ", ".join(names[:limit]) + more
 
 
 def _bus_xy(net: DssNetwork) -> np.ndarray:
@@ -147,6 +188,7 @@ def write_manifest(path: Path, m: NetworkManifest, cfg: Config | None = None, *,
         for name, data in [
             ("bus_xy", m.bus_xy), ("bus_feeder", bus_feeder), ("line_bus1", m.line_bus1),
             ("line_bus2", m.line_bus2), ("line_rating_a", m.line_rating_a),
+            ("line_rating_given", m.line_rating_given),
             ("line_feeder", line_feeder), ("line_is_supply", supply),
             ("transformer_kva", m.transformer_kva),
         ]:
@@ -191,6 +233,7 @@ def read_manifest(path: Path) -> NetworkManifest:
         name=name, master=master, bus_names=names["bus"], bus_xy=get["bus_xy"],
         line_names=names["line"], line_bus1=_names(get["line_bus1"]),
         line_bus2=_names(get["line_bus2"]), line_rating_a=get["line_rating_a"],
+        line_rating_given=get["line_rating_given"].astype(bool),
         transformer_names=names["transformer"], transformer_kva=get["transformer_kva"],
         customers=customers, topology=topo,
     )

@@ -105,8 +105,9 @@ class Topology:
         return counts + np.repeat(three, 3)
 
 
-def derive_topology(net: DssNetwork) -> Topology:
-    """Derive feeders and zones of a compiled :class:`~agileflex_hpc.network.engine.DssNetwork`."""
+def derive_topology(net: DssNetwork, line_rating_a: np.ndarray | None = None) -> Topology:
+    """Derive feeders and zones of a compiled :class:`~agileflex_hpc.network.engine.DssNetwork`
+    (``line_rating_a``: the lines' ratings [A], default the engine's)."""
     busbar = _lv_busbar(net)
     bus_pos = {b: i for i, b in enumerate(net.bus_names)}
     b1 = np.array([bus_pos[b] for b in net.line_bus1])
@@ -124,11 +125,12 @@ def derive_topology(net: DssNetwork) -> Topology:
     if orphans:
         raise NetworkError(f"{net.master}: loads on buses no line connects to the LV busbar "
                            f"{busbar!r}: " + ", ".join(orphans[:5]))
-    return _feeders(net, busbar, b1, b2, bb, comp, load_bus)
+    ratings = net.line_rating_a if line_rating_a is None else np.asarray(line_rating_a)
+    return _feeders(net, busbar, b1, b2, bb, comp, load_bus, ratings)
 
 
 def _feeders(net: DssNetwork, busbar: str, b1: np.ndarray, b2: np.ndarray, bb: int,
-             comp: np.ndarray, load_bus: np.ndarray) -> Topology:
+             comp: np.ndarray, load_bus: np.ndarray, ratings: np.ndarray) -> Topology:
     """Group the busbar's outgoing lines by the component they feed, in line order."""
     leaving = np.flatnonzero((b1 == bb) | (b2 == bb))
     far = np.where(b1[leaving] == bb, b2[leaving], b1[leaving])
@@ -150,7 +152,7 @@ def _feeders(net: DssNetwork, busbar: str, b1: np.ndarray, b2: np.ndarray, bb: i
         supply_lines=supply,
         load_feeder=np.array([f_of_comp.get(int(c), -1) for c in load_comp]),
         load_phase=np.asarray(net.load_phase, dtype=int),
-        supply_rating_a=np.array([net.line_rating_a[s].sum() for s in supply]),
+        supply_rating_a=np.array([ratings[s].sum() for s in supply]),
     )
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import h5py
+import numpy as np
 import pandas as pd
 
 from agileflex_hpc import h5io
@@ -119,6 +120,28 @@ def proof_statement(proof: pd.DataFrame | None, draw: str = "") -> str:
     return f"NOT proved: smart charging adds violations to the no-EV baseline: {where}.{on}"
 
 
+def _ratings_note(cfg: Config, network: str) -> str | None:
+    """What the page must say where the network files rate not every line (None: they do,
+    or the network is not compiled yet)."""
+    from agileflex_hpc.network.manifest import manifest_path, read_manifest
+
+    path = manifest_path(cfg.out_dir, network)
+    if freshness(path, Fingerprints(cfg).network(network)) != "ok":
+        return None
+    m = read_manifest(path)
+    unrated = ~m.line_rating_given
+    if not unrated.any():
+        return None
+    supply = np.concatenate(m.topology.supply_lines)
+    n_supply = int(unrated[supply].sum())
+    ratings = ", ".join(f"{a:g} A" for a in np.unique(m.line_rating_a[unrated]))
+    return (f"{int(unrated.sum())} of {unrated.size} lines ({n_supply} of {supply.size} supply "
+            f"cables) have no rating in the network files; they are rated {ratings} "
+            "(network.unrated_rating_a in the job), an assumption, not data: "
+            + ("the thermal headroom of their feeders and " if n_supply else "")
+            + "the overloads counted on those lines rest on it.")
+
+
 def _csv(df: pd.DataFrame | None, path: Path) -> Path | None:
     """Write a machine-readable table beside the page (unchanged text: left alone)."""
     if df is None:
@@ -195,7 +218,9 @@ def _section(cfg: Config, network: str) -> tuple[NetworkSection, dict[str, objec
               missing="no current validation"),
     ]
     sec.plots = network_plots(cfg, network)
-    sec.notes = [p.note for p in sec.plots if p.path is None and p.note]
+    ratings = _ratings_note(cfg, network)
+    sec.notes = ([ratings] if ratings else []) + [p.note for p in sec.plots
+                                                  if p.path is None and p.note]
     return sec, row
 
 
