@@ -237,11 +237,21 @@ class DssNetwork:
                 np.array([c for _, c in origin], dtype=object))
 
     def _index_transformers(self) -> None:
-        kva = []
+        """Winding-1 kVA of each transformer; one whose files give none (no ``kVA``/``kVAs``,
+        no XfmrCode) is a NetworkError: OpenDSS would rate it 1000 kVA without a word, and the
+        transformer headroom rests on it."""
+        kva, unrated = [], []
         for name in self.transformer_names:
             dss.Transformers.Name(name)
             dss.Transformers.Wdg(1)
             kva.append(dss.Transformers.kVA())
+            given = json.loads(dss.Element.ToJSON())
+            if "kVA" not in given and "XfmrCode" not in given:
+                unrated.append(name)
+        if unrated:
+            raise NetworkError(f"{self.master}: transformer(s) {', '.join(unrated[:5])} have no "
+                               "kVA rating in the network files (OpenDSS would use 1000 kVA, "
+                               "and the transformer headroom rests on it): add kVAs=[...]")
         self.transformer_kva = np.array(kva, dtype=float)
 
     def _index_loads_and_pv(self) -> None:

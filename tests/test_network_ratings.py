@@ -1,9 +1,10 @@
-"""Line ratings the network files do not give: found, refused by default, rated as the job says.
+"""Ratings the network files do not give: found, refused by default, rated as the job says.
 
-OpenDSS rates a line without ``NormAmps`` (on the line or its LineCode) 400 A, silently; the
-ENWL LVNS feeders rate no line at all. The thermal headroom (supply cables) and every overload
-count would rest on that invented number, so such lines are an error unless the job gives
-``unrated_rating_a``, and the report says which lines carry it.
+OpenDSS rates a line without ``NormAmps`` (on the line or its LineCode) 400 A and a transformer
+without ``kVA`` 1000 kVA, silently; the ENWL LVNS feeders rate no line at all. The thermal and
+transformer headroom and every overload count would rest on those invented numbers, so such
+lines are an error unless the job gives ``unrated_rating_a`` (and the report says which lines
+carry it), and such transformers are an error.
 """
 
 from __future__ import annotations
@@ -154,3 +155,25 @@ def test_every_enwl_lvns_line_is_unrated(shared_dir):
     master = shared_dir / "networks" / "enwl-lvns" / "network_9" / "Feeder_2" / "Master.dss"
     given, _ = DssNetwork(master).line_ratings_origin()
     assert given.size > 0 and not given.any()
+
+
+@pytest.mark.parametrize("definition, kva", [
+    ("kVs=[11 0.416] XHL=4", None),  # no kVA: OpenDSS's 1000 kVA would stand in
+    ("kVs=[11 0.416] kVAs=[300 300] XHL=4", 300.0),
+    ("XfmrCode=tc", 250.0),  # rated through its XfmrCode
+])
+def test_a_transformer_without_a_kva_rating_is_an_error(tmp_path, definition, kva):
+    from tests.conftest import TINY_MASTER
+
+    text = TINY_MASTER.replace(
+        "New Transformer.TR1 Buses=[SourceBus 11] Conns=[Delta Wye] kVs=[11 0.416] kVAs=[100 100]\n"
+        "~ XHL=2 %Rs=[0.5 0.5]",
+        "New XfmrCode.tc phases=3 windings=2 conns=[delta wye] kVs=[11 0.416] kVAs=[250 250] "
+        f"XHL=4\nNew Transformer.TR1 Buses=[SourceBus 11] Conns=[Delta Wye] {definition}")
+    assert "XfmrCode.tc" in text
+    (tmp_path / "Master.dss").write_text(text)
+    if kva is None:
+        with pytest.raises(NetworkError, match="tr1 have no kVA rating"):
+            DssNetwork(tmp_path / "Master.dss")
+    else:
+        assert DssNetwork(tmp_path / "Master.dss").transformer_kva.tolist() == [kva]
