@@ -215,6 +215,7 @@ MANIFEST = FileSchema(
     path_pattern="networks/<net>/network.h5",
     attributes_text="""\
 Attributes: `network`, `master` (absolute path of the master file), `busbar` (LV busbar name),
+`busbar_kv` (its line-to-line base voltage [kV]),
 fingerprint (key: code, network files or embedded seed, the network's config entry).""",
     entries=(
         _coord("bus", detail="bus names, engine order (lower case)"),

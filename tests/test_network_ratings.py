@@ -177,3 +177,30 @@ def test_a_transformer_without_a_kva_rating_is_an_error(tmp_path, definition, kv
             DssNetwork(tmp_path / "Master.dss")
     else:
         assert DssNetwork(tmp_path / "Master.dss").transformer_kva.tolist() == [kva]
+
+
+@pytest.mark.parametrize("lv_kv, v_ll_kv, ok", [
+    (0.416, 0.416, True), (0.433, 0.416, False), (0.433, 0.433, True), (0.4, 0.416, False)])
+def test_the_thermal_rate_refuses_another_lv_voltage(tmp_path, lv_kv, v_ll_kv, ok):
+    """thermal = 0.9 x A x p.u. x headroom.v_ll_kv / sqrt 3 takes p.u. of the busbar's own base:
+    an 11/0.433 kV network under the default 0.416 kV would be rated 4 % low."""
+    from agileflex_hpc.config import parse_config
+    from agileflex_hpc.headroom.stage import check_lv_voltage
+    from tests.conftest import TINY_MASTER
+
+    folder = tmp_path / "lv"
+    folder.mkdir()
+    (folder / "Master.dss").write_text(TINY_MASTER.replace("kVs=[11 0.416]", f"kVs=[11 {lv_kv}]")
+                                       .replace("voltagebases=[11 .416]",
+                                                f"voltagebases=[11 {lv_kv}]"))
+    m = build_manifest("lv", DssNetwork(folder / "Master.dss"))
+    write_manifest(tmp_path / "network.h5", m)
+    assert read_manifest(tmp_path / "network.h5").busbar_kv == pytest.approx(lv_kv, rel=1e-9)
+    cfg = parse_config(JOB.format(extra="").replace('path = "mixed"', 'path = "lv"')
+                       + f"[headroom]\nv_ll_kv = {v_ll_kv}\n", base_dir=tmp_path)
+    if ok:
+        check_lv_voltage(cfg, m)
+    else:
+        with pytest.raises(ConfigError, match=f"base of {lv_kv:g} kV, but headroom.v_ll_kv is "
+                                              f"{v_ll_kv:g} kV"):
+            check_lv_voltage(cfg, m)

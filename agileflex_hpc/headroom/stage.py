@@ -22,7 +22,7 @@ import pandas as pd
 
 from agileflex_hpc import fingerprint, h5io, schema
 from agileflex_hpc.config import case_key, parse_case
-from agileflex_hpc.errors import ResultsError
+from agileflex_hpc.errors import ConfigError, ResultsError
 from agileflex_hpc.ev.costs import snapshot_costs
 from agileflex_hpc.fingerprint import Fingerprints, freshness, require_fresh
 from agileflex_hpc.gather import require_stitched
@@ -181,10 +181,35 @@ def _fit_limits(cfg: Config, zones: dict[str, ZoneData], customers: np.ndarray
                               fallback_factor=cfg.headroom.fallback_factor)
 
 
+#: how far the LV busbar's base voltage may differ from ``headroom.v_ll_kv`` [-]
+LV_VOLTAGE_TOLERANCE = 0.01
+
+
+def check_lv_voltage(cfg: Config, m: NetworkManifest) -> None:
+    """The thermal rate takes the busbar voltage as p.u. x ``headroom.v_ll_kv``: refuse a
+    network whose LV busbar has another base (a 0.433 or 0.4 kV transformer), which would
+    misstate every zone's thermal rate by the ratio.
+
+    Raises
+    ------
+    ConfigError
+        Naming the network, both voltages and the setting to change.
+    """
+    v_ll = cfg.headroom.v_ll_kv
+    if abs(m.busbar_kv / v_ll - 1) > LV_VOLTAGE_TOLERANCE:
+        raise ConfigError(
+            f"network {m.name}: its LV busbar {m.topology.busbar!r} has a base of "
+            f"{m.busbar_kv:.4g} kV, but headroom.v_ll_kv is {v_ll:g} kV: the thermal rate "
+            f"(thermal_factor x A x p.u. x v_ll_kv / sqrt 3) would be "
+            f"{100 * abs(v_ll / m.busbar_kv - 1):.1f} % off; set headroom.v_ll_kv = "
+            f"{m.busbar_kv:.4g} (networks of other LV voltages go in another job)")
+
+
 def headroom_for(cfg: Config, m: NetworkManifest, zd: ZoneData, limit_kva: np.ndarray
                  ) -> Headroom:
     """Stage 5 of one case; non-converged steps are NaN (masked, not trusted)."""
     hc, topo = cfg.headroom, m.topology
+    check_lv_voltage(cfg, m)
     thermal = thermal_rate_kva(np.repeat(topo.supply_rating_a, 3), zd.busbar_v_pu,
                                topo.zone_phase, thermal_factor=hc.thermal_factor,
                                v_ll_kv=hc.v_ll_kv)

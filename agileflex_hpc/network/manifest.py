@@ -48,6 +48,7 @@ class NetworkManifest:
     transformer_kva: np.ndarray  # (transformer,) [kVA]
     customers: pd.DataFrame  # load, bus, phase, feeder (1-based), zone
     topology: Topology
+    busbar_kv: float  # line-to-line base voltage of the LV busbar [kV]
 
     @property
     def n_bus(self) -> int:
@@ -122,6 +123,7 @@ def build_manifest(name: str, net: DssNetwork,
         line_rating_a=ratings, line_rating_given=given,
         transformer_names=net.transformer_names.astype(str),
         transformer_kva=net.transformer_kva, customers=customers, topology=topo,
+        busbar_kv=float(net.bus_kv_base[list(net.bus_names).index(topo.busbar)] * np.sqrt(3)),
     )
 
 
@@ -180,7 +182,8 @@ def write_manifest(path: Path, m: NetworkManifest, cfg: Config | None = None, *,
         line_feeder[topo.feeder_lines[f]] = f
         supply[topo.supply_lines[f]] = True
     with h5io.atomic_h5(path, attrs=h5io.provenance(cfg, network=m.name, master=m.master,
-                                                   busbar=topo.busbar, **(attrs or {}))) as f:
+                                                   busbar=topo.busbar, busbar_kv=m.busbar_kv,
+                                                   **(attrs or {}))) as f:
         for name, values in (("bus", m.bus_names), ("line", m.line_names),
                              ("transformer", m.transformer_names), ("xy", np.array(["x", "y"]))):
             schema.MANIFEST.write_coord(f, name, values)
@@ -216,6 +219,7 @@ def read_manifest(path: Path) -> NetworkManifest:
         customers = h5io.read_table(g, "customers")
         names = {k: _names(f[k][()]) for k in ("bus", "line", "transformer")}
         name, master, busbar = (str(f.attrs[k]) for k in ("network", "master", "busbar"))
+        busbar_kv = float(f.attrs["busbar_kv"])
     n_feed = int(max(get["bus_feeder"].max(), get["line_feeder"].max()) + 1)
     topo = Topology(
         busbar=busbar,
@@ -235,6 +239,6 @@ def read_manifest(path: Path) -> NetworkManifest:
         line_bus2=_names(get["line_bus2"]), line_rating_a=get["line_rating_a"],
         line_rating_given=get["line_rating_given"].astype(bool),
         transformer_names=names["transformer"], transformer_kva=get["transformer_kva"],
-        customers=customers, topology=topo,
+        customers=customers, topology=topo, busbar_kv=busbar_kv,
     )
 
