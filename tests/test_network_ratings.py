@@ -114,7 +114,7 @@ names = ["00PV00HP"]
 
 def test_the_stage_fails_clearly_and_the_report_says_what_was_assumed(mixed, tmp_path, capsys):
     from agileflex_hpc.loadflow.__main__ import main as loadflow_main
-    from agileflex_hpc.report import _ratings_note
+    from agileflex_hpc.report import _assumed_ratings
 
     job = write_job(tmp_path, JOB.format(extra=""))
     assert loadflow_main([str(job)]) != 0
@@ -125,21 +125,23 @@ def test_the_stage_fails_clearly_and_the_report_says_what_was_assumed(mixed, tmp
 
     job = write_job(tmp_path, JOB.format(extra="unrated_rating_a = 250"))
     assert loadflow_main([str(job), "--no-gather"]) == 0
-    note = _ratings_note(load_config(job), "mixed")
-    assert note is not None
+    assumed = _assumed_ratings(load_config(job), "mixed")
+    assert assumed is not None
+    note, count = assumed
     assert note.startswith("3 of 6 lines (1 of 2 supply cables) have no rating")
     assert "rated 250 A" in note and "thermal headroom" in note
+    assert count == "3 of 6 (250 A), supply cables too"
 
 
 def test_a_fully_rated_network_needs_no_setting_and_gets_no_note(tmp_path, tiny_master):
     from agileflex_hpc.loadflow.run import ensure_manifests
-    from agileflex_hpc.report import _ratings_note
+    from agileflex_hpc.report import _assumed_ratings
 
     job = write_job(tmp_path, JOB.format(extra="").replace('path = "mixed"', 'path = "tiny"'))
     cfg = load_config(job)
     ensure_manifests(cfg)
     assert read_manifest(manifest_path(cfg.out_dir, "mixed")).line_rating_given.all()
-    assert _ratings_note(cfg, "mixed") is None
+    assert _assumed_ratings(cfg, "mixed") is None
 
 
 @pytest.mark.parametrize("value", ["0", "-5", '"400"'])

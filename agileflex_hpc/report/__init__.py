@@ -120,9 +120,9 @@ def proof_statement(proof: pd.DataFrame | None, draw: str = "") -> str:
     return f"NOT proved: smart charging adds violations to the no-EV baseline: {where}.{on}"
 
 
-def _ratings_note(cfg: Config, network: str) -> str | None:
-    """What the page must say where the network files rate not every line (None: they do,
-    or the network is not compiled yet)."""
+def _assumed_ratings(cfg: Config, network: str) -> tuple[str, str] | None:
+    """Where the network files rate not every line: the page's note and the overview's count
+    (None: they do, or the network is not compiled yet)."""
     from agileflex_hpc.network.manifest import manifest_path, read_manifest
 
     path = manifest_path(cfg.out_dir, network)
@@ -135,11 +135,14 @@ def _ratings_note(cfg: Config, network: str) -> str | None:
     supply = np.concatenate(m.topology.supply_lines)
     n_supply = int(unrated[supply].sum())
     ratings = ", ".join(f"{a:g} A" for a in np.unique(m.line_rating_a[unrated]))
-    return (f"{int(unrated.sum())} of {unrated.size} lines ({n_supply} of {supply.size} supply "
-            f"cables) have no rating in the network files; they are rated {ratings} "
+    lines = (f"{int(unrated.sum())} of {unrated.size} lines ({n_supply} of {supply.size} "
+             "supply cables)")
+    note = (f"{lines} have no rating in the network files; they are rated {ratings} "
             "(network.unrated_rating_a in the job), an assumption, not data: "
             + ("the thermal headroom of their feeders and " if n_supply else "")
             + "the overloads counted on those lines rest on it.")
+    return note, (f"{int(unrated.sum())} of {unrated.size} ({ratings})"
+                  + (", supply cables too" if n_supply else ""))
 
 
 def _csv(df: pd.DataFrame | None, path: Path) -> Path | None:
@@ -218,9 +221,10 @@ def _section(cfg: Config, network: str) -> tuple[NetworkSection, dict[str, objec
               missing="no current validation"),
     ]
     sec.plots = network_plots(cfg, network)
-    ratings = _ratings_note(cfg, network)
-    sec.notes = ([ratings] if ratings else []) + [p.note for p in sec.plots
-                                                  if p.path is None and p.note]
+    assumed = _assumed_ratings(cfg, network)
+    row["assumed_ratings"] = assumed[1] if assumed else "none"
+    sec.notes = ([assumed[0]] if assumed else []) + [p.note for p in sec.plots
+                                                     if p.path is None and p.note]
     return sec, row
 
 

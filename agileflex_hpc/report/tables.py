@@ -137,7 +137,8 @@ def overview_view(df: pd.DataFrame) -> pd.DataFrame:
         "hps": "Heat pumps hosted", "evs_hosted": "EVs hosted",
         "evs_estimate": "EVs estimated", "unconfirmed": "Zones unconfirmed",
         "binding": "Binding limits (zones)", "collapse_steps": "Collapse steps",
-        "proof": "Smart charging vs no-EV baseline", "rounds": "Rounds"})
+        "proof": "Smart charging vs no-EV baseline", "rounds": "Rounds",
+        "assumed_ratings": "Lines rated by assumption"})
 
 
 GLOSSARY: dict[str, str] = {
@@ -151,6 +152,10 @@ GLOSSARY: dict[str, str] = {
     "Binding limit": "What limits the zone: cable (the supply cable's thermal rating), "
                      "voltage (the flow at which the voltage fit of stage 4 reaches its "
                      "limit) or transformer (the zone's share of the transformer rating).",
+    "Lines rated by assumption": "Lines whose network files give no rating (NormAmps): the "
+                                 "job's network.unrated_rating_a stands in for it (shown in "
+                                 "brackets). Where a supply cable is among them, the cable "
+                                 "limit of its zones is that assumption, not data.",
     "Heat-pump / PV case": "The penetration case assigned to the zone: 25PV50HP means 25 % of "
                            "customers with PV and 50 % with a heat pump.",
     "Case rule": "How the case was chosen: every case fits (the top case), most HPs that fit "
