@@ -140,3 +140,37 @@ def test_build_profiles_enwl_pool(tmp_path, customers):
     np.testing.assert_allclose(out["demand_kw"], np.tile(daily, (2, 1))[:, cols], rtol=1e-6)
     with pytest.raises(ConfigError, match="path"):
         build_profiles(none, times, network="net", seed=4, source="enwl")
+
+
+def _pv_table(path, first_hour: float, last_hour: float) -> None:
+    """A one-day, 5-minute PV table of 2 columns: a half-sine from ``first_hour`` to
+    ``last_hour`` (GMT), peaks 2 and 3 kW."""
+    hours = (np.arange(288) + 0.5) / 12
+    day = np.clip(np.sin(np.pi * (hours - first_hour) / (last_hour - first_hour)), 0, None)
+    day[(hours < first_hour) | (hours > last_hour)] = 0
+    path.write_text("\n".join(f"{2 * v:.4f},{3 * v:.4f}" for v in day))
+
+
+def test_a_pv_table_is_scaled_to_each_customers_kwp(tmp_path, customers):
+    """A winter day's PV (09:00-15:00 GMT in January at 53.5 N): each customer's series is its
+    column scaled to a 1 kWp peak, times its kWp."""
+    _pv_table(tmp_path / "pv.csv", 9.0, 15.0)
+    times = make_times("2024-01-20", days=1)
+    out = build_profiles(customers, times, network="net", seed=4, pv_path=tmp_path / "pv.csv")
+    kwp = customers["pv_kwp"].to_numpy()
+    peak = out["pv_kw"].max(axis=0)
+    np.testing.assert_allclose(peak[kwp > 0], kwp[kwp > 0], rtol=0.02)  # 10-min means
+    assert (out["pv_kw"][:, kwp == 0] == 0).all()
+
+
+def test_pv_output_while_the_sun_is_down_is_refused(tmp_path, customers):
+    """The ENWL summer table yields from 03:40 to 20:40: in a December study that output would
+    fall on the dark evening peak. Sunset at 53.5 N, 2.2 W on 2013-12-02 is about 15:50 GMT."""
+    _pv_table(tmp_path / "summer.csv", 3.7, 20.7)
+    times = make_times("2013-12-02", days=2)
+    with pytest.raises(InputDataError, match=r"summer.csv: \d+% of the PV profiles' output falls "
+                                             r"at steps when the sun is below the horizon"):
+        build_profiles(customers, times, network="net", seed=4, pv_path=tmp_path / "summer.csv")
+    # in June the sun is up from about 03:40 to 20:40 GMT there: the same table passes
+    build_profiles(customers, make_times("2024-06-20", days=1), network="net", seed=4,
+                   pv_path=tmp_path / "summer.csv")

@@ -243,7 +243,39 @@ def _pv(times: pd.DatetimeIndex, kwp: np.ndarray, ids: np.ndarray, *, network: s
     table = loaders.load_enwl_profiles(pv_path, step_minutes=step, days=1)
     peak = table.max(axis=0)
     if (peak <= 0).any():
-        raise InputDataError(f"{pv_path}: PV column(s) {list(np.flatnonzero(peak <= 0) + 1)} "
-                             "are all zero; cannot scale them to 1 kWp")
+        zero = [int(c) for c in np.flatnonzero(peak <= 0) + 1]
+        raise InputDataError(f"{pv_path}: PV column(s) {zero} are all zero; cannot scale them "
+                             "to 1 kWp")
+    _check_pv_daylight(pv_path, table / peak, times, rows, step, latitude=latitude,
+                       longitude=longitude)
     cols = (ids >> 40) % table.shape[1]
     return (table[rows][:, cols] / peak[cols] * kwp).astype(np.float32)
+
+
+#: largest share of a PV table's energy allowed at steps in full darkness [-]
+PV_DARK_SHARE = 0.02
+
+
+def _check_pv_daylight(path: str | os.PathLike, shape: np.ndarray, times: pd.DatetimeIndex,
+                       rows: np.ndarray, step: int, *, latitude: float, longitude: float) -> None:
+    """Refuse a PV table that produces while the sun is down (a summer table for a winter
+    study: the ENWL one yields from 03:40 to 20:40, which in December would cover the evening
+    peak): more than :data:`PV_DARK_SHARE` of its energy over the study's steps falls at steps
+    whose start and end both have the sun below the horizon.
+
+    ``shape``: the table scaled to 1 per column (rows: time of day at ``step`` minutes).
+    """
+    minutes = ((times - times.normalize()) // pd.Timedelta(minutes=1)).to_numpy(dtype=float)
+    doy = times.day_of_year.to_numpy()
+    dark = np.ones(len(times), dtype=bool)
+    for edge in (minutes, minutes + step):
+        dark &= profiles.solar_elevation(edge, doy, latitude=latitude, longitude=longitude) < 0
+    used = shape.mean(axis=1)[rows]  # the columns' mean output at each study step [kW/kWp]
+    share = float(used[dark].sum() / used.sum()) if used.sum() > 0 else 0.0
+    if share > PV_DARK_SHARE:
+        at = times[dark & (used > 0)]
+        raise InputDataError(
+            f"{path}: {share:.0%} of the PV profiles' output falls at steps when the sun is "
+            f"below the horizon (latitude {latitude:g}, longitude {longitude:g}, e.g. "
+            f"{at[0]:%Y-%m-%d %H:%M}); PV profiles must match the study's season and clock "
+            "(GMT): a summer profile for a winter study?")

@@ -24,7 +24,8 @@ evening peak, more daytime use at weekends) + Poisson appliance runs (kettle, mi
 hob, washing machine, dishwasher, vacuum/iron, portable heater; electric shower, tumble dryer
 and immersion heater with a per-customer use propensity) at typical powers and durations,
 with time-of-day densities. Per-group scales were tuned (14 000 customer-days per group,
-8-14 January 2024; within 0.5 % on 14 000 in February) to the study statistics in
+8-14 January 2024; within 0.5 % on 14 000 in February, 0.6-0.9 % low on 35 000 from
+2013-12-02) to the study statistics in
 :data:`GROUP_STATS`: the daily peak matched is the mean over customer-days of the maximum
 10-minute mean of a day (not the half-hourly one), the daily demand the mean kWh per day.
 Other steps keep the energy; their peaks are step means of the same 1-minute series.
