@@ -91,7 +91,10 @@ def atomic_path(path: Path) -> Iterator[Path]:
     except OSError as exc:
         raise ResultsError(f"cannot write {path}: {exc.strerror or exc} (is the output root "
                            "(run.root) a writable folder?)") from None
-    os.close(fd)
+    try:  # mkstemp makes it private (0600): give it the mode open() would (0666 & ~umask)
+        os.fchmod(fd, 0o666 & ~_umask())
+    finally:
+        os.close(fd)
     tmp = Path(name)
     try:
         yield tmp
@@ -106,6 +109,28 @@ def atomic_path(path: Path) -> Iterator[Path]:
     finally:
         if tmp.exists() or tmp.is_symlink():
             tmp.unlink()
+
+
+def _umask() -> int:
+    """The process's file-creation mask, read without setting it (``os.umask`` sets it,
+    which other threads creating files at that moment would see)."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    return _UMASK_AT_IMPORT
+
+
+def _read_umask_once() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+_UMASK_AT_IMPORT = _read_umask_once()  # where /proc is not there (set once, at import)
 
 
 def _write_error(path: Path, exc: OSError) -> str:

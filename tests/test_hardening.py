@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import contextlib
+import os
+import stat
 import subprocess
 import sys
 
 import pytest
 
+from agileflex_hpc import h5io
 from agileflex_hpc.config import load_config
 from agileflex_hpc.errors import ConfigError, NetworkError
 from agileflex_hpc.network.engine import DssNetwork
@@ -345,3 +348,23 @@ def test_read_only_output_root_is_one_message(tmp_path):
         res = _cli("agileflex_hpc.loadflow", str(job))
         assert res.returncode == 1 and "Traceback" not in res.stderr, res.stderr[-2000:]
         assert "cannot write" in res.stderr and str(mnt) in res.stderr
+
+
+@pytest.mark.parametrize("mask", [0o022, 0o027, 0o077])
+def test_results_are_readable_as_the_umask_allows(tmp_path, mask):
+    """Results are written through a private temporary (mkstemp: 0600); once installed they
+    have the mode any new file has (0666 & ~umask), so colleagues on a cluster can read a
+    report where the umask lets them."""
+    import pandas as pd
+
+    old = os.umask(mask)
+    try:
+        h5io.write_bytes_atomic(b"x" * 10, tmp_path / "small.bin")
+        h5io.write_bytes_atomic(b"x" * (h5io.DIRECT_MIN_BYTES + 5), tmp_path / "large.bin")
+        h5io.write_csv_atomic(pd.DataFrame({"a": [1]}), tmp_path / "t.csv")
+        with h5io.atomic_h5(tmp_path / "f.h5") as f:
+            f["x"] = 1
+    finally:
+        os.umask(old)
+    for name in ("small.bin", "large.bin", "t.csv", "f.h5"):
+        assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o666 & ~mask, name
