@@ -54,7 +54,7 @@ def run_pipeline(cfg: Config, workers: Workers | None = None, *,
     from agileflex_hpc.headroom.stage import run as run_headroom
     from agileflex_hpc.loadflow.stage import run_loadflow
     from agileflex_hpc.replan import replan, rounds_done
-    from agileflex_hpc.report import build_report
+    from agileflex_hpc.report import build_report, final_answer
     from agileflex_hpc.validate.stage import format_report, run_validation
 
     unknown = sorted(set(stages) - set(STAGES))
@@ -82,12 +82,12 @@ def run_pipeline(cfg: Config, workers: Workers | None = None, *,
         say(format_runs(ev.runs))
         out.answers = ev.answers
         for net, table in ev.answers.items():
-            say(f"\n== EVs hosted (stage 7) beside the estimate (stage 6): {net} ==\n"
+            say(f"\n== EVs hosted (stage 7) beside the estimate (stage 6): {net}{tag} ==\n"
                 f"{format_answer(table)}")
         if "validate" in stages:
             out.validation = timed(f"validate{tag}", lambda: run_validation(cfg, workers))
             if out.validation is not None:
-                say(f"\n== validation report ==\n{format_report(out.validation)}")
+                say(f"\n== validation report{tag} ==\n{format_report(out.validation)}")
 
     if "loadflow" in stages:
         timed("loadflow", lambda: run_loadflow(cfg, workers))
@@ -96,7 +96,7 @@ def run_pipeline(cfg: Config, workers: Workers | None = None, *,
         for name, table in out.hosting.items():
             say(f"\n== hosting summary: {name} ==\n{table.to_string(index=False)}")
     if "ev" in stages:
-        ev_and_validate("")
+        ev_and_validate(" (round 1)" if "validate" in stages else "")
     elif "validate" in stages:
         out.validation = timed("validate", lambda: run_validation(cfg, workers))
     if "validate" in stages:
@@ -104,6 +104,8 @@ def run_pipeline(cfg: Config, workers: Workers | None = None, *,
             out.rounds += 1
             logger.info("== plan-validate round %d ==", rounds_done(cfg, cfg.networks[0].name))
             ev_and_validate(f" (round {out.rounds + 1})")
+        if "ev" in stages and workers.is_root:
+            say(final_answer(cfg, out.answers))
     if "report" in stages and workers.is_root:
         report, _ = timed("report", lambda: build_report(cfg))
         out.report = report

@@ -48,7 +48,16 @@ def test_pipeline_runs_every_stage(tmp_path):
     assert not missing, missing
     assert list((out / "ev" / "default").glob("*.h5")), "no EV zone files"
     assert "== hosting summary: default ==" in res.stdout
-    assert "== validation report ==" in res.stdout
+    assert "== validation report (round 1) ==" in res.stdout
+    # the console ends with the final round's answer, as the files hold it
+    answer = pd.read_csv(out / "hosting" / "default_summary.csv")
+    proof = pd.read_csv(out / "validation" / "proof.csv")
+    last = int(pd.read_csv(out / "replan" / "rounds.csv")["round"].max())
+    tail = res.stdout.split("== the answer (final plan-validate round) ==\n")[1]
+    assert tail.startswith(
+        f"default: {int(answer['evs_hosted'].sum())} EVs hosted (estimate "
+        f"{int(answer['evs_estimate'].sum())}), {int(answer['hps'].sum())} heat pumps; "
+        f"round {last} of at most 3: {'Proved' if proof.empty else 'NOT proved'}")
     table = pd.read_csv(out / "validation" / "report.csv")
     assert set(table["kind"]) == {"none", "smart", "dumb"} and (table["nonconverged"] == 0).all()
     index = out / "report" / "index.html"

@@ -120,6 +120,26 @@ def proof_statement(proof: pd.DataFrame | None, draw: str = "") -> str:
     return f"NOT proved: smart charging adds violations to the no-EV baseline: {where}.{on}"
 
 
+def final_answer(cfg: Config, answers: dict[str, pd.DataFrame]) -> str:
+    """The console's last word on a run with validation: per network the EVs hosted beside
+    the estimate, the heat pumps, and whether the final round's plan is proved (the report's
+    sentence), so that no earlier round's table is taken for the answer."""
+    from agileflex_hpc.replan import rounds_done
+
+    lines = ["", "== the answer (final plan-validate round) =="]
+    for net in cfg.networks:
+        name = net.name
+        proof = _table(report_h5_path(cfg.out_dir, name), "report", "proof",
+                       Fingerprints(cfg).validation(name))
+        table = answers.get(name)
+        hosted = ("no EV answer" if table is None else
+                  f"{int(table['evs_hosted'].fillna(0).sum())} EVs hosted (estimate "
+                  f"{int(table['evs_estimate'].sum())}), {int(table['hps'].sum())} heat pumps")
+        lines.append(f"{name}: {hosted}; round {rounds_done(cfg, name)} of at most "
+                     f"{cfg.validate.max_rounds}: {proof_statement(proof)}")
+    return "\n".join(lines)
+
+
 def _assumed_ratings(cfg: Config, network: str) -> tuple[str, str] | None:
     """Where the network files rate not every line: the page's note and the overview's count
     (None: they do, or the network is not compiled yet)."""
