@@ -58,10 +58,23 @@ def stage_status(cfg: Config) -> list[tuple[str, int, int, list[str]]]:
                             for n, z in _ev_zones(cfg)]),
         _check("validation", [(report_h5_path(out, n), fps.validation(n)) for n in nets]),
     ]
-    index = layout(cfg).report_index
-    rows.append(("report", int(index.is_file()), 1, [] if index.is_file() else
-                 [f"{index} (missing)"]))
+    rows.append(_check_report(cfg))
     return rows
+
+
+def _check_report(cfg: Config) -> tuple[str, int, int, list[str]]:
+    """The page is current when it was drawn from the results there are now (the digest of
+    code, config and result fingerprints it stores)."""
+    from agileflex_hpc.report import inputs_fingerprint
+    from agileflex_hpc.report.html import page_fingerprint
+
+    index = layout(cfg).report_index
+    if not index.is_file():
+        return "report", 0, 1, [f"{index} (missing)"]
+    if page_fingerprint(index) != inputs_fingerprint(cfg):
+        return "report", 0, 1, [f"{index} (stale: drawn from other results or another config; "
+                                "run the report stage)"]
+    return "report", 1, 1, []
 
 
 def _ev_zones(cfg: Config) -> list[tuple[str, str]]:

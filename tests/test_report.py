@@ -240,3 +240,32 @@ def test_zone_grids_stay_readable_at_24_zones(tmp_path):
     with Image.open(path) as im:
         width, height = im.size
     assert width <= 1300 and height > width  # two blocks of 4 feeders, not 8 columns
+
+
+@pytest.mark.slow
+def test_a_stale_page_is_stale_in_status_and_redrawing_leaves_no_old_tables(report_run,
+                                                                            tmp_path):
+    """Another quantile makes stages 5-8 stale: ``status`` must say the page is stale too, and
+    redrawing it must not leave the old hosting table or figures beside the new page."""
+    import shutil
+
+    from agileflex_hpc.status import stage_status
+
+    job, cfg, index = report_run
+    assert {r[0]: r[1:3] for r in stage_status(cfg)}["report"] == (1, 1)
+    root = tmp_path / "Data"  # a copy, drawn again for its own root (the page shows it)
+    shutil.copytree(cfg.out_dir.parent, root)
+    same = load_config(write_job(tmp_path, JOB.format(root=root)))
+    assert {r[0]: r[1:3] for r in stage_status(same)}["report"] == (0, 1)
+    build_report(same)
+    assert {r[0]: r[1:3] for r in stage_status(same)}["report"] == (1, 1)
+    old_csv = same.out_dir / "report" / "default" / "hosting.csv"
+    assert old_csv.is_file()
+    text = JOB.format(root=root) + "[headroom]\nquantile = 0.05\n"
+    other = load_config(write_job(tmp_path, text, name="other.toml"))
+    row = {r[0]: r for r in stage_status(other)}["report"]
+    assert row[1:3] == (0, 1) and "stale" in row[3][0]
+    _, drawn = build_report(other)
+    assert drawn and not old_csv.exists()  # its hosting table is stale: no CSV of it is left
+    assert not list((other.out_dir / "report" / "default").glob("quantile_profiles.png"))
+    assert {r[0]: r for r in stage_status(other)}["report"][1:3] == (1, 1)

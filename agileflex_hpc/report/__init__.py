@@ -362,12 +362,28 @@ def build_report(cfg: Config, *, force: bool = False) -> tuple[Path, bool]:
                             csv=_csv(every, layout(cfg).report_file("validation.csv")))]
     over = Table("The answer, per network", views.overview_view(overview),
                  "Heat pumps and EVs hosted in total; the per-zone numbers are in each "
-                 "network's section. Proved: smart charging adds no violation to the no-EV "
-                 "baseline.", _csv(overview, layout(cfg).report_file("overview.csv")))
+                 "network's section. A network's plan counts as proved when smart charging "
+                 "adds no violation to its no-EV baseline (column 'Smart charging vs no-EV "
+                 "baseline').", _csv(overview, layout(cfg).report_file("overview.csv")))
     write_index(index, run=cfg.run.name, overview=over, sections=sections,
                 validation=validation, params=run_parameters(cfg), glossary=views.GLOSSARY,
                 fingerprint=fingerprint)
+    drawn_files = {t.csv for t in [over, *validation] if t.csv} | {
+        f for sec in sections for f in [*(t.csv for t in sec.tables), *(p.path for p in sec.plots)]
+        if f}
+    _remove_undrawn(report_dir(cfg.out_dir), drawn_files)
     return index, True
+
+
+def _remove_undrawn(folder: Path, drawn: set[Path]) -> None:
+    """Remove the CSV tables and PNG figures of an earlier drawing that this one did not
+    draw (their results are missing or stale now): nothing beside the page may show old
+    numbers."""
+    keep = {Path(p).resolve() for p in drawn}
+    for path in folder.rglob("*"):
+        if path.suffix in (".csv", ".png") and path.is_file() and path.resolve() not in keep:
+            path.unlink()
+            logger.info("removed %s: not drawn from the current results", path)
 
 
 def body(cfg: Config, workers: Workers, args: argparse.Namespace) -> int:
