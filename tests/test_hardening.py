@@ -368,3 +368,18 @@ def test_results_are_readable_as_the_umask_allows(tmp_path, mask):
         os.umask(old)
     for name in ("small.bin", "large.bin", "t.csv", "f.h5"):
         assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o666 & ~mask, name
+
+
+@pytest.mark.requires_opendss
+def test_a_misspelt_command_is_named_as_one(tmp_path):
+    """``Redirct`` is no command at all: the error says so (not that it could start
+    programs), and lists what a network file may use."""
+    folder = tmp_path / "net"
+    folder.mkdir()
+    (folder / "Master.dss").write_text(TINY_MASTER + "Redirct extra.dss\n")
+    with pytest.raises(NetworkError) as err:
+        DssNetwork(folder / "Master.dss")
+    text = str(err.value)
+    assert "Master.dss, line 12: the command 'Redirct' is not allowed" in text
+    assert "misspelt? Allowed: batchedit, buscoords" in text and "redirect" in text
+    assert "start programs" not in text

@@ -50,12 +50,16 @@ def check_network_files(files: list[Path]) -> None:
         for lineno, line in enumerate(path.read_text(errors="replace").splitlines(), 1):
             problem = _problem(line)
             if problem:
-                raise NetworkError(f"{path}, line {lineno}: {problem} is not allowed in a "
-                                   f"network file (it can start programs or write files): "
-                                   f"{line.strip()[:80]!r}")
+                what, why = problem
+                raise NetworkError(f"{path}, line {lineno}: {what} is not allowed in a "
+                                   f"network file ({why}): {line.strip()[:80]!r}")
 
 
-def _problem(line: str) -> str | None:
+_DANGER = "it can start programs or write files"
+
+
+def _problem(line: str) -> tuple[str, str] | None:
+    """(what, why) of a line a network file may not hold, or None."""
     code = re.split(r"!|//", line, maxsplit=1)[0].strip()
     m = _FIRST.match(code)
     if not code or code.startswith("~") or not m:
@@ -65,11 +69,15 @@ def _problem(line: str) -> str | None:
         return None
     allowed = word in ALLOWED_COMMANDS or _abbreviates(word, ALLOWED_COMMANDS, FORBIDDEN_COMMANDS)
     if not allowed:
-        return f"the command {m.group(1)!r}"
+        if any(f.startswith(word) for f in FORBIDDEN_COMMANDS if len(word) > 1) \
+                or word in FORBIDDEN_COMMANDS:
+            return f"the command {m.group(1)!r}", _DANGER
+        return (f"the command {m.group(1)!r}", "not a command a network description needs: "
+                "misspelt? Allowed: " + ", ".join(sorted(ALLOWED_COMMANDS - {"m", "calcv"})))
     if word == "set" or (len(word) > 1 and "set".startswith(word)):
         for option in re.findall(r"([A-Za-z_]+)\s*=", code):
             if any(f.startswith(option.lower()) for f in FORBIDDEN_OPTIONS if len(option) > 1):
-                return f"'Set {option}'"
+                return f"'Set {option}'", _DANGER
     return None
 
 
