@@ -223,6 +223,9 @@ def _section(cfg: Config, network: str) -> tuple[NetworkSection, dict[str, objec
         Table("Extremes, EV energy and V2G, by charging", _view(views.extremes_view, summary)),
         Table("Headroom before (no EVs) and after charging, over all zones and steps",
               _view(views.headroom_view, summary),
+              "Before: stage 5's headroom of each zone in its own assigned case, solved "
+              "with every zone in that case; after: recomputed on the validation flow, where "
+              "every zone is in its own case at once, so the two differ even without EVs. "
               "Negative after: zone-steps whose headroom, recomputed on the validation flow, "
               "is below zero. Smart charging is planned to fill the room it is given, so less "
               "headroom is left after it by design; a zone can end a step just below zero "
