@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import hashlib
+import json
 import logging
 import math
 import re
@@ -200,7 +201,8 @@ class CasesConfig:
             except ConfigError:
                 errs.append(f"cases.names: {name!r} is not XXPVYYHP with percentages 0-100")
         if len(set(self.names)) != len(self.names):
-            errs.append("cases.names: duplicate case names")
+            twice = sorted({n for n in self.names if self.names.count(n) > 1})
+            errs.append(f"cases.names: {', '.join(twice)} listed more than once")
         return errs
 
 
@@ -315,6 +317,8 @@ class EvConfig:
             errs.append("ev.max_nodes and ev.max_attempts: must be >= 1")
         if self.successes_needed < 1:
             errs.append("ev.successes_needed: must be >= 1")
+        if self.max_evs < 0:
+            errs.append(f"ev.max_evs: {self.max_evs} must be >= 0 (0: a zone's customers)")
         if not 0 < self.efficiency <= 1:
             errs.append("ev.efficiency: must be within (0, 1]")
         if not (math.isfinite(self.min_kw) and 0 <= self.min_kw <= 3.7):
@@ -369,7 +373,10 @@ class SlurmConfig:
     max_parallel: int = 0  # 0: no limit (the %N of --array)
 
     def _check(self) -> list[str]:
-        return [] if self.workers >= 1 else ["slurm.workers: must be >= 1"]
+        errs = [] if self.workers >= 1 else ["slurm.workers: must be >= 1"]
+        if self.max_parallel < 0:
+            errs.append(f"slurm.max_parallel: {self.max_parallel} must be >= 0 (0: no limit)")
+        return errs
 
 
 @dataclass(frozen=True)
@@ -492,6 +499,9 @@ def _build_networks(raw: Any, base_dir: Path, errs: list[str]) -> list[NetworkCo
         errs.append("network: must be an array of tables ([[network]])")
         return []
     nets = [_build(NetworkConfig, f"network[{i}]", t, base_dir, errs) for i, t in enumerate(raw)]
+    for net, table in zip(nets, raw):  # a table other errors stopped: its name is checked too
+        if net is None and isinstance(table, dict) and isinstance(table.get("name"), str):
+            errs += _name_problem("network.name", table["name"])
     nets = [n for n in nets if n is not None]
     names = [n.name for n in nets]
     for dup in sorted({n for n in names if names.count(n) > 1}):
@@ -514,7 +524,7 @@ def _build(cls: type, where: str, table: Any, base_dir: Path, errs: list[str]) -
             continue
         ok, converted = _convert(hints[key], value, base_dir)
         if not ok:
-            errs.append(f"{where}.{key}: {value!r} is not {_describe(hints[key])}")
+            errs.append(f"{where}.{key}: {_toml(value)} is not {_describe(hints[key])}")
         else:
             kwargs[key] = converted
     for name, f in fields.items():
@@ -571,14 +581,30 @@ def _convert_date(value: Any) -> tuple[bool, Any]:
     return False, None
 
 
+def _toml(value: Any) -> str:
+    """A TOML value as the job file spells it (``true``, ``"text"``, ``[1, 2]``)."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, str):
+        return json.dumps(value)
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "a table"
+    if isinstance(value, (dt.date, dt.datetime, dt.time)):
+        return value.isoformat()
+    return repr(value)
+
+
 def _describe(hint: Any) -> str:
     origin = typing.get_origin(hint)
     if origin in (typing.Union, types.UnionType):
         return " or ".join(_describe(a) for a in typing.get_args(hint) if a is not type(None))
     if origin is Literal:
-        return "one of " + ", ".join(repr(a) for a in typing.get_args(hint))
-    if origin is tuple:
-        return f"a list of {_describe(typing.get_args(hint)[0])}"
+        return "one of " + ", ".join(_toml(a) for a in typing.get_args(hint))
     names = {Path: "a path string", dt.date: "a date (YYYY-MM-DD)", float: "a finite number",
              int: "an integer", str: "a string", bool: "true or false"}
+    if origin is tuple:
+        plural = {Path: "path strings", str: "strings", int: "integers", float: "numbers"}
+        return f"a list of {plural.get(typing.get_args(hint)[0], 'values')}"
     return names.get(hint, str(hint))

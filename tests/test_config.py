@@ -49,14 +49,14 @@ def test_paths_resolve_relative_to_the_toml(tmp_path):
 @pytest.mark.parametrize("patch, needle", [
     (("[time]", "[time]\nstep_minute = 10"), "time.step_minute: unknown key; valid keys: start"),
     (("[time]", "[time]\nstep_minutes = 7"), "time.step_minutes: 7 must divide 1440"),
-    (("[time]", "[time]\ndays = 'seven'"), "time.days: 'seven' is not an integer"),
-    (('start = "2013-12-01"', 'start = "2013-13-01"'), "time.start: '2013-13-01' is not a date"),
+    (("[time]", "[time]\ndays = 'seven'"), 'time.days: "seven" is not an integer'),
+    (('start = "2013-12-01"', 'start = "2013-13-01"'), 'time.start: "2013-13-01" is not a date'),
     (("[run]", "[run]\nseed = 1.5"), "run.seed: 1.5 is not an integer"),
     (("[[network]]", "[cases]\nnames = ['10PV']\n[[network]]"), "cases.names: '10PV' is not"),
     (("[[network]]", "[profile]\n[[network]]"), "profile: unknown section; valid sections"),
     (('name = "default"', 'name = "x"\npath = "nowhere"'), "network[x].path: no Master.dss"),
     (("[[network]]", "[ev]\nmodel = 'qp'\n[[network]]"),
-     "ev.model: 'qp' is not one of 'milp', 'lp'"),
+     'ev.model: "qp" is not one of "milp", "lp"'),
 ])
 def test_bad_config_names_field_and_reason(tmp_path, patch, needle):
     with pytest.raises(ConfigError) as err:

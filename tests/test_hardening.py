@@ -49,6 +49,26 @@ def test_every_problem_reported_at_once(tmp_path):
         assert field in message, (field, message)
 
 
+def test_type_errors_are_spelt_as_in_toml_and_name_what(tmp_path):
+    """Values as the job file writes them (true, "2"), duplicates by name, negative counts
+    refused, and a network's bad name reported beside its bad path."""
+    text = MINIMAL.format(name="ok", seed="true", net="n/5") + (
+        'path = 3\n[cases]\nnames = ["00PV00HP", "00PV00HP", 5]\n'
+        "[ev]\nmax_evs = -5\n[slurm]\nmax_parallel = -2\n")
+    with pytest.raises(ConfigError) as err:
+        load_config(write_job(tmp_path, text))
+    message = str(err.value)
+    for line in ("run.seed: true is not an integer",
+                 'cases.names: ["00PV00HP", "00PV00HP", 5] is not a list of strings',
+                 "network[0].path: 3 is not a path string", "network.name: 'n/5' must be",
+                 "ev.max_evs: -5 must be >= 0", "slurm.max_parallel: -2 must be >= 0"):
+        assert line in message, (line, message)
+    text = MINIMAL.format(name="ok", seed=1, net="n") + '[cases]\nnames = ["00PV00HP", ' \
+        '"25PV50HP", "00PV00HP"]\n'
+    with pytest.raises(ConfigError, match="cases.names: 00PV00HP listed more than once"):
+        load_config(write_job(tmp_path, text))
+
+
 def test_non_utf8_config_is_a_clear_error(tmp_path):
     path = tmp_path / "job.toml"
     path.write_bytes(MINIMAL.format(name="t", seed=1, net="default").encode() + b"# \xff\xfe\n")
