@@ -1,15 +1,19 @@
-"""``agileflex run CONFIG`` (or ``python -m agileflex_hpc run CONFIG``): the whole pipeline in
-one process (laptop mode); ``agileflex submit CONFIG``: the same pipeline as dependent SLURM
-jobs; ``agileflex status CONFIG``: what is done, missing or stale, and the submitted jobs'
-states; ``agileflex resubmit CONFIG``: the unfinished array tasks and the stages after them;
-``agileflex <stage> CONFIG`` runs one stage (``inputs``, ``loadflow``, ``gather``,
-``headroom``, ``ev``, ``validate``, ``replan``, ``report``) exactly as ``python -m
-agileflex_hpc.<stage>`` does.
+"""The agileflex command: the whole pipeline, its stages one by one, and SLURM.
 
-Stages, in order: inputs + load flows (1-2), gather, zones/limits/headroom/hosting (3-6),
-EV charging optimisation (7), validation load flows and report (8). Completed results are
-reused, so an interrupted run continues where it stopped. ``status CONFIG`` lists what exists.
+  agileflex run CONFIG         the whole pipeline in this process (laptop mode; also
+                               python -m agileflex_hpc run CONFIG)
+  agileflex submit CONFIG      the same pipeline as dependent SLURM jobs
+  agileflex status CONFIG      what is current, missing or stale; the submitted jobs' states
+  agileflex resubmit CONFIG    the unfinished array tasks and the stages after them
+  agileflex <stage> CONFIG     one stage, exactly as python -m agileflex_hpc.<stage>:
+                               inputs, loadflow, gather, headroom, ev, validate, replan, report
+
+Stages, in order: inputs and load flows (1-2), gather, zones, limits, headroom and hosting
+(3-6), EV charging optimisation (7), validation load flows (8), in a plan-validate loop of
+up to validate.max_rounds rounds, then the report. Completed results are reused, so an
+interrupted run continues where it stopped.
 """
+
 
 from __future__ import annotations
 
@@ -66,6 +70,9 @@ def main(argv: list[str] | None = None) -> int:
     if argv and argv[0] in STAGE_COMMANDS:  # the stage parses its own arguments
         import importlib
 
+        from agileflex_hpc import cli
+
+        cli.invoked_as = f"agileflex {argv[0]}"
         return importlib.import_module(STAGE_COMMANDS[argv[0]]).main(argv[1:])
     from agileflex_hpc import __version__
 
@@ -73,25 +80,29 @@ def main(argv: list[str] | None = None) -> int:
     if argv and argv[0] in ("submit", "resubmit") and "--" in argv:
         k = argv.index("--")
         argv, sbatch_args = argv[:k], argv[k + 1:]
-    ap = argparse.ArgumentParser(prog="agileflex", description=__doc__)
+    ap = argparse.ArgumentParser(prog="agileflex", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--version", action="version", version=f"agileflex_hpc {__version__}")
     sub = ap.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in STAGE_COMMANDS:
         sub.add_parser(name, help=f"the {name} stage alone (agileflex {name} CONFIG --help)",
                        add_help=False)
     init = sub.add_parser("init", help="write the SLURM scripts and the demo job into DIR")
-    init.add_argument("dir", type=Path)
+    init.add_argument("dir", type=Path, help="folder for slurm/ and jobs/demo.toml (existing "
+                      "files are kept)")
     run_p = sub.add_parser("run", help="run the whole pipeline in this process")
-    run_p.add_argument("config")
+    run_p.add_argument("config", help="job config (TOML), e.g. jobs/demo.toml")
     run_p.add_argument("--stages", default=",".join(STAGES),
-                       help=f"comma-separated subset of {','.join(STAGES)}")
+                       help=f"comma-separated subset of {','.join(STAGES)} (the plan-validate "
+                       "loop runs within validate, after ev) [all]")
     run_p.add_argument("--log-level", default="INFO", type=str.upper,
-                       choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+                       choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+                       help="what the log (stderr) shows [INFO]")
     run_p.add_argument("--dry-run", action="store_true",
                        help="print what each stage would do (what is current, what is left)")
     st = sub.add_parser("status", help="list current, missing and stale results per stage, "
                                        "and the states of the submitted SLURM jobs")
-    st.add_argument("config")
+    st.add_argument("config", help="job config (TOML)")
     st.add_argument("--clean", action="store_true",
                     help="also remove temporary files left by writers that died")
     st.add_argument("--dry-run", action="store_true",

@@ -88,6 +88,11 @@ def test_agileflex_console_script_runs_stages_and_knows_its_version(tmp_path):
     res = subprocess.run([exe, "status", str(job)], capture_output=True, text=True,
                          timeout=120, cwd=tmp_path)
     assert res.returncode == 0 and "manifests" in res.stdout
+    # a stage's usage and errors name the command as typed, and the top help is plain text
+    res = subprocess.run([exe, "inputs", "--help"], capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0 and res.stdout.startswith("usage: agileflex inputs ")
+    res = subprocess.run([exe, "--help"], capture_output=True, text=True, timeout=60)
+    assert "agileflex run CONFIG " in res.stdout and "``" not in res.stdout
 
 
 def test_dry_runs_print_the_plan_once_with_what_is_current(tmp_path):

@@ -31,7 +31,8 @@ def add_submit_arguments(p: argparse.ArgumentParser, *, resubmit: bool = False) 
         p.add_argument(f"--{stage}-workers", type=_posint, default=None,
                        help=f"array tasks of the {stage} stage")
     p.add_argument("--max-parallel", type=_posint, default=None,
-                   help="at most M tasks of an array at once [the config's slurm.max_parallel]")
+                   help="at most MAX_PARALLEL tasks of an array at once [the config's "
+                   "slurm.max_parallel]")
     if not resubmit:
         p.add_argument("--from", dest="from_stage", default="loadflow", choices=PIPELINE,
                        help="start at this stage; the earlier stages' results must exist")

@@ -31,7 +31,8 @@ logger = logging.getLogger("agileflex_hpc.validate")
 
 def main(argv: list[str] | None = None) -> int:
     return run_stage(argv, "python -m agileflex_hpc.validate",
-                     "Stage 8: validation load flows (smart and dumb EV charging) and report.",
+                     "Stage 8: validation load flows (no EVs, smart and dumb EV charging) and "
+                     "their analysis (validation/report.csv, the proof).",
                      body, extend=_extend)
 
 
