@@ -613,7 +613,8 @@ def ev_headroom_plot(cfg: Config, m: NetworkManifest) -> Plot:
     return Plot("ev_headroom", "Room given to the EVs vs their net power, smart and "
                 "uncontrolled (stage 7)", path,
                 "Green band: what the EV optimisation may use, from headroom down to "
-                f"-{cfg.ev.footroom_factor:g} x footroom (V2G). The smart schedule minimises "
+                f"-{cfg.ev.footroom_factor:g} x footroom (V2G), in kW: the stage-6 kVA profiles "
+                f"times the EV power factor ({cfg.loadflow.ev_pf:g}). The smart schedule minimises "
                 "the charging cost under the time-of-use tariff, so it may discharge (below "
                 "0) in expensive hours even where headroom is positive, and charges where "
                 "power is cheap, within the band. Uncontrolled charging starts on arrival and "
