@@ -353,6 +353,7 @@ def plot_network_map(path: Path, *, bus_names: np.ndarray, bus_xy: np.ndarray,
             ax.scatter(*xy[sub], marker="s", s=110, color="black", zorder=5,
                        label="substation")
         _feeder_labels(ax, xy, known, sub, feeder_buses)
+        ax.margins(0.08)  # room for the feeder labels at the outermost buses
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=8, loc="best")
         ax.set_title(f"{_KIND_LABEL.get(kind, kind)}: {int(low.sum())} buses below "
@@ -362,8 +363,8 @@ def plot_network_map(path: Path, *, bus_names: np.ndarray, bus_xy: np.ndarray,
                        shrink=0.8)
     if lo <= v_min_pu <= hi:
         bar.ax.axhline(v_min_pu, color="black", lw=2)
-        bar.ax.text(1.05, v_min_pu, f" {v_min_pu:g}", transform=bar.ax.get_yaxis_transform(),
-                    va="center", fontsize=8)
+        bar.ax.text(-0.15, v_min_pu, f"{v_min_pu:g}", transform=bar.ax.get_yaxis_transform(),
+                    va="center", ha="right", fontsize=8)  # left: the ticks are on the right
     return _save(fig, path)
 
 
