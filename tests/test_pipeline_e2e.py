@@ -57,7 +57,9 @@ def test_pipeline_runs_every_stage(tmp_path):
     assert tail.startswith(
         f"default: {int(answer['evs_hosted'].sum())} EVs hosted (estimate "
         f"{int(answer['evs_estimate'].sum())}), {int(answer['hps'].sum())} heat pumps; "
-        f"round {last} of at most 3: {'Proved' if proof.empty else 'NOT proved'}")
+        + ("proved" if proof.empty else "NOT proved: ") + ("" if proof.empty else
+                                                          f"{proof['violation'].iloc[0]} in "))
+    assert f"(round {last} of at most 3)" in tail.splitlines()[0]
     table = pd.read_csv(out / "validation" / "report.csv")
     assert set(table["kind"]) == {"none", "smart", "dumb"} and (table["nonconverged"] == 0).all()
     index = out / "report" / "index.html"

@@ -135,8 +135,15 @@ def final_answer(cfg: Config, answers: dict[str, pd.DataFrame]) -> str:
         hosted = ("no EV answer" if table is None else
                   f"{int(table['evs_hosted'].fillna(0).sum())} EVs hosted (estimate "
                   f"{int(table['evs_estimate'].sum())}), {int(table['hps'].sum())} heat pumps")
-        lines.append(f"{name}: {hosted}; round {rounds_done(cfg, name)} of at most "
-                     f"{cfg.validate.max_rounds}: {proof_statement(proof)}")
+        if proof is None:
+            verdict = "not validated"
+        elif proof.empty:
+            verdict = "proved"
+        else:
+            verdict = "NOT proved: " + "; ".join(f"{r.violation} in {r.zone} at {r.steps} steps"
+                                                 for r in proof.itertuples())
+        lines.append(f"{name}: {hosted}; {verdict} (round {rounds_done(cfg, name)} of at most "
+                     f"{cfg.validate.max_rounds})")
     return "\n".join(lines)
 
 
