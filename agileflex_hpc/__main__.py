@@ -70,10 +70,8 @@ def main(argv: list[str] | None = None) -> int:
     if argv and argv[0] in STAGE_COMMANDS:  # the stage parses its own arguments
         import importlib
 
-        from agileflex_hpc import cli
-
-        cli.invoked_as = f"agileflex {argv[0]}"
-        return importlib.import_module(STAGE_COMMANDS[argv[0]]).main(argv[1:])
+        return importlib.import_module(STAGE_COMMANDS[argv[0]]).main(argv[1:],
+                                                                     f"agileflex {argv[0]}")
     from agileflex_hpc import __version__
 
     sbatch_args: list[str] = []  # submit/resubmit CONFIG ... -- <sbatch options for every job>
@@ -122,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
         from agileflex_hpc.status import main as status_main
 
         return status_main([args.config, *(["--clean"] if args.clean else []),
-                            *(["--dry-run"] if args.dry_run else [])])
+                            *(["--dry-run"] if args.dry_run else [])], "agileflex status")
     if args.command in ("submit", "resubmit"):
         from agileflex_hpc.slurm import commands
 

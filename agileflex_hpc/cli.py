@@ -49,11 +49,6 @@ class Workers:
         return self.source in ("single", "mpi")
 
 
-#: the name a stage was called by, where not ``python -m agileflex_hpc.<stage>`` (set by
-#: ``agileflex <stage>``, so its usage and errors name the command the user typed)
-invoked_as: str | None = None
-
-
 def stage_parser(prog: str, description: str, *,
                  worker_options: bool = True) -> argparse.ArgumentParser:
     """The common options; ``--worker/--workers`` only where the stage splits its work."""
@@ -167,7 +162,6 @@ def run_stage(argv: list[str] | None, prog: str, description: str,
     ``worker_options``: the stage splits its work over workers (``--worker/--workers``).
     Under MPI an exception on any rank prints its traceback and aborts every rank.
     """
-    prog = invoked_as or prog
     parser = stage_parser(prog, description, worker_options=worker_options)
     if extend is not None:
         extend(parser)

@@ -299,10 +299,11 @@ def replan(cfg: Config) -> bool:
     return any(again)
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, prog: str | None = None) -> int:
+    """The stage's command line (``prog``: the name it was called by, for usage and errors)."""
     from agileflex_hpc.cli import run_stage
 
-    return run_stage(argv, "python -m agileflex_hpc.replan",
+    return run_stage(argv, prog or "python -m agileflex_hpc.replan",
                      "The plan-validate loop: tighten the EV bounds of unproved zones.", _body,
                      worker_options=False)
 

@@ -102,8 +102,9 @@ def _check(stage: str, files: list[tuple[Path, Key]]) -> tuple[str, int, int, li
     return stage, len(files) - len(problems), len(files), problems[:5]
 
 
-def main(argv: list[str] | None = None) -> int:
-    return run_stage(argv, "python -m agileflex_hpc.status",
+def main(argv: list[str] | None = None, prog: str | None = None) -> int:
+    """The stage's command line (``prog``: the name it was called by, for usage and errors)."""
+    return run_stage(argv, prog or "python -m agileflex_hpc.status",
                      "List current, missing and stale results per stage, and the submitted "
                      "SLURM jobs' states.", _body, extend=_extend, clean=False,
                      worker_options=False)

@@ -23,8 +23,9 @@ if TYPE_CHECKING:
 logger = logging.getLogger("agileflex_hpc.ev")
 
 
-def main(argv: list[str] | None = None) -> int:
-    return run_stage(argv, "python -m agileflex_hpc.ev",
+def main(argv: list[str] | None = None, prog: str | None = None) -> int:
+    """The stage's command line (``prog``: the name it was called by, for usage and errors)."""
+    return run_stage(argv, prog or "python -m agileflex_hpc.ev",
                      "Stage 7: EV charging optimisation (HiGHS MILP) per zone.", body)
 
 

@@ -14,8 +14,9 @@ if TYPE_CHECKING:
     from agileflex_hpc.config import Config
 
 
-def main(argv: list[str] | None = None) -> int:
-    return run_stage(argv, "python -m agileflex_hpc.headroom",
+def main(argv: list[str] | None = None, prog: str | None = None) -> int:
+    """The stage's command line (``prog``: the name it was called by, for usage and errors)."""
+    return run_stage(argv, prog or "python -m agileflex_hpc.headroom",
                      "Stages 3-6: zones, voltage limits, headroom/footroom and hosting.", body,
                      worker_options=False)
 

@@ -23,8 +23,9 @@ if TYPE_CHECKING:
 logger = logging.getLogger("agileflex_hpc.inputs")
 
 
-def main(argv: list[str] | None = None) -> int:
-    return run_stage(argv, "python -m agileflex_hpc.inputs",
+def main(argv: list[str] | None = None, prog: str | None = None) -> int:
+    """The stage's command line (``prog``: the name it was called by, for usage and errors)."""
+    return run_stage(argv, prog or "python -m agileflex_hpc.inputs",
                      "Stage 1: customers tables and demand/PV series per (network, case).", body)
 
 

@@ -22,8 +22,9 @@ if TYPE_CHECKING:
 logger = logging.getLogger("agileflex_hpc.loadflow")
 
 
-def main(argv: list[str] | None = None) -> int:
-    return run_stage(argv, "python -m agileflex_hpc.loadflow",
+def main(argv: list[str] | None = None, prog: str | None = None) -> int:
+    """The stage's command line (``prog``: the name it was called by, for usage and errors)."""
+    return run_stage(argv, prog or "python -m agileflex_hpc.loadflow",
                      "Stage 2: OpenDSS load flows of every (network, case, block).", body,
                      extend=_extend)
 

@@ -9,8 +9,9 @@ from agileflex_hpc.cli import run_stage
 from agileflex_hpc.report import body
 
 
-def main(argv: list[str] | None = None) -> int:
-    return run_stage(argv, "python -m agileflex_hpc.report",
+def main(argv: list[str] | None = None, prog: str | None = None) -> int:
+    """The stage's command line (``prog``: the name it was called by, for usage and errors)."""
+    return run_stage(argv, prog or "python -m agileflex_hpc.report",
                      "Report: PNG figures per network and one HTML page of the run.", body,
                      extend=_extend, worker_options=False)
 

@@ -29,8 +29,9 @@ if TYPE_CHECKING:
 logger = logging.getLogger("agileflex_hpc.validate")
 
 
-def main(argv: list[str] | None = None) -> int:
-    return run_stage(argv, "python -m agileflex_hpc.validate",
+def main(argv: list[str] | None = None, prog: str | None = None) -> int:
+    """The stage's command line (``prog``: the name it was called by, for usage and errors)."""
+    return run_stage(argv, prog or "python -m agileflex_hpc.validate",
                      "Stage 8: validation load flows (no EVs, smart and dumb EV charging) and "
                      "their analysis (validation/report.csv, the proof).",
                      body, extend=_extend)
