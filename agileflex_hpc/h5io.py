@@ -642,12 +642,22 @@ def write_text_atomic(text: str, path: Path) -> bool:
     data = text.encode("utf-8")
     try:
         if path.is_file() and path.read_bytes() == data:
+            _widen_private(path)
             return False
     except OSError:
         pass
     with atomic_path(path) as tmp:
         tmp.write_bytes(data)
     return True
+
+
+def _widen_private(path: Path) -> None:
+    """Give a file an earlier version left at mkstemp's 0600 the mode a new file gets
+    (``0666 & ~umask``); any other mode (a user's choice) is kept."""
+    mode = 0o666 & ~_umask()
+    with contextlib.suppress(OSError):
+        if (path.stat().st_mode & 0o777) == 0o600 != mode:
+            os.chmod(path, mode)
 
 
 def time_slices(n_time: int, chunk: int) -> Iterator[slice]:

@@ -13,9 +13,11 @@ The rule (documented decision), for every zone responsible for an offending step
    step, its import (export) bound at ``h`` becomes ``(1 - validate.replan_cut) x p``, or
    stays lower where a cap exists;
 2. for an import, its import bound at every time of day is derated by twice the worst
-   relative exceedance ``e`` seen at the step (transformer: ``|S| / (factor x rating) - 1``;
-   thermal: ``I / rating - 1``; undervoltage: ``(v_min - v) / v_min``; collapse: 1), so at
-   most ``(1 - 2e) x`` the stage-7 bound.
+   relative exceedance ``e`` seen at the step beyond the no-EV baseline's own (transformer:
+   ``|S| / (factor x rating) - 1``; thermal: ``I / rating - 1``; undervoltage:
+   ``(v_min - v) / v_min``; capped at 0.5), so at most ``(1 - 2e) x`` the stage-7 bound. A
+   collapse has no term of its own: a collapsed step's ``e`` comes from the engine's last
+   iteration (0 where that is NaN), and rule 1 halves the import at its time of day.
 
 Responsible zones at an offending step: the flagged zones that imported; if none did, the
 importing zones of the same feeders; if none imported, the *exporting* zones of the same

@@ -403,3 +403,22 @@ def test_a_misspelt_command_is_named_as_one(tmp_path):
     assert "Master.dss, line 12: the command 'Redirct' is not allowed" in text
     assert "misspelt? Allowed: batchedit, buscoords" in text and "redirect" in text
     assert "start programs" not in text
+
+
+def test_an_unchanged_file_an_earlier_version_left_private_is_opened_up(tmp_path):
+    """A CSV whose text is unchanged is not rewritten (its time stays); one that an earlier
+    version left at 0600 gets the mode a new file gets, and a user's own mode is kept."""
+    path = tmp_path / "t.csv"
+    h5io.write_text_atomic("a\n1\n", path)
+    os.chmod(path, 0o600)
+    before = path.stat().st_mtime_ns
+    old = os.umask(0o022)
+    try:
+        assert h5io.write_text_atomic("a\n1\n", path) is False
+        assert stat.S_IMODE(path.stat().st_mode) == 0o644
+        assert path.stat().st_mtime_ns == before
+        os.chmod(path, 0o640)  # chosen by the user: left alone
+        h5io.write_text_atomic("a\n1\n", path)
+        assert stat.S_IMODE(path.stat().st_mode) == 0o640
+    finally:
+        os.umask(old)

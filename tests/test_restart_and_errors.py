@@ -129,6 +129,9 @@ def test_status_lists_missing_items(job, capsys):
     assert status_main([str(job)]) == 0
     out = capsys.readouterr().out
     assert "loadflow blocks            0         4  MISSING" in out
+    # how many EV zones there will be is not known before the network is compiled: not "ok"
+    assert "ev zones                   0         1  MISSING" in out
+    assert "small: zones not known yet (no manifest: run the load flows)" in out
     assert loadflow_main([str(job), "--log-level", "WARNING"]) == 0
     capsys.readouterr()
     assert status_main([str(job)]) == 0
