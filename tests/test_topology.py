@@ -118,3 +118,25 @@ def test_supply_flow_is_oriented_from_the_busbar(tmp_path):
     np.testing.assert_allclose(flows["reversed"], flows["forward"], rtol=1e-2)
     assert (flows["reversed"][0, :2] < flows["forward"][0, :2]).all()
     assert flows["forward"][0, 0] > 4.0 and flows["forward"][0, 2] == 0.0
+
+
+def test_an_upstream_transformer_is_refused_and_parallel_ones_accepted(tmp_path):
+    """Stage 5 sums the transformers' ratings and flows: a second transformer is fine in
+    parallel onto the LV busbar, an upstream 33/11 kV one would count the import twice."""
+    upstream = TINY_MASTER.replace("New Transformer.TR1 Buses=[SourceBus 11]",
+                                   "New Transformer.UP Buses=[SourceBus mv] Conns=[Delta Delta] "
+                                   "kVs=[33 11] kVAs=[5000 5000] XHL=8\n"
+                                   "New Transformer.TR1 Buses=[mv 11]") \
+        .replace("BasekV=11", "BasekV=33").replace("voltagebases=[11 .416]",
+                                                   "voltagebases=[33 11 .416]")
+    (tmp_path / "up").mkdir()
+    (tmp_path / "up" / "Master.dss").write_text(upstream)
+    with pytest.raises(NetworkError, match="transformer.s. up do not connect to the LV busbar"):
+        derive_topology(DssNetwork(tmp_path / "up" / "Master.dss"))
+    parallel = TINY_MASTER.replace("Set voltagebases", "New Transformer.TR2 Buses=[SourceBus 11] "
+                                   "Conns=[Delta Wye] kVs=[11 0.416] kVAs=[100 100] XHL=2\n"
+                                   "Set voltagebases")
+    (tmp_path / "par").mkdir()
+    (tmp_path / "par" / "Master.dss").write_text(parallel)
+    net = DssNetwork(tmp_path / "par" / "Master.dss")
+    assert derive_topology(net).busbar == "11" and net.transformer_kva.tolist() == [100, 100]

@@ -109,6 +109,7 @@ def derive_topology(net: DssNetwork, line_rating_a: np.ndarray | None = None) ->
     """Derive feeders and zones of a compiled :class:`~agileflex_hpc.network.engine.DssNetwork`
     (``line_rating_a``: the lines' ratings [A], default the engine's)."""
     busbar = _lv_busbar(net)
+    _check_transformers(net, busbar)
     bus_pos = {b: i for i, b in enumerate(net.bus_names)}
     b1 = np.array([bus_pos[b] for b in net.line_bus1])
     b2 = np.array([bus_pos[b] for b in net.line_bus2])
@@ -156,10 +157,24 @@ def _feeders(net: DssNetwork, busbar: str, b1: np.ndarray, b2: np.ndarray, bb: i
     )
 
 
+def _check_transformers(net: DssNetwork, busbar: str) -> None:
+    """Every transformer must feed the LV busbar: stage 5's transformer headroom sums their
+    ratings and flows, so an upstream one (33/11 kV, say) would count the import twice."""
+    other = [name for name, buses in zip(net.transformer_names, net.transformer_buses)
+             if busbar not in buses]
+    if other:
+        raise NetworkError(f"{net.master}: transformer(s) {', '.join(map(str, other[:5]))} do "
+                           f"not connect to the LV busbar {busbar!r}; "
+                           "a network is one secondary substation (its transformers in "
+                           "parallel onto one LV busbar): leave out upstream transformers")
+
+
 def _lv_busbar(net: DssNetwork) -> str:
-    """The LV bus of the (first) distribution transformer: its lowest-voltage winding's bus."""
-    buses = net.transformer_buses[0]
-    kv = [net.bus_kv_base[list(net.bus_names).index(b)] for b in buses]
+    """The LV busbar: the bus of the lowest-voltage winding of any transformer (the first
+    such, in engine order)."""
+    pos = {b: i for i, b in enumerate(net.bus_names)}
+    buses = [b for tx in net.transformer_buses for b in tx]
+    kv = [net.bus_kv_base[pos[b]] for b in buses]
     return buses[int(np.argmin(kv))]
 
 
