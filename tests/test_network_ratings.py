@@ -206,3 +206,20 @@ def test_the_thermal_rate_refuses_another_lv_voltage(tmp_path, lv_kv, v_ll_kv, o
         with pytest.raises(ConfigError, match=f"base of {lv_kv:g} kV, but headroom.v_ll_kv is "
                                               f"{v_ll_kv:g} kV"):
             check_lv_voltage(cfg, m)
+
+
+def test_control_elements_are_named_as_never_acting(tmp_path, caplog):
+    """A RegControl would move taps between solves; the snapshots run with controls off, so
+    the manifest's build says which elements will never act."""
+    import logging
+
+    from tests.conftest import TINY_MASTER
+
+    text = TINY_MASTER.replace("Set voltagebases", "New RegControl.reg1 Transformer=TR1 winding=2 "
+                               "vreg=125 band=2\nSet voltagebases")
+    (tmp_path / "Master.dss").write_text(text)
+    net = DssNetwork(tmp_path / "Master.dss")
+    assert net.control_elements() == ["RegControl.reg1"]
+    with caplog.at_level(logging.WARNING, logger="agileflex_hpc.network.manifest"):
+        build_manifest("reg", net)
+    assert "1 control element(s) (RegControl.reg1) never act" in caplog.text

@@ -236,6 +236,12 @@ class DssNetwork:
         return (np.array([g for g, _ in origin], dtype=bool),
                 np.array([c for _, c in origin], dtype=object))
 
+    def control_elements(self) -> list[str]:
+        """The circuit's control elements (``RegControl.r1``, ``CapControl.c1``, ...), which
+        never act here: the snapshots run with ``ControlMode=Off``."""
+        return [n for n in dss.Circuit.AllElementNames()
+                if n.partition(".")[0].lower() in _CONTROL_CLASSES]
+
     def _index_transformers(self) -> None:
         """Winding-1 kVA of each transformer; one whose files give none (no ``kVA``/``kVAs``,
         no XfmrCode) is a NetworkError: OpenDSS would rate it 1000 kVA without a word, and the
@@ -466,6 +472,11 @@ def _sandbox_engine() -> None:
     dss.Basic.AllowDOScmd(False)
     dss.Basic.DataPath(_private_folder())
 
+
+#: OpenDSS classes that act between solves (off here: ``Set ControlMode=Off``)
+_CONTROL_CLASSES = frozenset({"regcontrol", "capcontrol", "swtcontrol", "invcontrol",
+                              "expcontrol", "storagecontroller", "upfccontrol", "relay",
+                              "recloser", "fuse", "gencontroller"})
 
 _FOLDER_PREFIX = "agileflex-dss-"
 

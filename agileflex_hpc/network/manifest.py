@@ -108,6 +108,12 @@ def build_manifest(name: str, net: DssNetwork,
     """
     given, codes = net.line_ratings_origin()
     ratings = _ratings(name, net, given, codes, unrated_rating_a)
+    controls = net.control_elements()
+    if controls:
+        logger.warning("network %s: %d control element(s) (%s) never act: the load flows run "
+                       "with ControlMode=Off, so taps and capacitor, switch and protection "
+                       "states stay as the files set them", name, len(controls),
+                       _listed(controls))
     topo = derive_topology(net, ratings)
     customers = pd.DataFrame({
         "load": net.load_names.astype(str),
