@@ -1,10 +1,12 @@
-"""Ratings the network files do not give: found, refused by default, rated as the job says.
+"""Network data the files do not give, or the engine will not honour: found, refused or
+named, never silently invented.
 
 OpenDSS rates a line without ``NormAmps`` (on the line or its LineCode) 400 A and a transformer
 without ``kVA`` 1000 kVA, silently; the ENWL LVNS feeders rate no line at all. The thermal and
 transformer headroom and every overload count would rest on those invented numbers, so such
 lines are an error unless the job gives ``unrated_rating_a`` (and the report says which lines
-carry it), and such transformers are an error.
+carry it), and such transformers are an error. An LV base other than ``headroom.v_ll_kv`` is
+refused; control elements, which never act here, are named.
 """
 
 from __future__ import annotations
