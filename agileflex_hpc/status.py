@@ -56,8 +56,29 @@ def stage_status(cfg: Config) -> list[tuple[str, int, int, list[str]]]:
         _check_ev_zones(cfg, fps),
         _check("validation", [(report_h5_path(out, n), fps.validation(n)) for n in nets]),
     ]
+    rows.append(_check_loop(cfg, fps))
     rows.append(_check_report(cfg))
     return rows
+
+
+def _check_loop(cfg: Config, fps: Fingerprints) -> tuple[str, int, int, list[str]]:
+    """Each network's current validation is recorded by the plan-validate loop (its round in
+    ``replan/<net>.h5``'s history: what ``replan`` writes after every validation)."""
+    from agileflex_hpc.replan import read_caps
+    from agileflex_hpc.validate.stage import report_h5_path
+
+    problems = []
+    for net in cfg.networks:
+        name = net.name
+        if freshness(report_h5_path(cfg.out_dir, name), fps.validation(name)) != "ok":
+            problems.append(f"{name}: no current validation to record")
+            continue
+        _, round_, history = read_caps(cfg, name)
+        if not (history["round"] == round_).any():
+            problems.append(f"{name}: round {round_}'s validation is not recorded (run "
+                            "agileflex replan, then the report)")
+    return "plan-validate loop", len(cfg.networks) - len(problems), len(cfg.networks), \
+        problems[:5]
 
 
 def _check_report(cfg: Config) -> tuple[str, int, int, list[str]]:

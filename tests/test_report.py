@@ -140,6 +140,10 @@ def test_report_cli_prints_the_page_and_keeps_an_unchanged_one(report_run, capsy
     assert report_main([str(job)]) == 0
     cap = capsys.readouterr()
     assert f"report: {index.resolve()}" in cap.out
+    # the answer, as a SLURM run's last log shows it: hosted EVs from the zone files
+    hosted = sum(int(h5py.File(p, "r").attrs["n_evs"])
+                 for p in (cfg.out_dir / "ev" / "default").glob("*.h5"))
+    assert f"default: {hosted} EVs hosted (estimate " in cap.out
     assert index.stat().st_mtime_ns == before  # same results: the page is not redrawn
     assert "report up to date" in cap.err
     figure = index.parent / "default" / "min_voltage.png"
@@ -269,3 +273,28 @@ def test_a_stale_page_is_stale_in_status_and_redrawing_leaves_no_old_tables(repo
     assert drawn and not old_csv.exists()  # its hosting table is stale: no CSV of it is left
     assert not list((other.out_dir / "report" / "default").glob("quantile_profiles.png"))
     assert {r[0]: r for r in stage_status(other)}["report"][1:3] == (1, 1)
+
+
+@pytest.mark.slow
+def test_status_knows_whether_the_loop_recorded_the_last_validation(report_run, tmp_path):
+    """A SLURM chain once ended without the replan after its last validation: rounds.csv and
+    the report lacked that round while status said every stage was ok."""
+    import shutil
+
+    from agileflex_hpc.replan import replan
+    from agileflex_hpc.status import stage_status
+
+    _, cfg, _ = report_run
+    root = tmp_path / "Data"
+    shutil.copytree(cfg.out_dir.parent, root)
+    copy = load_config(write_job(tmp_path, JOB.format(root=root) + "[validate]\nmax_rounds = 1\n"))
+
+    def loop_row():
+        return {r[0]: r for r in stage_status(copy)}["plan-validate loop"]
+
+    row = loop_row()
+    assert row[1:3] == (0, 1) and "round 1's validation is not recorded" in row[3][0]
+    assert replan(copy) is False  # one round allowed: recorded, no further round
+    assert loop_row()[1:3] == (1, 1)
+    history = pd.read_csv(copy.out_dir / "replan" / "rounds.csv")
+    assert set(history["round"]) == {1}

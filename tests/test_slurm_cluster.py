@@ -26,9 +26,11 @@ pytestmark = pytest.mark.slurm
 ROOT = Path(__file__).resolve().parents[1]
 PIPELINE = ROOT / "slurm" / "pipeline.sh"
 
-# order of slurm/pipeline.sh
-STAGES = ["loadflow", "gather", "headroom", "ev", "validate", "validate-gather", "report"]
+# order of slurm/pipeline.sh (job names; replan-final runs the replan stage)
+STAGES = ["loadflow", "gather", "headroom", "ev", "validate", "validate-gather", "replan-final",
+          "report"]
 ARRAY_STAGES = {"loadflow", "ev", "validate"}
+CALLED_AS = {"replan-final": "replan"}  # job name -> the stage the fake python logs
 
 # Fake python: called as  PY -m agileflex_hpc.STAGE CONFIG [args]   (stage scripts)
 #                     or  PY -m mpi4py -m agileflex_hpc.loadflow CONFIG   (MPI path, under srun)
@@ -120,7 +122,7 @@ def read_calls(log: Path) -> list[list[str]]:
 def expected_calls(stages: list[str], workers: int) -> list[str]:
     out: list[str] = []
     for s in stages:
-        out += [s] * (workers if s in ARRAY_STAGES else 1)
+        out += [CALLED_AS.get(s, s)] * (workers if s in ARRAY_STAGES else 1)
     return out
 
 

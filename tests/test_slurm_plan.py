@@ -58,7 +58,7 @@ def test_pipeline_chain_with_rounds_and_per_stage_workers(tmp_path):
     jobs = plan_pipeline(cfg, workers={"ev": 5})
     assert [j.name for j in jobs] == [
         "loadflow", "gather", "headroom", "ev", "validate", "validate-gather",
-        "replan-2", "ev-2", "validate-2", "validate-gather-2", "report"]
+        "replan-2", "ev-2", "validate-2", "validate-gather-2", "replan-final", "report"]
     by = {j.name: j for j in jobs}
     assert by["loadflow"].array_spec == "0-2" and by["loadflow"].n_workers == 3  # slurm.workers
     assert by["ev"].array_spec == "0-4" and by["ev-2"].n_workers == 5
@@ -79,13 +79,25 @@ def test_submit_dry_run_prints_the_commands_and_creates_nothing(tmp_path):
                          cwd=tmp_path, capture_output=True, text=True, timeout=60)
     assert res.returncode == 0, res.stderr
     assert [line.split("\t")[0] for line in res.stdout.splitlines()] == [
-        "loadflow", "gather", "headroom", "ev", "validate", "validate-gather", "report"]
+        "loadflow", "gather", "headroom", "ev", "validate", "validate-gather", "replan-final",
+        "report"]
     cmds = res.stderr.splitlines()
     assert "--array=0-1%1" in cmds[0] and "AGILEFLEX_WORKERS=2" in cmds[0]
     assert all("--account=abc" in c for c in cmds)
     assert "--dependency=afterok:'<loadflow>'" in cmds[1] or \
         "--dependency=afterok:<loadflow>" in cmds[1]
     assert not (tmp_path / "out").exists()  # no log folder, scripts or records
+
+
+def test_max_parallel_zero_lifts_the_configs_throttle(tmp_path):
+    job = write_job(tmp_path, SMALL.format(rounds=1) + "max_parallel = 2\n")
+    cmd = [sys.executable, "-m", "agileflex_hpc", "submit", str(job), "--dry-run"]
+    res = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0 and "--array=0-2%2" in res.stderr.splitlines()[0], res.stderr
+    res = subprocess.run(cmd + ["--max-parallel", "0"], cwd=tmp_path, capture_output=True,
+                         text=True, timeout=60)
+    first = res.stderr.splitlines()[0]
+    assert res.returncode == 0 and "--array=0-2 " in first and "--array=0-2%" not in first
 
 
 def test_bad_submit_options_are_refused(tmp_path):

@@ -85,7 +85,10 @@ def test_submit_status_resubmit_redo_exactly_the_failed_task(tmp_path, slurm_env
     ids = _ids(res.stdout)
     jobs += list(ids.values())
     assert list(ids) == ["loadflow", "gather", "headroom", "ev", "validate",
-                         "validate-gather", "report"]
+                         "validate-gather", "replan-final", "report"]
+    # a second chain on the same run while the first is queued is refused
+    again = _agileflex(env, run_dir, "submit", job)
+    assert again.returncode == 1 and "still queued or running" in again.stderr, again.stderr
     recs = wait_settled(list(ids.values()), env)
     states = {r["ArrayTaskId"]: r["JobState"] for r in recs[ids["loadflow"]]}
     assert states == {"0": "COMPLETED", "1": "FAILED"}, states
@@ -113,7 +116,8 @@ def test_submit_status_resubmit_redo_exactly_the_failed_task(tmp_path, slurm_env
            if any(r["JobState"] != "COMPLETED" for r in recs[j])}
     assert not bad, f"{bad}\n{logs[-4000:]}"
     ref, got = ref_dir / "out" / "sub", run_dir / "out" / "sub"
-    for rel in ("hosting/small_summary.csv", "validation/report.csv", "validation/proof.csv"):
+    for rel in ("hosting/small_summary.csv", "validation/report.csv", "validation/proof.csv",
+                "replan/rounds.csv"):  # the last round recorded too, as one process does
         pd.testing.assert_frame_equal(pd.read_csv(got / rel), pd.read_csv(ref / rel))
 
     res = _agileflex(env, run_dir, "resubmit", job)

@@ -30,9 +30,9 @@ def add_submit_arguments(p: argparse.ArgumentParser, *, resubmit: bool = False) 
     for stage in ARRAY_STAGES:
         p.add_argument(f"--{stage}-workers", type=_posint, default=None,
                        help=f"array tasks of the {stage} stage")
-    p.add_argument("--max-parallel", type=_posint, default=None,
-                   help="at most MAX_PARALLEL tasks of an array at once [the config's "
-                   "slurm.max_parallel]")
+    p.add_argument("--max-parallel", type=_nonneg, default=None,
+                   help="at most MAX_PARALLEL tasks of an array at once, 0: no limit [the "
+                   "config's slurm.max_parallel]")
     if not resubmit:
         p.add_argument("--from", dest="from_stage", default="loadflow", choices=PIPELINE,
                        help="start at this stage; the earlier stages' results must exist")
@@ -49,6 +49,16 @@ def _posint(text: str) -> int:
         value = 0
     if value < 1:
         raise argparse.ArgumentTypeError(f"needs a positive integer, got {text!r}")
+    return value
+
+
+def _nonneg(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"needs an integer >= 0 (0: no limit), got {text!r}")
     return value
 
 
@@ -77,8 +87,17 @@ def _submit(cfg: Config, jobs: list[JobSpec], args: argparse.Namespace) -> int:
 
 def submit_main(args: argparse.Namespace) -> int:
     """``agileflex submit CONFIG``: the dependent pipeline."""
+    from agileflex_hpc.slurm.jobs import still_active
+
     try:
         cfg = load_config(args.config)
+        active = [] if args.dry_run else still_active(cfg)
+        if active:  # a second chain would write the same results at the same time
+            print(f"agileflex submit: jobs of this run are still queued or running "
+                  f"({', '.join(active[:8])}{' ...' if len(active) > 8 else ''}); wait for "
+                  "them, scancel them, or give this run another [run] name or root",
+                  file=sys.stderr)
+            return 1
         return _submit(cfg, plan_pipeline(cfg, workers=_workers(args),
                                           from_stage=args.from_stage), args)
     except AgileflexError as exc:

@@ -109,9 +109,10 @@ def tasks_to_redo(cfg: Config, stage: str, n_workers: int) -> list[int] | None:
     raise ValueError(f"{stage} is not an array stage")
 
 
-#: the single-job stages of the chain and their row in :func:`agileflex_hpc.status.stage_status`
-_SINGLE_ROWS = {"gather": "stitched", "headroom": "headroom", "validate-gather": "validation",
-                "report": "report"}
+#: the single-job stages of the chain and their rows in :func:`agileflex_hpc.status.stage_status`
+#: (``report`` stands for the later rounds, the final replan and the report)
+_SINGLE_ROWS = {"gather": ("stitched",), "headroom": ("headroom",),
+                "validate-gather": ("validation",), "report": ("plan-validate loop", "report")}
 
 
 def resubmit_plan(cfg: Config, workers: dict[str, int] | None = None) -> list[JobSpec]:
@@ -133,7 +134,7 @@ def resubmit_plan(cfg: Config, workers: dict[str, int] | None = None) -> list[Jo
                 continue
             return plan_pipeline(cfg, workers=n, from_stage=stage,
                                  first_tasks=tuple(todo) if todo else None)
-        if not done[_SINGLE_ROWS[stage]]:
+        if not all(done[row] for row in _SINGLE_ROWS[stage]):
             return plan_pipeline(cfg, workers=n, from_stage=stage)
     return []
 

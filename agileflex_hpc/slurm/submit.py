@@ -1,7 +1,11 @@
 """``agileflex submit CONFIG``: the whole pipeline as a chain of dependent SLURM jobs.
 
     loadflow (array) -> gather -> headroom -> ev (array) -> validate (array) -> validate-gather
-    [-> replan -> ev -> validate -> validate-gather] x (validate.max_rounds - 1) -> report
+    [-> replan -> ev -> validate -> validate-gather] x (validate.max_rounds - 1)
+    -> replan-final -> report
+
+``replan-final`` records the last round's validation (the history, ``replan/rounds.csv``, and
+the verdict), as ``agileflex run`` does after its last validation.
 
 Each job waits for the previous one (``--dependency=afterok``, ``--kill-on-invalid-dep=yes``:
 a failed stage cancels the rest instead of leaving it pending). The batch scripts are rendered
@@ -29,8 +33,8 @@ from agileflex_hpc.slurm.scripts import write_scripts
 __all__ = ["PIPELINE", "ARRAY_STAGES", "JobSpec", "plan_pipeline", "submit_jobs",
            "Submitted", "read_submissions", "SubmitError"]
 
-#: submission order; ``rounds`` stands for the later plan-validate rounds (replan, ev,
-#: validate, validate-gather, each round) and is followed by the report
+#: submission order; ``report`` stands for the later plan-validate rounds (replan, ev,
+#: validate, validate-gather, each round), the final replan and the report
 PIPELINE = ("loadflow", "gather", "headroom", "ev", "validate", "validate-gather", "report")
 ARRAY_STAGES = ("loadflow", "ev", "validate")
 
@@ -90,7 +94,7 @@ def plan_pipeline(cfg: Config, *, workers: dict[str, int] | None = None,
                 jobs += [job(f"replan-{r}", "replan"), job(f"ev-{r}", "ev"),
                          job(f"validate-{r}", "validate"),
                          job(f"validate-gather-{r}", "validate", "--gather")]
-            jobs.append(job("report", "report"))
+            jobs += [job("replan-final", "replan"), job("report", "report")]
         else:
             jobs.append(job(stage, stage))
     if first_tasks is not None and jobs and jobs[0].tasks is not None:
