@@ -3,6 +3,7 @@ on the local SLURM (``scripts/slurm-local.sh``)."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -80,7 +81,7 @@ def test_submit_status_resubmit_redo_exactly_the_failed_task(tmp_path, slurm_env
     py.chmod(0o755)
     env = dict(slurm_env, AGILEFLEX_PYTHON=str(py))
 
-    res = _agileflex(env, run_dir, "submit", job)
+    res = _agileflex(env, run_dir, "submit", job, "--", "--comment=af-test")
     assert res.returncode == 0, res.stderr
     ids = _ids(res.stdout)
     jobs += list(ids.values())
@@ -106,6 +107,10 @@ def test_submit_status_resubmit_redo_exactly_the_failed_task(tmp_path, slurm_env
     res = _agileflex(env, run_dir, "resubmit", job)
     assert res.returncode == 0, res.stderr
     assert "resubmitting from loadflow (tasks 1 of 2)" in res.stderr
+    # the account, partition, time limit... given at submit stay: its sbatch options again
+    assert "with the sbatch options of the last submission: --comment=af-test" in res.stderr
+    records = (run_dir / "out" / "sub" / "slurm" / "submissions.jsonl").read_text().splitlines()
+    assert all(json.loads(r)["sbatch"] == ["--comment=af-test"] for r in records)
     again = _ids(res.stdout)
     jobs += list(again.values())
     recs = wait_settled(list(again.values()), env, timeout=600)

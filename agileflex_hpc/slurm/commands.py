@@ -12,8 +12,10 @@ from agileflex_hpc.slurm.submit import (
     ARRAY_STAGES,
     PIPELINE,
     JobSpec,
+    Submitted,
     logs_dir,
     plan_pipeline,
+    read_submissions,
     submit_jobs,
 )
 
@@ -71,11 +73,22 @@ def _workers(args: argparse.Namespace) -> dict[str, int]:
     return out
 
 
-def _submit(cfg: Config, jobs: list[JobSpec], args: argparse.Namespace) -> int:
+def _submit(cfg: Config, jobs: list[JobSpec], args: argparse.Namespace, *,
+            last: Submitted | None = None) -> int:
+    """Submit ``jobs`` with the command line's sbatch options and throttle; a resubmission
+    (``last``: the run's last recorded job) given neither reuses those it was submitted with,
+    so the account, partition and time limit stay."""
     import os
 
     extra = tuple(args.sbatch_args) + tuple(os.environ.get("AGILEFLEX_SBATCH_ARGS", "").split())
     max_par = args.max_parallel if args.max_parallel is not None else cfg.slurm.max_parallel
+    if last is not None:
+        if not extra and last.sbatch:
+            extra = tuple(last.sbatch)
+            print(f"with the sbatch options of the last submission: {' '.join(extra)}",
+                  file=sys.stderr)
+        if args.max_parallel is None:
+            max_par = last.max_parallel
     done = submit_jobs(cfg, jobs, max_parallel=max_par, extra=extra, dry_run=args.dry_run)
     for name, job_id in done:
         print(f"{name}\t{job_id}", flush=True)
@@ -127,7 +140,8 @@ def resubmit_main(args: argparse.Namespace) -> int:
                 else "the whole stage")
         print(f"resubmitting from {first.name} ({what}), then {len(jobs) - 1} later jobs",
               file=sys.stderr)
-        return _submit(cfg, jobs, args)
+        subs = read_submissions(cfg)
+        return _submit(cfg, jobs, args, last=subs[-1] if subs else None)
     except AgileflexError as exc:
         print(f"agileflex resubmit: ERROR: {exc}", file=sys.stderr)
         return 1

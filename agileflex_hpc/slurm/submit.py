@@ -121,6 +121,8 @@ class Submitted:
     n_workers: int | None
     args: list[str] = field(default_factory=list)
     time: str = ""
+    sbatch: list[str] = field(default_factory=list)  # the options given to every sbatch
+    max_parallel: int = 0  # the array throttle it was submitted with (0: none)
 
 
 def submissions_path(cfg: Config) -> Path:
@@ -196,7 +198,8 @@ def submit_jobs(cfg: Config, jobs: list[JobSpec], *, max_parallel: int = 0,
             _record(cfg, Submitted(batch, spec.name, spec.stage, job_id,
                                    list(spec.tasks) if spec.tasks is not None else None,
                                    spec.n_workers, list(spec.args),
-                                   dt.datetime.now().isoformat(timespec="seconds")))
+                                   dt.datetime.now().isoformat(timespec="seconds"),
+                                   list(extra), max_parallel))
         done.append((spec.name, job_id))
         prev = job_id
     return done
@@ -226,7 +229,8 @@ def _sbatch(cmd: list[str], env: dict[str, str], name: str, submitted: list[str]
         cancelled = f"; cancelled the jobs already submitted: {' '.join(submitted)}" \
             if submitted else ""
         detail = err if err or res is None else res.stdout
-        raise SubmitError(f"sbatch failed for stage {name}: {detail!r}{cancelled}")
+        detail = " / ".join(line.strip() for line in detail.splitlines() if line.strip())
+        raise SubmitError(f"sbatch failed for stage {name}: {detail or 'no job id'}{cancelled}")
     return job_id
 
 
