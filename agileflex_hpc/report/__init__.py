@@ -121,9 +121,10 @@ def proof_statement(proof: pd.DataFrame | None, draw: str = "") -> str:
 
 
 def final_answer(cfg: Config, answers: dict[str, pd.DataFrame]) -> str:
-    """The console's last word on a run with validation: per network the EVs hosted beside
-    the estimate, the heat pumps, and whether the final round's plan is proved (the report's
-    sentence), so that no earlier round's table is taken for the answer."""
+    """The last word of a run (console, or the report job's log): per network the EVs hosted
+    beside the estimate (``answers``: stage 7's tables), the heat pumps, whether the final
+    round's plan is proved and which round that is, so that no earlier round's table is
+    taken for the answer."""
     from agileflex_hpc.replan import rounds_done
 
     lines = ["", "== the answer (final plan-validate round) =="]
