@@ -14,7 +14,6 @@ up to validate.max_rounds rounds, then the report. Completed results are reused,
 interrupted run continues where it stopped.
 """
 
-
 from __future__ import annotations
 
 import argparse
