@@ -320,10 +320,21 @@ def explain(path: Path, key: Key) -> str:
             parts.append(_code_change(str(old.get(k, "")), str(key.get(k, ""))))
         elif k == "libraries":
             parts.append(_library_change(old.get(k, "{}"), key.get(k, "{}")))
+        elif k == "ev_caps":
+            parts.append(_caps_change(k in old, k in key))
         else:
             parts.append(f"{k} {old.get(k, '-')!s:.20} -> {key.get(k, '-')!s:.20}")
     more = f" and {len(changed) - 6} more" if len(changed) > 6 else ""
     return "; ".join(parts) + more
+
+
+def _caps_change(had: bool, has: bool) -> str:
+    """The plan-validate loop's EV caps, in words."""
+    if had and has:
+        return "the plan-validate loop's EV caps changed (a later round)"
+    if has:
+        return "the plan-validate loop has set EV caps since (a later round)"
+    return "the plan-validate loop's EV caps are gone (its inputs changed: it starts over)"
 
 
 def _code_change(old: str, new: str) -> str:

@@ -258,3 +258,18 @@ def test_new_seed_of_the_embedded_network_is_a_new_network(tmp_path, capfd):
     with h5py.File(out / "networks" / "default" / "network.h5", "r") as f:
         assert f["bus"][()].tolist() != buses0  # the other seed's network, not relabelled
     assert headroom_main([str(job), "--log-level", "WARNING"]) == 0
+
+
+def test_the_loops_caps_are_explained_in_words(tmp_path):
+    """`status` said ``ev_caps - -> ab9e...``; the reason is now the loop's round."""
+    import h5py
+
+    from agileflex_hpc import fingerprint
+
+    path = tmp_path / "f.h5"
+    for old, new, words in [({}, {"ev_caps": "ab"}, "has set EV caps since"),
+                            ({"ev_caps": "ab"}, {"ev_caps": "cd"}, "EV caps changed"),
+                            ({"ev_caps": "ab"}, {}, "caps are gone")]:
+        with h5py.File(path, "w") as f:
+            f.attrs.update(fingerprint.attrs({"x": "1", **old}))
+        assert words in fingerprint.explain(path, {"x": "1", **new})
