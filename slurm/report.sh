@@ -56,8 +56,9 @@ else  # no checkout: the installed package, run from the submit folder
 fi
 
 task=""
-[[ -n ${SLURM_ARRAY_TASK_ID:-} ]] && task=" task ${SLURM_ARRAY_TASK_ID}/"\
-"${SLURM_ARRAY_TASK_COUNT:-?} of array ${SLURM_ARRAY_JOB_ID:-?}"
+# the split the stage uses (AGILEFLEX_WORKERS; a resubmitted or partial array has fewer tasks)
+[[ -n ${SLURM_ARRAY_TASK_ID:-} ]] && task=" task ${SLURM_ARRAY_TASK_ID} of "\
+"${AGILEFLEX_WORKERS:-${SLURM_ARRAY_TASK_COUNT:-?}} (array ${SLURM_ARRAY_JOB_ID:-?})"
 echo "agileflex report: job ${SLURM_JOB_ID:-none}${task} on $(hostname -s) at $(date -Is)" \
     "restart=${SLURM_RESTART_COUNT:-0} python=$PY config=$CONFIG" >&2
 

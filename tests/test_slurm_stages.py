@@ -56,9 +56,9 @@ def test_loadflow_array_then_gather_match_single_process(tmp_path, slurm_env, jo
     import h5py
 
     logs = _array_then_gather(tmp_path, slurm_env, jobs, "--array=0-1")
-    assert "task 0/2" in logs and "task 1/2" in logs  # two array tasks, each its share
+    assert "task 0 of 2" in logs and "task 1 of 2" in logs  # two array tasks, each its share
     # each block records the array task that wrote it as <array job>_<task>
-    array_job = re.search(r"task 0/2 of array (\d+)", logs).group(1)
+    array_job = re.search(r"task 0 of 2 \(array (\d+)\)", logs).group(1)
     ids = set()
     for block in (tmp_path / "slurm" / "out" / "x" / "raw").rglob("block_*.h5"):
         with h5py.File(block, "r") as f:
