@@ -102,6 +102,8 @@ def main(argv: list[str] | None = None) -> int:
     st.add_argument("config", help="job config (TOML)")
     st.add_argument("--clean", action="store_true",
                     help="also remove temporary files left by writers that died")
+    st.add_argument("--check", action="store_true",
+                    help="exit 3 when any result is missing or stale (for scripts)")
     st.add_argument("--dry-run", action="store_true",
                     help="with --clean: list the temporary files instead of removing them")
     from agileflex_hpc.slurm.commands import add_submit_arguments
@@ -119,6 +121,7 @@ def main(argv: list[str] | None = None) -> int:
         from agileflex_hpc.status import main as status_main
 
         return status_main([args.config, *(["--clean"] if args.clean else []),
+                            *(["--check"] if args.check else []),
                             *(["--dry-run"] if args.dry_run else [])], "agileflex status")
     if args.command in ("submit", "resubmit"):
         from agileflex_hpc.slurm import commands

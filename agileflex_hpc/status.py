@@ -144,9 +144,15 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
                      worker_options=False)
 
 
+#: ``status --check``'s exit status when a result is missing or stale
+NOT_CURRENT = 3
+
+
 def _extend(p: argparse.ArgumentParser) -> None:
     p.add_argument("--clean", action="store_true",
                    help="also remove temporary files left by writers that died")
+    p.add_argument("--check", action="store_true",
+                   help=f"exit {NOT_CURRENT} when any result is missing or stale (for scripts)")
 
 
 def _body(cfg: Config, workers: Workers, args: argparse.Namespace) -> int:
@@ -156,23 +162,27 @@ def _body(cfg: Config, workers: Workers, args: argparse.Namespace) -> int:
         n = remove_stale_temp_files(cfg.out_dir, recursive=True, dry_run=args.dry_run)
         print(f"{'would remove' if args.dry_run else 'removed'} {n} temporary files left by "
               "writers that died")
-    print_status(cfg)
+    current = print_status(cfg)
     from agileflex_hpc.slurm.commands import print_jobs
 
     print_jobs(cfg)
-    return 0
+    return NOT_CURRENT if getattr(args, "check", False) and not current else 0
 
 
-def print_status(cfg: Config) -> None:
-    """Print the per-stage table: complete / expected files, and the first problems."""
+def print_status(cfg: Config) -> bool:
+    """Print the per-stage table: complete / expected files, and the first problems; return
+    whether every result is current."""
     print(f"run {cfg.run.name!r} in {cfg.out_dir}")
     print(f"{'stage':18s} {'complete':>9s} {'expected':>9s}")
+    current = True
     for stage, done, expected, missing in stage_status(cfg):
         stale = any("(stale" in m for m in missing)
         mark = "ok" if done == expected else ("STALE" if stale else "MISSING")
+        current &= done == expected
         print(f"{stage:18s} {done:9d} {expected:9d}  {mark}")
         for path in missing:
             print(f"{'':20s}- {path}")
+    return current
 
 
 if __name__ == "__main__":

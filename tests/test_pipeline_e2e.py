@@ -73,6 +73,10 @@ def test_pipeline_runs_every_stage(tmp_path):
                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert dry.returncode == 0, dry.stderr[-3000:]
     assert "would run" in dry.stdout and "MISSING" not in dry.stdout
+    check = subprocess.run([sys.executable, "-m", "agileflex_hpc", "status", str(job),
+                            "--check"], cwd=tmp_path, env=env, capture_output=True, text=True,
+                           timeout=300)
+    assert check.returncode == 0, check.stdout  # every row current, the loop and page too
     again = subprocess.run([sys.executable, "-m", "agileflex_hpc", "run", str(job)],
                            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert again.returncode == 0, again.stderr[-3000:]

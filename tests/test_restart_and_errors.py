@@ -138,6 +138,7 @@ def test_status_lists_missing_items(job, capsys):
     out = capsys.readouterr().out
     assert "loadflow blocks            4         4  ok" in out
     assert "stitched                   1         1  ok" in out
+    assert status_main([str(job), "--check"]) == 3  # the later stages have not run
 
 
 def test_non_convergence_is_counted_and_fails_only_where_asked(tmp_path, capfd):
