@@ -422,3 +422,24 @@ def test_an_unchanged_file_an_earlier_version_left_private_is_opened_up(tmp_path
         assert stat.S_IMODE(path.stat().st_mode) == 0o640
     finally:
         os.umask(old)
+
+
+def test_status_says_when_slurm_cannot_be_asked(tmp_path):
+    """With no controller to ask (no SLURM here, or SLURM_CONF pointing nowhere) a recorded
+    job's state is unknown for that reason, not because SLURM forgot it."""
+    import json
+
+    job = write_job(tmp_path, MINIMAL.format(name="q", seed=1, net="default")
+                    .replace("[time]", 'root = "out"\n[time]'))
+    cfg = load_config(job)
+    record = cfg.out_dir / "slurm" / "submissions.jsonl"
+    assert tmp_path in record.parents
+    record.parent.mkdir(parents=True)
+    record.write_text(json.dumps({"batch": "b", "name": "report", "stage": "report",
+                                  "job_id": "999999", "tasks": None, "n_workers": None}) + "\n")
+    env = {**os.environ, "SLURM_CONF": str(tmp_path / "no-such-slurm.conf")}
+    res = subprocess.run([sys.executable, "-m", "agileflex_hpc", "status", str(job)], env=env,
+                         capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert "report                     999999  UNKNOWN" in res.stdout
+    assert "SLURM could not be queried from here" in res.stdout

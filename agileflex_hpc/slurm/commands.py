@@ -149,12 +149,13 @@ def resubmit_main(args: argparse.Namespace) -> int:
 
 def print_jobs(cfg: Config) -> None:
     """The last submission's jobs and their SLURM states (nothing if none was recorded)."""
-    from agileflex_hpc.slurm.jobs import job_states, latest_jobs, task_state
+    from agileflex_hpc.slurm.jobs import job_states, latest_jobs, slurm_reachable, task_state
 
     subs = latest_jobs(cfg)
     if not subs:
         return
-    states = job_states([s.job_id for s in subs])
+    reachable = slurm_reachable()
+    states = job_states([s.job_id for s in subs]) if reachable else {}
     print(f"\nSLURM jobs of the last submission ({subs[0].time}; logs in {logs_dir(cfg)}):")
     print(f"{'job':22s} {'id':>10s}  state")
     for sub in subs:
@@ -166,5 +167,9 @@ def print_jobs(cfg: Config) -> None:
             text = f"{len(sub.tasks)} tasks of {sub.n_workers}: {text}"
         print(f"{sub.name:22s} {sub.job_id:>10s}  {text}")
     if any(s == "UNKNOWN" for sub in subs for s in task_state(states, sub)):
-        print("(UNKNOWN: SLURM no longer remembers the job and keeps no accounting here; "
-              "the results above are what counts)")
+        if reachable:
+            print("(UNKNOWN: SLURM no longer remembers the job and keeps no accounting here; "
+                  "the results above are what counts)")
+        else:
+            print("(UNKNOWN: SLURM could not be queried from here (squeue failed: no "
+                  "controller, or SLURM_CONF unset); the results above are what counts)")

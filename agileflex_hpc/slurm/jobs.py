@@ -23,7 +23,8 @@ from agileflex_hpc.slurm.submit import (
     read_submissions,
 )
 
-__all__ = ["job_states", "ACTIVE", "latest_jobs", "tasks_to_redo", "resubmit_plan"]
+__all__ = ["job_states", "ACTIVE", "latest_jobs", "tasks_to_redo", "resubmit_plan",
+           "slurm_reachable", "still_active", "task_state"]
 
 #: states of a job that may still run (do not resubmit under it)
 ACTIVE = {"PENDING", "RUNNING", "CONFIGURING", "COMPLETING", "REQUEUED", "RESIZING",
@@ -50,9 +51,15 @@ def job_states(job_ids: list[str]) -> dict[str, str]:
     return states
 
 
-def _run(cmd: list[str]) -> str | None:
+def slurm_reachable(timeout_s: float = 10.0) -> bool:
+    """Whether ``squeue`` answers here within ``timeout_s`` [s] (a controller to ask; without
+    one, SLURM's commands retry for a minute each)."""
+    return _run(["squeue", "-h", "-o", "%i"], timeout_s) is not None
+
+
+def _run(cmd: list[str], timeout_s: float = 60.0) -> str | None:
     try:
-        res = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+        res = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s)
     except (OSError, subprocess.TimeoutExpired):
         return None
     return res.stdout if res.returncode == 0 else None
