@@ -18,6 +18,8 @@ from agileflex_hpc.fingerprint import Fingerprints, Key, explain, freshness
 from agileflex_hpc.layout import layout
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from agileflex_hpc.cli import Workers
     from agileflex_hpc.config import Config
 
@@ -43,15 +45,20 @@ def stage_status(cfg: Config) -> list[tuple[str, int, int, list[str]]]:
     nets = [n.name for n in cfg.networks]
     cases = list(cfg.cases.keys)  # every (case, sample)
     raw = layout(cfg).raw_dir
+    items = study_items(cfg)
+    blocks = [(block_path(raw, it), fps.block(it.network, it.case, it.start, it.stop))
+              for it in items]
+    # a stitched file reads its blocks: one missing or stale under it is not current either
+    broken = {(it.network, it.case) for it, (path, key) in zip(items, blocks)
+              if freshness(path, key) != "ok"}
     rows = [
         _check("manifests", [(manifest_path(out, n), fps.network(n)) for n in nets]),
         _check("inputs", [(inputs_path(out, n, c), fps.inputs(n, c)) for n in nets
                           for c in cases]),
-        _check("loadflow blocks", [(block_path(raw, it), fps.block(it.network, it.case,
-                                                                    it.start, it.stop))
-                                   for it in study_items(cfg)]),
+        _check("loadflow blocks", blocks),
         _check("stitched", [(stitched_path(raw, n, c), fps.stitched(n, c)) for n in nets
-                            for c in cases]),
+                            for c in cases],
+               also=lambda path: any(path == stitched_path(raw, n, c) for n, c in broken)),
         _check("headroom", [(p, fps.headroom(n)) for n in nets for p in output_paths(cfg, n)]),
         _check_ev_zones(cfg, fps),
         _check("validation", [(report_h5_path(out, n), fps.validation(n)) for n in nets]),
@@ -125,7 +132,10 @@ def _ev_zones(cfg: Config) -> list[tuple[str, str]]:
     return zones
 
 
-def _check(stage: str, files: list[tuple[Path, Key]]) -> tuple[str, int, int, list[str]]:
+def _check(stage: str, files: list[tuple[Path, Key]],
+           also: Callable[[Path], bool] | None = None) -> tuple[str, int, int, list[str]]:
+    """The row of ``files``; ``also(path)``: a current file that is not usable all the same
+    (a stitched file over a missing or stale block)."""
     problems: list[str] = []
     for path, key in files:
         state = freshness(path, key)
@@ -133,6 +143,8 @@ def _check(stage: str, files: list[tuple[Path, Key]]) -> tuple[str, int, int, li
             problems.append(f"{path} (stale: {explain(path, key)})")
         elif state != "ok":
             problems.append(f"{path} ({state})")
+        elif also is not None and also(path):
+            problems.append(f"{path} (stale: a block under it is missing or stale)")
     return stage, len(files) - len(problems), len(files), problems[:5]
 
 

@@ -139,6 +139,15 @@ def test_status_lists_missing_items(job, capsys):
     assert "loadflow blocks            4         4  ok" in out
     assert "stitched                   1         1  ok" in out
     assert status_main([str(job), "--check"]) == 3  # the later stages have not run
+    # a deleted block: the stitched file over it reads NaN there, so it is not current either
+    cfg = load_config(job)
+    block_path(cfg.out_dir / "raw", plan(cfg)[1]).unlink()
+    capsys.readouterr()
+    assert status_main([str(job)]) == 0
+    out = capsys.readouterr().out
+    assert "loadflow blocks            3         4  MISSING" in out
+    assert "stitched                   0         1  STALE" in out
+    assert "(stale: a block under it is missing or stale)" in out
 
 
 def test_non_convergence_is_counted_and_fails_only_where_asked(tmp_path, capfd):
