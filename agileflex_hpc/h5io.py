@@ -91,8 +91,8 @@ def atomic_path(path: Path) -> Iterator[Path]:
     except OSError as exc:
         raise ResultsError(f"cannot write {path}: {exc.strerror or exc} (is the output root "
                            "(run.root) a writable folder?)") from None
-    try:  # mkstemp makes it private (0600): give it the mode open() would (0666 & ~umask)
-        os.fchmod(fd, 0o666 & ~_umask())
+    try:  # mkstemp makes it private (0600): give it the mode open() would
+        os.fchmod(fd, _new_file_mode())
     finally:
         os.close(fd)
     tmp = Path(name)
@@ -109,6 +109,11 @@ def atomic_path(path: Path) -> Iterator[Path]:
     finally:
         if tmp.exists() or tmp.is_symlink():
             tmp.unlink()
+
+
+def _new_file_mode() -> int:
+    """The mode ``open()`` gives a new file: ``0666 & ~umask``."""
+    return 0o666 & ~_umask()
 
 
 def _umask() -> int:
@@ -654,7 +659,7 @@ def write_text_atomic(text: str, path: Path) -> bool:
 def _widen_private(path: Path) -> None:
     """Give a file an earlier version left at mkstemp's 0600 the mode a new file gets
     (``0666 & ~umask``); any other mode (a user's choice) is kept."""
-    mode = 0o666 & ~_umask()
+    mode = _new_file_mode()
     with contextlib.suppress(OSError):
         if (path.stat().st_mode & 0o777) == 0o600 != mode:
             os.chmod(path, mode)

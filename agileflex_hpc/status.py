@@ -48,17 +48,17 @@ def stage_status(cfg: Config) -> list[tuple[str, int, int, list[str]]]:
     items = study_items(cfg)
     blocks = [(block_path(raw, it), fps.block(it.network, it.case, it.start, it.stop))
               for it in items]
+    block_states = [freshness(path, key) for path, key in blocks]
     # a stitched file reads its blocks: one missing or stale under it is not current either
-    broken = {(it.network, it.case) for it, (path, key) in zip(items, blocks)
-              if freshness(path, key) != "ok"}
+    broken = {stitched_path(raw, it.network, it.case)
+              for it, state in zip(items, block_states) if state != "ok"}
     rows = [
         _check("manifests", [(manifest_path(out, n), fps.network(n)) for n in nets]),
         _check("inputs", [(inputs_path(out, n, c), fps.inputs(n, c)) for n in nets
                           for c in cases]),
-        _check("loadflow blocks", blocks),
+        _check("loadflow blocks", blocks, states=block_states),
         _check("stitched", [(stitched_path(raw, n, c), fps.stitched(n, c)) for n in nets
-                            for c in cases],
-               also=lambda path: any(path == stitched_path(raw, n, c) for n, c in broken)),
+                            for c in cases], also=broken.__contains__),
         _check("headroom", [(p, fps.headroom(n)) for n in nets for p in output_paths(cfg, n)]),
         _check_ev_zones(cfg, fps),
         _check("validation", [(report_h5_path(out, n), fps.validation(n)) for n in nets]),
@@ -132,13 +132,15 @@ def _ev_zones(cfg: Config) -> list[tuple[str, str]]:
     return zones
 
 
-def _check(stage: str, files: list[tuple[Path, Key]],
+def _check(stage: str, files: list[tuple[Path, Key]], *, states: list[str] | None = None,
            also: Callable[[Path], bool] | None = None) -> tuple[str, int, int, list[str]]:
-    """The row of ``files``; ``also(path)``: a current file that is not usable all the same
-    (a stitched file over a missing or stale block)."""
+    """The row of ``files`` (``states``: their freshness, where already read); ``also(path)``:
+    a current file that is not usable all the same (a stitched file over a missing or stale
+    block)."""
     problems: list[str] = []
-    for path, key in files:
-        state = freshness(path, key)
+    if states is None:
+        states = [freshness(path, key) for path, key in files]
+    for (path, key), state in zip(files, states):
         if state == "stale":
             problems.append(f"{path} (stale: {explain(path, key)})")
         elif state != "ok":

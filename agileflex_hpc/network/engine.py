@@ -219,8 +219,8 @@ class DssNetwork:
         """
         code_given: dict[str, tuple[bool, float]] = {}
         for _ in _iterate(dss.LineCodes):
-            code_given[dss.LineCodes.Name().lower()] = (
-                "NormAmps" in json.loads(dss.Element.ToJSON()), dss.LineCodes.NormAmps())
+            code_given[dss.LineCodes.Name().lower()] = ("NormAmps" in _set_properties(),
+                                                        dss.LineCodes.NormAmps())
         given: dict[str, tuple[bool, str]] = {}
         for _ in _iterate(dss.Lines):
             name, code = dss.Lines.Name().lower(), dss.Lines.LineCode().lower()
@@ -230,7 +230,7 @@ class DssNetwork:
                 code_set, code_amps = code_given[code]
                 rated = code_set or dss.Lines.NormAmps() != code_amps
             else:
-                rated = "NormAmps" in json.loads(dss.Element.ToJSON())
+                rated = "NormAmps" in _set_properties()
             given[name] = rated, code
         origin = [given[str(n).lower()] for n in self.line_names]
         return (np.array([g for g, _ in origin], dtype=bool),
@@ -251,7 +251,7 @@ class DssNetwork:
             dss.Transformers.Name(name)
             dss.Transformers.Wdg(1)
             kva.append(dss.Transformers.kVA())
-            given = json.loads(dss.Element.ToJSON())
+            given = _set_properties()
             if "kVA" not in given and "XfmrCode" not in given:
                 unrated.append(name)
         if unrated:
@@ -501,6 +501,12 @@ def _index(positions: list[int]) -> np.ndarray | slice:
     if positions and positions == list(range(positions[0], positions[0] + len(positions))):
         return slice(positions[0], positions[0] + len(positions))
     return np.array(positions, dtype=np.intp)
+
+
+def _set_properties() -> set[str]:
+    """The properties of the active DSS object that its definition set (the DSS C-API's JSON
+    leaves out those left at OpenDSS's defaults)."""
+    return set(json.loads(dss.Element.ToJSON()))
 
 
 def _branch_rows(refs: list[np.ndarray], yprims: list[np.ndarray], orders: list[np.ndarray]

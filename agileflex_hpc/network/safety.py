@@ -69,8 +69,8 @@ def _problem(line: str) -> tuple[str, str] | None:
         return None
     allowed = word in ALLOWED_COMMANDS or _abbreviates(word, ALLOWED_COMMANDS, FORBIDDEN_COMMANDS)
     if not allowed:
-        if any(f.startswith(word) for f in FORBIDDEN_COMMANDS if len(word) > 1) \
-                or word in FORBIDDEN_COMMANDS:
+        if word in FORBIDDEN_COMMANDS or (
+                len(word) > 1 and any(f.startswith(word) for f in FORBIDDEN_COMMANDS)):
             return f"the command {m.group(1)!r}", _DANGER
         return (f"the command {m.group(1)!r}", "not a command a network description needs: "
                 "misspelt? Allowed: " + ", ".join(sorted(ALLOWED_COMMANDS - {"m", "calcv"})))
