@@ -161,10 +161,15 @@ class NetworkConfig:
     # the rating of lines whose network files give none (no NormAmps on the line or its
     # LineCode) [A]; None: such lines are an error (OpenDSS would silently use 400 A)
     unrated_rating_a: float | None = None
+    # steps per work item of this network; None: [time] block_steps. Small feeders solve a
+    # day in milliseconds, less than a block file's fixed costs: longer blocks amortise them
+    block_steps: int | None = None
 
     def _check(self) -> list[str]:
         errs = []
         errs += _name_problem("network.name", self.name)
+        if self.block_steps is not None and self.block_steps < 1:
+            errs.append(f"network[{self.name}].block_steps: {self.block_steps} must be >= 1")
         if self.seed < 0:
             errs.append(f"network[{self.name}].seed: {self.seed} must be >= 0")
         if self.unrated_rating_a is not None and not self.unrated_rating_a > 0:
@@ -432,6 +437,11 @@ class Config:
             if net.name == name:
                 return net
         raise KeyError(name)
+
+    def block_steps(self, name: str) -> int:
+        """Steps per block (work item) of network ``name``: its own ``block_steps``, else
+        ``[time] block_steps``."""
+        return self.network(name).block_steps or self.time.block_steps
 
 
 _SECTIONS: dict[str, type] = {

@@ -573,8 +573,8 @@ def write_var(group: h5py.Group, name: str, data: npt.ArrayLike, *, dims: list[s
               scales: bool = True) -> h5py.Dataset:
     """Write a data variable with attrs and chunks along time; attach the root scales.
 
-    ``compress``: True or "gzip" (level 4, shuffle), "lzf" (fast), False or "none" (chunked
-    along time but uncompressed: the fastest write, for the load-flow hot path). ``scales``:
+    ``compress``: True or "gzip" (level 4, shuffle), "lzf" (fast), False or "none"
+    (contiguous and uncompressed: the fastest write, for the load-flow hot path). ``scales``:
     attach the root dimension scales named by ``dims`` (so xarray names the axes).
     """
     data = np.asarray(data)
@@ -582,7 +582,7 @@ def write_var(group: h5py.Group, name: str, data: npt.ArrayLike, *, dims: list[s
         data = data.astype(h5py.string_dtype())
         compress = False
     method = {True: "gzip", False: None, "none": None}.get(compress, compress)
-    chunks = _chunks(data.shape, data.dtype.itemsize, dims) if compress and data.size else None
+    chunks = _chunks(data.shape, data.dtype.itemsize, dims) if method and data.size else None
     ds = group.create_dataset(
         name, data=data, chunks=chunks,
         compression=method if chunks else None,

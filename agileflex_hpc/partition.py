@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import heapq
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
@@ -48,7 +48,8 @@ class WorkItem:
 
 
 def list_items(networks: list[tuple[str, int]], cases: list[str], n_steps: int,
-               block_steps: int) -> list[WorkItem]:
+               block_steps: int, *,
+               network_block_steps: Mapping[str, int] | None = None) -> list[WorkItem]:
     """Every work item in the fixed order: network (config order), then the network's
     (block, case) pairs in a mixed order (:func:`mixed_order`), so that any contiguous share
     of a network's items holds its cases in equal numbers and days from the whole study.
@@ -67,13 +68,16 @@ def list_items(networks: list[tuple[str, int]], cases: list[str], n_steps: int,
         Case names in config order.
     n_steps, block_steps : int
         Steps of the study and of one block (the last block may be shorter).
+    network_block_steps : mapping of str to int, optional
+        Steps of one block of the networks named (others: ``block_steps``).
     """
     items: list[WorkItem] = []
-    starts = list(range(0, n_steps, block_steps))
     for name, n_bus in networks:
+        length = (network_block_steps or {}).get(name, block_steps)
+        starts = list(range(0, n_steps, length))
         for block, c in mixed_order(len(starts), len(cases)):
             start = starts[block]
-            stop = min(start + block_steps, n_steps)
+            stop = min(start + length, n_steps)
             items.append(WorkItem(len(items), name, cases[c], block, start, stop,
                                   max(n_bus, 1) * (stop - start)))
     return items

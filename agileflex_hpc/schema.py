@@ -692,7 +692,8 @@ _CONVENTIONS = f"""\
   are given below.
 * **Storage**: time series are chunked along time (about 2 MiB per chunk, whole along the
   other axes) and gzip level 4 with shuffle; load-flow block files follow
-  `loadflow.compression` (default `none`: chunked, uncompressed); small per-zone arrays of the
+  `loadflow.compression` (default `none`: contiguous, uncompressed; `lzf` and `gzip` are
+  chunked along time); small per-zone arrays of the
   manifest, limits and hosting files are contiguous.
 * **Atomicity and completeness**: every file (HDF5, CSV, PNG, HTML) is written to an
   exclusively created `<name>.<host>.<pid>.<random>.tmp`, synced and renamed

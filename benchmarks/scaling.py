@@ -2,7 +2,7 @@
 4, ... ranks.
 
     python benchmarks/scaling.py [--stage loadflow|ev] [--max-ranks N] [--network DIR ...]
-                                 [--days 2] [--cases 4] [--prep-ranks N]
+                                 [--days 2] [--cases 4] [--block-steps 144] [--prep-ranks N]
                                  [--split estimate|measured|both] [--ranks 1,4,16]
                                  [--one-at-a-time] [--replay 16,64]
 
@@ -17,8 +17,9 @@ the stage-6 estimate (a first round), and by the zone times a one-process run me
 (``ev/costs.csv``, as a later round or a rerun has them). Before the measured runs it prints
 the best efficiency any split of whole zones could reach (the largest zone bounds it).
 
-A fixed workload (one network x cases x days of 10-minute steps, 144-step blocks) is solved
-with ``mpirun -n R python -m agileflex_hpc.loadflow`` for each R; inputs and manifests are
+A fixed workload (one network x cases x days of 10-minute steps, ``--block-steps`` steps per
+block: default 144, a day) is solved with ``mpirun -n R python -m agileflex_hpc.loadflow``
+for each R; inputs and manifests are
 built once beforehand and copied, so every run times the same solve + write work. Throughput
 is total steps / the slowest rank's wall time; efficiency = throughput(R) / (R x throughput(1)).
 Target (issue 3): >= 90 % at 16 ranks on a 16-core machine.
@@ -63,6 +64,7 @@ root = "out"
 [time]
 start = "2014-01-06"
 days = {days}
+block_steps = {block_steps}
 {networks}
 [cases]
 names = {cases}
@@ -303,6 +305,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="network folder; repeat for several (default: enwl network_5)")
     ap.add_argument("--days", type=int, default=2)
     ap.add_argument("--cases", type=int, default=4)
+    ap.add_argument("--block-steps", type=int, default=144,
+                    help="steps per block (work item) of every network (default 144, a day)")
     ap.add_argument("--prep-ranks", type=int, default=1)
     ap.add_argument("--ranks", help="comma-separated rank counts (default: 1, 2, 4, ... up to "
                     "--max-ranks)")
@@ -331,6 +335,7 @@ def main(argv: list[str] | None = None) -> int:
         prepared.mkdir()
         job = prepared / "job.toml"
         job.write_text(JOB.format(days=args.days, networks=networks,
+                                  block_steps=args.block_steps,
                                   cases=json.dumps(CASES[:args.cases])))
         prep = [_mpirun(), "-n", str(args.prep_ranks)] if args.prep_ranks > 1 else []
         if args.stage == "ev":  # the load flows and headroom the EV stage reads

@@ -122,6 +122,31 @@ def test_results_filled_later_from_kept_voltages_are_the_same(tiny_master):
         net.run(p, None, pv, voltages=net.allocate_voltages(4))
 
 
+def test_results_filled_in_chunks_of_steps_equal_step_by_step_results(tmp_path):
+    """On the embedded default (150 customers, several chunks of steps per block, chunk
+    boundaries inside the block) ``fill`` gives the bytes of ``fill_step`` run step by step,
+    the transformer's power included."""
+    from agileflex_hpc.network import engine
+    from agileflex_hpc.network.synthetic import default_network_dir
+
+    net = DssNetwork(default_network_dir(tmp_path) / "Master.dss")
+    n_steps = 77
+    rng = np.random.default_rng(11)
+    p = rng.uniform(0, 4, (n_steps, len(net.load_names)))
+    pv = rng.uniform(0, 3, (n_steps, len(net.load_names)))
+    voltages = net.allocate_voltages(n_steps)
+    # float64 results: float32 files would hide a last-bit difference of a changed order
+    chunked = net.run(p, None, pv, voltages=voltages, dtype=np.float64)
+    assert 1 < engine._FILL_CHUNK_ROWS // net._y_lines.shape[0] < n_steps
+    net.fill(chunked, voltages)
+    stepwise = net.allocate(n_steps, dtype=np.float64)
+    for t in range(n_steps):
+        net.fill_step(stepwise, t, voltages[t])
+    for name in ("v_pu", "i_a", "s_kva", "s_tx_kva"):
+        assert getattr(chunked, name).tobytes() == getattr(stepwise, name).tobytes(), name
+    assert np.isfinite(chunked.s_tx_kva).all() and (np.abs(chunked.s_tx_kva) > 1).all()
+
+
 def test_arrays_of_another_network_are_never_overwritten(tiny_master, tmp_path):
     """``run(into=...)`` reuses arrays only of its own shape: given a block of another network
     (or another length) it solves into new arrays, and the other block is untouched."""

@@ -135,7 +135,7 @@ def require_stitched(cfg: Config, fps: Fingerprints, network: str, case: str,
     target = target or loadflow_target(cfg)
     path = stitched_path(target.raw_dir, network, case)
     require_fresh(path, target.stitched_key(fps, network, case), producer=target.label)
-    items = list_items([(network, 1)], [case], cfg.time.n_steps, cfg.time.block_steps)
+    items = list_items([(network, 1)], [case], cfg.time.n_steps, cfg.block_steps(network))
     verify_blocks(target.raw_dir, items,
                   lambda it: target.block_key(fps, network, case, it.start, it.stop),
                   label=target.label)

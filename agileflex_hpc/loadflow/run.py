@@ -199,14 +199,20 @@ def plan(cfg: Config, cases: tuple[str, ...] | None = None, fps: Fingerprints | 
             fingerprint.require_fresh(paths[n.name], fps.network(n.name), producer="loadflow")
     nets = [(n.name, manifest_bus_count(paths[n.name])) for n in cfg.networks]
     return list_items(nets, list(cases or cfg.cases.keys), cfg.time.n_steps,
-                      cfg.time.block_steps)
+                      cfg.time.block_steps, network_block_steps=block_lengths(cfg))
 
 
 def study_items(cfg: Config, cases: tuple[str, ...] | None = None) -> list[WorkItem]:
     """Every work item in the fixed order, without costs (for checking and stitching: reads
     and writes nothing, unlike :func:`plan`, which needs the compiled networks' sizes)."""
     return list_items([(n.name, 1) for n in cfg.networks], list(cases or cfg.cases.keys),
-                      cfg.time.n_steps, cfg.time.block_steps)
+                      cfg.time.n_steps, cfg.time.block_steps,
+                      network_block_steps=block_lengths(cfg))
+
+
+def block_lengths(cfg: Config) -> dict[str, int]:
+    """Steps per block of each network (its ``block_steps``, else ``[time]``'s)."""
+    return {n.name: cfg.block_steps(n.name) for n in cfg.networks}
 
 
 def run(cfg: Config, *, worker: int = 0, n_workers: int = 1, items: list[WorkItem] | None = None,
@@ -282,6 +288,8 @@ class _Solver:
         self.name: str | None = None
         self.net: DssNetwork | None = None
         self.manifest: NetworkManifest | None = None
+        # each (target, network, case)'s inputs file, checked current once per run
+        self._inputs: dict[tuple[Path, str, str], Path] = {}
         # built blocks' arrays and node voltages, to reuse
         self._spare: list[tuple[str, StepResult, np.ndarray | None]] = []
         self._lock = threading.Lock()
@@ -328,7 +336,10 @@ class _Solver:
         if freshness(path, key) == "ok" and _checksum_ok(path):
             logger.debug("complete, skipped: %s", path)
             return 0, int(_file_attr(path, "nonconverged"))
-        inputs = target.inputs_for(cfg, manifest, item.case, self.fps)
+        inputs = self._inputs.get((target.raw_dir, item.network, item.case))
+        if inputs is None:
+            inputs = target.inputs_for(cfg, manifest, item.case, self.fps)
+            self._inputs[target.raw_dir, item.network, item.case] = inputs
         compiled, t0 = self.net is None, time.perf_counter()
         net = self._network()
         t1 = time.perf_counter()

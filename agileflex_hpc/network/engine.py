@@ -323,7 +323,10 @@ class DssNetwork:
 
     def _batch_set(self, batch: _Batch, prop: str, values: ArrayLike) -> None:
         ptr, n = batch
-        arr = np.ascontiguousarray(np.broadcast_to(values, (n,)), dtype=np.float64)
+        arr = values
+        if not (isinstance(arr, np.ndarray) and arr.shape == (n,) and arr.dtype == np.float64
+                and arr.flags.c_contiguous):  # a step's row of an input block already is
+            arr = np.ascontiguousarray(np.broadcast_to(values, (n,)), dtype=np.float64)
         dss.dss_lib.Batch_Float64Array(ptr, n, self._prop[prop], _BATCH_SET,
                                        _ffi().from_buffer("double[]", arr), _FLAGS)
 
@@ -400,9 +403,44 @@ class DssNetwork:
             out.s_tx_kva[t, k] = np.copysign(abs(s), s.real)
 
     def fill(self, out: StepResult, voltages: np.ndarray) -> None:
-        """:meth:`fill_step` for every step of a block solved with ``voltages``."""
-        for t in range(voltages.shape[0]):
-            self.fill_step(out, t, voltages[t])
+        """:meth:`fill_step` for every step of a block solved with ``voltages``.
+
+        Small networks are computed several steps at a time (one sparse product and one of
+        each array operation per chunk of steps, its arrays kept within about 0.5 MB, so
+        they stay in cache: 2.7 -> 1.1 ms per 144-step block of a 215-bus feeder); a network
+        of over 16,000 line-phase rows step by step. Every value is the one :meth:`fill_step`
+        gives, bit for bit: the same element-wise operations, each current summed over the
+        same YPrim entries in the same order.
+        """
+        chunk = min(32, _FILL_CHUNK_ROWS // max(self._y_lines.shape[0], 1))
+        if chunk <= 1:
+            for t in range(voltages.shape[0]):
+                self.fill_step(out, t, voltages[t])
+            return
+        for start in range(0, voltages.shape[0], chunk):
+            self._fill_steps(out, slice(start, min(start + chunk, voltages.shape[0])),
+                             voltages)
+
+    def _fill_steps(self, out: StepResult, steps: slice, voltages: np.ndarray) -> None:
+        v = voltages[steps]  # (steps, nodes + 1)
+        n = v.shape[0]
+        v_abs = np.abs(v)
+        out.v_pu[steps].reshape(n, -1)[:, self._v_flat] = v_abs[:, self._v_take] * self._v_scale
+        cur = (self._y_lines @ np.ascontiguousarray(v.T)).T  # (steps, line rows)
+        i_abs = np.abs(cur)
+        v_send = v[:, self._line_node]
+        p_w = v_send.real * cur.real + v_send.imag * cur.imag
+        out.i_a[steps].reshape(n, -1)[:, self._line_flat] = i_abs
+        out.s_kva[steps].reshape(n, -1)[:, self._line_flat] = np.copysign(
+            v_abs[:, self._line_node] * i_abs * 1e-3, p_w)
+        for k, (y_hv, ref) in enumerate(self._tx):
+            # (steps, refs), each step's terms contiguous: numpy sums each row as it sums
+            # the 1-D array of fill_step (same loop, same order)
+            terms = np.ascontiguousarray(v[:, ref] * np.conj((y_hv @ v.T).T))
+            s = terms.sum(axis=1) * 1e-3
+            # the scalar abs of fill_step (numpy's array abs of complex may round otherwise)
+            magnitude = np.array([abs(value) for value in s])
+            out.s_tx_kva[steps, k] = np.copysign(magnitude, s.real)
 
     def allocate_voltages(self, n_steps: int) -> np.ndarray:
         """A (steps, nodes + 1) complex array for :meth:`run`'s ``voltages``."""
@@ -477,6 +515,9 @@ def _sandbox_engine() -> None:
 _CONTROL_CLASSES = frozenset({"regcontrol", "capcontrol", "swtcontrol", "invcontrol",
                               "expcontrol", "storagecontroller", "upfccontrol", "relay",
                               "recloser", "fuse", "gencontroller"})
+
+#: :meth:`DssNetwork.fill` takes as many steps at once as make this many line-phase rows
+_FILL_CHUNK_ROWS = 32_768
 
 _FOLDER_PREFIX = "agileflex-dss-"
 
