@@ -4,7 +4,8 @@
     python benchmarks/scaling.py [--stage loadflow|ev] [--max-ranks N] [--network DIR ...]
                                  [--days 2] [--cases 4] [--block-steps 144] [--prep-ranks N]
                                  [--split estimate|measured|both] [--ranks 1,4,16]
-                                 [--one-at-a-time] [--replay 16,64]
+                                 [--one-at-a-time] [--replay 16,64] [--save-times F]
+                                 [--replay-from F]
 
 ``--network`` may be given several times: the job then holds every network (a fleet, as a
 cluster run has; the EV stage needs many zones to spread over many ranks). ``--prep-ranks``:
@@ -28,6 +29,9 @@ After the load flows it replays the one-process run's measured block and compile
 (block attributes ``solve_s``, ``compile_s``) through the static split and through the MPI
 work stealing of ``agileflex_hpc.stealing`` for each R and ``--replay`` (an event simulation:
 what the split and stealing cost, not contention).
+
+``--save-times F`` keeps the one-rank run's item and compile times (JSON); ``--replay-from F``
+replays ``--replay``'s rank counts from such a file without solving anything.
 
 ``--one-at-a-time`` (for a machine with fewer cores than R): each R > 1 runs its R shares as
 array tasks (``--worker w --workers R``), one after another, each with the machine to itself;
@@ -220,6 +224,29 @@ def replay(timed: tuple[list, dict[int, float], dict[str, float]],
     return static, total / (ranks * max(done_at))
 
 
+def save_times(timed: tuple[list, dict[int, float], dict[str, float]], path: Path) -> None:
+    """Write :func:`item_times`' result as JSON (for ``--replay-from``)."""
+    import dataclasses
+
+    items, solve, compile_s = timed
+    path.write_text(json.dumps({"items": [dataclasses.asdict(it) for it in items],
+                                "solve_s": {str(k): v for k, v in solve.items()},
+                                "compile_s": compile_s}))
+
+
+def load_times(path: Path) -> tuple[list, dict[int, float], dict[str, float]]:
+    """Read a :func:`save_times` file back."""
+    from agileflex_hpc.partition import WorkItem
+
+    data = json.loads(path.read_text())
+    return ([WorkItem(**it) for it in data["items"]],
+            {int(k): v for k, v in data["solve_s"].items()}, data["compile_s"])
+
+
+def _rank_list(text: str) -> list[int]:
+    return [int(r) for r in text.split(",") if r]
+
+
 def _spread(walls: list[float]) -> str:
     """The ranks' (or shares') wall times [s] as ``min-max``."""
     return f"{min(walls):.2f}-{max(walls):.2f} s"
@@ -318,7 +345,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--replay", default="16,64",
                     help="load flows: further rank counts to replay from the 1-rank run's "
                     "block times, static split and with work stealing (default 16,64)")
+    ap.add_argument("--save-times", type=Path,
+                    help="load flows: write the 1-rank run's item and compile times (JSON)")
+    ap.add_argument("--replay-from", type=Path,
+                    help="load flows: replay --replay's rank counts from a --save-times file "
+                    "and stop (no solve)")
     args = ap.parse_args(argv)
+    if args.replay_from:
+        timed = load_times(args.replay_from)
+        print(f"replayed from {args.replay_from} ({len(timed[0])} items; no contention): "
+              + ", ".join("{} ranks: static {:.1%}, with stealing {:.1%}".format(
+                  r, *replay(timed, r)) for r in _rank_list(args.replay)), flush=True)
+        return 0
     nets = args.network or ([DEFAULT_NET] if DEFAULT_NET.is_dir() else [])
     networks = "\n".join(f'[[network]]\nname = "bench{i}"\npath = "{p.resolve()}"\n{UNRATED}'
                           for i, p in enumerate(nets)) or '[[network]]\nname = "bench0"'
@@ -361,7 +399,9 @@ def main(argv: list[str] | None = None) -> int:
                   "that; the one-rank figure above had the spare cores to itself.", flush=True)
             for r in ranks[1:]:
                 _report(measure(job, work, r, args.one_at_a_time), base)
-            again = sorted({*ranks[1:], *(int(r) for r in args.replay.split(",") if r)})
+            again = sorted({*ranks[1:], *_rank_list(args.replay)})
+            if args.save_times:
+                save_times(base["timed"], args.save_times)
             print("replayed from the 1-rank run's item and compile times (no contention): "
                   + ", ".join("{} ranks: static {:.1%}, with stealing {:.1%}".format(
                       r, *replay(base["timed"], r)) for r in again), flush=True)

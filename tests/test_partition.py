@@ -82,11 +82,25 @@ def test_mixed_order_balances_days_of_uneven_cost(n_workers):
         assert worst_over_mean(block_major) > 1.5
 
 
+def _in_solving_order(share):
+    """Whether a share runs network by network, most buses first (ties: the network met first
+    in global order), each network's items in global order."""
+    buses = [it.cost // it.n_steps for it in share]
+    runs = [net for net, _ in itertools.groupby(it.network for it in share)]
+    return (len(runs) == len(set(runs)) and buses == sorted(buses, reverse=True)
+            and all([it.index for it in share if it.network == net]
+                    == sorted(it.index for it in share if it.network == net) for net in runs))
+
+
 @pytest.mark.parametrize("n_workers", [1, 2, 3, 5, 16, 64])
-def test_every_item_exactly_once_in_order(n_workers):
-    items = _items()
-    got = [it for w in range(n_workers) for it in items_for(w, n_workers, items)]
-    assert got == items
+def test_every_item_exactly_once_in_solving_order(n_workers):
+    items = _items()  # networks a (100 buses), b (700), c (50), in that order
+    parts = [items_for(w, n_workers, items) for w in range(n_workers)]
+    assert sorted((it for part in parts for it in part), key=lambda it: it.index) == items
+    assert all(_in_solving_order(part) for part in parts)
+    if n_workers == 1:  # the largest network first, the smallest last
+        assert [net for net, _ in itertools.groupby(it.network for it in parts[0])] == \
+            ["b", "a", "c"]
 
 
 @pytest.mark.parametrize("n_workers", [2, 3, 4, 7])
@@ -194,13 +208,13 @@ def test_spread_factor_follows_the_study_length():
 
 
 @pytest.mark.parametrize("n_workers", [2, 7, 16, 64])
-def test_spread_shares_hold_every_item_once_in_order_with_few_compiles(n_workers):
+def test_spread_shares_hold_every_item_once_largest_network_first_with_few_compiles(n_workers):
     items = _fleet(12, 60)
     m = spread_factor(items, n_workers)
     parts = [items_for(w, n_workers, items) for w in range(n_workers)]
     assert sorted(it.index for part in parts for it in part) == list(range(len(items)))
-    for part in parts:  # global order: each network's items side by side (one compile)
-        assert [it.index for it in part] == sorted(it.index for it in part)
+    for part in parts:  # each network's items side by side (one compile), largest first
+        assert _in_solving_order(part)
     compiles = sum(len({it.network for it in part}) for part in parts)
     assert compiles <= 12 * m + n_workers - 1  # parts, plus one per share boundary
     loads = [sum(it.cost for it in part) for part in parts]
