@@ -9,12 +9,14 @@ import pytest
 
 from agileflex_hpc.partition import (
     COMPILE_STEPS,
+    SHORT_BLOCK_COST,
     SPREAD_RATIO,
     assign_longest_first,
     describe_plan,
     items_for,
     list_items,
     mixed_order,
+    short_block_networks,
     split_by_cost,
     spread_factor,
     spread_order,
@@ -139,6 +141,22 @@ def test_more_workers_than_items_leaves_some_idle():
     counts = [len(items_for(w, 4, items)) for w in range(4)]
     assert sum(counts) == 2 and max(counts) == 1
     assert "(idle)" in describe_plan(items, 4)
+
+
+def test_the_plan_names_networks_whose_blocks_are_short_only_in_a_large_plan():
+    """A 383-bus feeder's day (55,152 buses x steps) is a short block, a 7,023-bus feeder's
+    is not; the plan says so once it holds SHORT_BLOCK_ITEMS short blocks, not for a few."""
+    assert 383 * 144 < SHORT_BLOCK_COST < 7023 * 144
+    fleet = list_items([("big", 7023), ("small1", 383), ("small2", 200)], ["c1", "c2"],
+                       60 * 144, 144)  # 120 short blocks per small feeder: 240 in all
+    assert short_block_networks(fleet) == ["small1", "small2"]
+    text = describe_plan(fleet, 4)
+    assert "2 of 3 networks have blocks of under 100,000 buses x steps (small1, small2)" in text
+    week = list_items([("big", 7023), ("small1", 383), ("small2", 200)], ["c1", "c2"],
+                      60 * 144, 144, network_block_steps={"small1": 1008, "small2": 1008})
+    assert short_block_networks(week) == []  # week blocks: 386,064 and 201,600
+    few = list_items([("small1", 383)], ["c1"], 7 * 144, 144)
+    assert short_block_networks(few) == [] and "block_steps" not in describe_plan(few, 2)
 
 
 def test_bad_worker_index():
