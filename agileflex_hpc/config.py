@@ -161,8 +161,8 @@ class NetworkConfig:
     # the rating of lines whose network files give none (no NormAmps on the line or its
     # LineCode) [A]; None: such lines are an error (OpenDSS would silently use 400 A)
     unrated_rating_a: float | None = None
-    # steps per work item of this network; None: [time] block_steps. Small feeders solve a
-    # day in milliseconds, less than a block file's fixed costs: longer blocks amortise them
+    # steps per work item of this network; None: [time] block_steps. A small feeder solves a
+    # day in about the time its block file takes to write: longer blocks amortise the file
     block_steps: int | None = None
 
     def _check(self) -> list[str]:

@@ -287,8 +287,8 @@ def describe_plan(items: list[WorkItem], n_workers: int,
                      f"blocks of under {SHORT_BLOCK_COST:,} buses x steps ({', '.join(small[:5])}"
                      f"{' and more' if len(small) > 5 else ''}): such a block solves in about "
                      "the time its file takes to build and write, and longer blocks "
-                     "([[network]] block_steps, docs/loadflow.md#performance) make their flows "
-                     "cheaper")
+                     "([[network]] block_steps, docs/loadflow.md#small-feeders-longer-blocks) "
+                     "make their flows cheaper")
     return "\n".join(lines)
 
 
