@@ -17,6 +17,7 @@ mtime), so a file is hashed once.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import json
@@ -166,7 +167,9 @@ class Fingerprints:
         """The compiled network: its files' bytes (or the embedded generator's seed)."""
         def build() -> Key:
             net = self.cfg.network(network)
-            key = {**self.code(), "network": network, "config:network": _section(net)}
+            # the block length shapes the flows alone (the stitched key holds it)
+            entry = dataclasses.replace(net, block_steps=None)
+            key = {**self.code(), "network": network, "config:network": _section(entry)}
             if net.path is None:
                 key["embedded_seed"] = str(net.seed)
                 return key
@@ -181,7 +184,8 @@ class Fingerprints:
             pc = cfg.profiles
             paths = [p for p in (pc.path, pc.hp_path, pc.pv_path) if p is not None]
             return {**self.network(network), "seed": str(cfg.run.seed),
-                    "config:time": _section(cfg.time), "config:profiles": _section(pc),
+                    "config:time": _section(dataclasses.replace(cfg.time, block_steps=0)),
+                    "config:profiles": _section(pc),
                     **_files(paths, "profile_file"), "case": case}
         return self._memo(("inputs", network, case), build)
 
@@ -191,9 +195,12 @@ class Fingerprints:
                 "steps": f"{start}-{stop}"}
 
     def stitched(self, network: str, case: str) -> Key:
-        """Stage 2: the virtual-dataset file over every block of (network, case)."""
+        """Stage 2: the virtual-dataset file over every block of (network, case). Its flows
+        depend on where blocks start (each starts cold), so the key holds the block length;
+        a block's own key holds its steps."""
         return {**self.inputs(network, case), "config:loadflow": _section(self.cfg.loadflow),
-                "steps": f"0-{self.cfg.time.n_steps}"}
+                "steps": f"0-{self.cfg.time.n_steps}",
+                "block_steps": str(self.cfg.block_steps(network))}
 
     # ------------------------------------------------------------ stages 3-8
     def headroom(self, network: str) -> Key:
@@ -261,7 +268,8 @@ class Fingerprints:
                 "config:loadflow": _section(self.cfg.loadflow), "steps": f"{start}-{stop}"}
 
     def validation_stitched(self, network: str, kind: str) -> Key:
-        return self.validation_block(network, kind, 0, self.cfg.time.n_steps)
+        return {**self.validation_block(network, kind, 0, self.cfg.time.n_steps),
+                "block_steps": str(self.cfg.block_steps(network))}
 
     def validation(self, network: str) -> Key:
         """Stage 8 analysis of a network (kind files and the report)."""

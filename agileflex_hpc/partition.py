@@ -301,11 +301,15 @@ SHORT_BLOCK_ITEMS = 200
 
 def short_block_networks(items: Sequence[WorkItem]) -> list[str]:
     """The networks (in plan order) whose blocks are mostly under :data:`SHORT_BLOCK_COST`
-    buses x steps, where the plan holds at least :data:`SHORT_BLOCK_ITEMS` such blocks."""
+    buses x steps and could be longer (more than one block per case), where the plan holds
+    at least :data:`SHORT_BLOCK_ITEMS` such blocks."""
     costs: dict[str, list[int]] = {}
+    split: dict[str, bool] = {}
     for it in items:
         costs.setdefault(it.network, []).append(it.cost)
-    small = [net for net, c in costs.items() if float(np.median(c)) < SHORT_BLOCK_COST]
+        split[it.network] = split.get(it.network, False) or it.start > 0
+    small = [net for net, c in costs.items()
+             if split[net] and float(np.median(c)) < SHORT_BLOCK_COST]
     if sum(len(costs[net]) for net in small) < SHORT_BLOCK_ITEMS:
         return []
     return small

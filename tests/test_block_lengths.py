@@ -66,3 +66,50 @@ def test_a_network_block_length_below_one_is_refused(tmp_path):
     job = write_job(tmp_path, JOB.format(global_steps=6, own="block_steps = 0"))
     with pytest.raises(ConfigError, match=r"network\[day_blocks\]\.block_steps: 0 must be >= 1"):
         load_config(job)
+
+
+def test_a_block_length_is_in_the_flows_keys_not_in_the_network_or_inputs_keys(tmp_path):
+    """A network's own block length changes the keys of its blocks' layout (the stitched
+    file and what follows) but not its manifest's or inputs', so a new length recomputes its
+    flows, never its manifest or inputs; a length equal to ``[time]``'s changes no key."""
+    from agileflex_hpc.config import parse_config
+
+    def fps(global_steps: int, own: str) -> Fingerprints:
+        return Fingerprints(parse_config(JOB.format(global_steps=global_steps, own=own),
+                                         base_dir=tmp_path))
+
+    base, week, same = fps(6, ""), fps(6, "block_steps = 24"), fps(6, "block_steps = 6")
+    other_global = fps(12, "")
+    for f in (week, same, other_global):
+        assert f.network("day_blocks") == base.network("day_blocks")
+        assert f.inputs("day_blocks", "25PV50HP") == base.inputs("day_blocks", "25PV50HP")
+        assert f.block("day_blocks", "25PV50HP", 0, 6) == base.block("day_blocks", "25PV50HP",
+                                                                       0, 6)
+    assert week.stitched("day_blocks", "25PV50HP") != base.stitched("day_blocks", "25PV50HP")
+    assert week.headroom("day_blocks") != base.headroom("day_blocks")
+    assert week.validation_stitched("day_blocks", "smart") != \
+        base.validation_stitched("day_blocks", "smart")
+    assert week.headroom("time_blocks") == base.headroom("time_blocks")
+    assert same.headroom("day_blocks") == base.headroom("day_blocks")
+    assert other_global.headroom("time_blocks") != base.headroom("time_blocks")
+
+
+@pytest.mark.parametrize("compression", ["lzf", "gzip"])
+def test_compressed_blocks_are_chunked_and_hold_the_uncompressed_values(tmp_path, compression):
+    """``loadflow.compression`` = lzf or gzip: block datasets chunked along time and
+    compressed; the values those of uncompressed (contiguous) blocks."""
+    text = JOB.format(global_steps=6, own="") + f'[loadflow]\ncompression = "{compression}"\n'
+    (tmp_path / "plain").mkdir()
+    (tmp_path / "packed").mkdir()
+    plain = write_job(tmp_path / "plain", JOB.format(global_steps=6, own=""))
+    packed = write_job(tmp_path / "packed", text)
+    for job in (plain, packed):
+        assert loadflow_main([str(job), "--log-level", "WARNING"]) == 0
+    item = study_items(load_config(plain))[0]
+    paths = [block_path(load_config(job).out_dir / "raw", item) for job in (plain, packed)]
+    with h5py.File(paths[0], "r") as a, h5py.File(paths[1], "r") as b:
+        for name, ds in a["loadflow"].items():
+            assert ds.chunks is None and ds.compression is None, name
+            assert b["loadflow"][name].compression == compression, name
+            assert b["loadflow"][name].chunks is not None, name
+            assert ds[()].tobytes() == b["loadflow"][name][()].tobytes(), name

@@ -157,6 +157,9 @@ def test_the_plan_names_networks_whose_blocks_are_short_only_in_a_large_plan():
     assert short_block_networks(week) == []  # week blocks: 386,064 and 201,600
     few = list_items([("small1", 383)], ["c1"], 7 * 144, 144)
     assert short_block_networks(few) == [] and "block_steps" not in describe_plan(few, 2)
+    # one block per case already (a day's study): a longer block cannot help
+    whole = list_items([(f"s{k}", 300) for k in range(60)], ["c1", "c2", "c3", "c4"], 144, 144)
+    assert len(whole) == 240 and short_block_networks(whole) == []
 
 
 def test_bad_worker_index():
