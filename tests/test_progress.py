@@ -17,7 +17,23 @@ def test_bar_on_a_terminal(monkeypatch, capsys):
     for it in items:
         rep.update(it, it.n_steps)
     rep.close()
-    assert rep.bar.n == 288 and "288/288" in capsys.readouterr().err
+    # the bar fills by work (buses x steps) and counts steps
+    assert rep.bar.n == rep.bar.total == 2880 and "288/288 steps" in capsys.readouterr().err
+
+
+def test_the_eta_weighs_steps_by_buses(monkeypatch):
+    """A worker solves its largest network first: after the 1,000-bus network's day took 10 s,
+    the 10-bus network's day is expected to take 0.1 s, not 10 s as counting steps would."""
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: False, raising=False)
+    items = list_items([("small", 10), ("big", 1000)], ["c"], 144, 144)
+    rep = ProgressReporter(items, Workers(0, 1, None, "single"), every_s=1e9)
+    big = next(it for it in items if it.network == "big")
+    rep.update(big, big.n_steps)
+    line = rep.status_line(rep.t0 + 10.0, {})
+    assert line == "144/288 steps (14.4 steps/s, ETA 0 s)"
+    rep.update(next(it for it in items if it.network == "small"), 0)  # found up to date
+    assert rep.status_line(rep.t0 + 10.0, {}) == "288/288 steps (144 up to date; 14.4 " \
+        "steps/s, ETA 0 s)"
 
 
 def test_log_lines_without_a_terminal(monkeypatch, caplog):
