@@ -27,8 +27,8 @@ class Progress:
     ``total_work``: the units weighed by their expected cost (load flows: buses x steps), for
     the bar's fill and the ETA. A step of the 7,023-bus feeder takes about 30 times one of a
     383-bus feeder's, so counted in steps alone a fleet that starts with its largest network
-    (as each worker does) would first show an ETA about ten times too long. Without it every
-    unit weighs 1.
+    (as each worker does) would first show an ETA over ten times too long (docs/loadflow.md).
+    Without it every unit weighs 1.
     """
 
     def __init__(self, total: int, workers: Workers, *, label: str, unit: str = "step",
