@@ -20,8 +20,8 @@ the best efficiency any split of whole zones could reach (the largest zone bound
 
 A fixed workload (one network x cases x days of 10-minute steps, ``--block-steps`` steps per
 block: default 144, a day) is solved with ``mpirun -n R python -m agileflex_hpc.loadflow``
-for each R; inputs and manifests are
-built once beforehand and copied, so every run times the same solve + write work. Throughput
+for each R; inputs and manifests are built once beforehand and copied, so every run times
+the same solve + write work. Throughput
 is total steps / the slowest rank's wall time; efficiency = throughput(R) / (R x throughput(1)).
 Target (issue 3): >= 90 % at 16 ranks on a 16-core machine.
 
