@@ -217,16 +217,32 @@ def test_ev_stage_under_mpirun_stops_every_rank_on_a_stale_hosting_file(tmp_path
     assert not list((cfg.out_dir / "ev").rglob("*.h5"))
 
 
-def test_progress_counts_zones_and_attempts(tmp_path, capfd):
-    """Without a terminal the EV stage logs zones done, attempts and an ETA; a rerun finds
-    every zone up to date and solves nothing."""
+def test_progress_counts_zones_and_attempts(tmp_path, capfd, monkeypatch):
+    """Without a terminal the EV stage logs zones done, attempts and an ETA, weighing each
+    zone by its split weight (the ETA's work); a rerun finds every zone up to date and
+    solves nothing."""
+    from agileflex_hpc.ev.stage import list_zone_tasks
+    from agileflex_hpc.loadflow import progress
+
     job = write_job(tmp_path, JOB.format(root="p"))
     cfg = load_config(job)
     run_pipeline(cfg, stages=("loadflow", "headroom"))
     capfd.readouterr()
+    bars = []
+
+    class Recorded(progress.Progress):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            bars.append(self)
+
+    monkeypatch.setattr(progress, "Progress", Recorded)
     assert ev_main([str(job)]) == 0  # stderr is captured: not a terminal
     err = capfd.readouterr().err
     assert "ev: 12/12 zones" in err and "attempts" in err and "ETA" in err
+    weights = [t.cost for t in list_zone_tasks(cfg)]  # here each zone's estimate + 1
+    (bar,) = bars
+    assert bar.total == bar.done == 12 and sum(weights) > 12
+    assert bar.total_work == pytest.approx(sum(weights)) == bar.work_done
     assert "ev summary: 12 zones solved" in err
     assert ev_main([str(job)]) == 0
     assert "ev summary: 0 zones solved (0 attempts, 0.0 s), 12 zones up to date" in \
