@@ -423,10 +423,11 @@ class DssNetwork:
 
     def _fill_steps(self, out: StepResult, steps: slice, voltages: np.ndarray) -> None:
         v = voltages[steps]  # (steps, nodes + 1)
+        v_t = np.ascontiguousarray(v.T)  # (nodes + 1, steps): the sparse products' operand
         n = v.shape[0]
         v_abs = np.abs(v)
         out.v_pu[steps].reshape(n, -1)[:, self._v_flat] = v_abs[:, self._v_take] * self._v_scale
-        cur = (self._y_lines @ np.ascontiguousarray(v.T)).T  # (steps, line rows)
+        cur = (self._y_lines @ v_t).T  # (steps, line rows)
         i_abs = np.abs(cur)
         v_send = v[:, self._line_node]
         p_w = v_send.real * cur.real + v_send.imag * cur.imag
@@ -436,7 +437,7 @@ class DssNetwork:
         for k, (y_hv, ref) in enumerate(self._tx):
             # (steps, refs), each step's terms contiguous: numpy sums each row as it sums
             # the 1-D array of fill_step (same loop, same order)
-            terms = np.ascontiguousarray(v[:, ref] * np.conj((y_hv @ v.T).T))
+            terms = np.ascontiguousarray(v[:, ref] * np.conj((y_hv @ v_t).T))
             s = terms.sum(axis=1) * 1e-3
             # the scalar abs of fill_step (numpy's array abs of complex may round otherwise)
             magnitude = np.array([abs(value) for value in s])
