@@ -12,7 +12,6 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from agileflex_hpc import h5io
 from agileflex_hpc.cli import run_stage
 from agileflex_hpc.fingerprint import Fingerprints, Key, explain, freshness
 from agileflex_hpc.layout import layout
@@ -110,22 +109,24 @@ def _check_ev_zones(cfg: Config, fps: Fingerprints) -> tuple[str, int, int, list
     from agileflex_hpc.network.manifest import manifest_path
 
     row = _check("ev zones", [(zone_path(cfg.out_dir, n, z), fps.ev_zone(n, z))
-                              for n, z in _ev_zones(cfg)])
-    unknown = [f"{net.name}: zones not known yet (no manifest: run the load flows)"
-               for net in cfg.networks
-               if not h5io.is_complete(manifest_path(cfg.out_dir, net.name))]
+                              for n, z in _ev_zones(cfg, fps)])
+    states = {net.name: freshness(manifest_path(cfg.out_dir, net.name), fps.network(net.name))
+              for net in cfg.networks}
+    unknown = [f"{name}: zones not known yet (manifest {state}: run the load flows)"
+               for name, state in states.items() if state != "ok"]
     stage, ok, total, problems = row
     return stage, ok, total + len(unknown), (problems + unknown)[:5]
 
 
-def _ev_zones(cfg: Config) -> list[tuple[str, str]]:
-    """(network, zone) of every zone with customers, from the manifests (none if missing)."""
+def _ev_zones(cfg: Config, fps: Fingerprints) -> list[tuple[str, str]]:
+    """(network, zone) of every zone with customers, from the current manifests (none from
+    a missing or stale one: an older release's may not even be readable)."""
     from agileflex_hpc.network.manifest import manifest_path, read_manifest
 
     zones: list[tuple[str, str]] = []
     for net in cfg.networks:
         path = manifest_path(cfg.out_dir, net.name)
-        if not h5io.is_complete(path):
+        if freshness(path, fps.network(net.name)) != "ok":
             continue
         m = read_manifest(path)
         zones += [(net.name, z) for z, n in zip(m.zone_ids, m.topology.zone_customers) if n > 0]

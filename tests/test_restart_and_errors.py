@@ -11,6 +11,7 @@ from agileflex_hpc.errors import ConvergenceError, ResultsError
 from agileflex_hpc.gather import gather_all
 from agileflex_hpc.loadflow.__main__ import main as loadflow_main
 from agileflex_hpc.loadflow.run import block_path, plan
+from agileflex_hpc.network.manifest import manifest_path
 from agileflex_hpc.status import main as status_main
 from tests.conftest import write_job
 
@@ -131,7 +132,7 @@ def test_status_lists_missing_items(job, capsys):
     assert "loadflow blocks            0         4  MISSING" in out
     # how many EV zones there will be is not known before the network is compiled: not "ok"
     assert "ev zones                   0         1  MISSING" in out
-    assert "small: zones not known yet (no manifest: run the load flows)" in out
+    assert "small: zones not known yet (manifest missing: run the load flows)" in out
     assert loadflow_main([str(job), "--log-level", "WARNING"]) == 0
     capsys.readouterr()
     assert status_main([str(job)]) == 0
@@ -148,6 +149,21 @@ def test_status_lists_missing_items(job, capsys):
     assert "loadflow blocks            3         4  MISSING" in out
     assert "stitched                   0         1  STALE" in out
     assert "(stale: a block under it is missing or stale)" in out
+
+
+def test_status_reads_no_stale_manifest(job, capsys):
+    """A manifest of an older release (here: one attribute fewer, another key) is stale, and
+    status says so instead of reading it."""
+    assert loadflow_main([str(job), "--log-level", "WARNING"]) == 0
+    cfg = load_config(job)
+    with h5py.File(manifest_path(cfg.out_dir, "small"), "r+") as f:
+        del f.attrs["busbar_kv"]
+        f.attrs["fingerprint"] = "0" * 64  # another release's key
+    capsys.readouterr()
+    assert status_main([str(job)]) == 0
+    out = capsys.readouterr().out
+    assert "manifests                  0         1  STALE" in out
+    assert "small: zones not known yet (manifest stale: run the load flows)" in out
 
 
 def test_non_convergence_is_counted_and_fails_only_where_asked(tmp_path, capfd):
