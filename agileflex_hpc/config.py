@@ -351,6 +351,10 @@ class ValidateConfig:
     tx_overload_factor: float = 1.0  # transformer overload above factor x rating
     max_rounds: int = 3  # plan-validate rounds (1: plan and validate once)
     replan_cut: float = 0.5  # share of an unproved zone's EV power cut at offending times
+    # the proof counts a violation smart charging adds only where it is past the limit by more
+    # than this: p.u. below v_min_pu, a fraction of the rating above a line's or transformer's
+    # rating (default: the load flow's default convergence tolerance, its resolution)
+    proof_tolerance: float = 1e-4
     # the draw the plan is validated on: "fresh" (sample cases.samples, never planned on), or
     # a sample index; default: "fresh" when cases.samples > 1, else 0 (the planning draw)
     sample: Literal["fresh"] | int | None = None
@@ -365,6 +369,8 @@ class ValidateConfig:
             errs.append("validate.max_rounds: must be >= 1")
         if not 0 < self.replan_cut <= 1:
             errs.append("validate.replan_cut: must be within (0, 1]")
+        if not 0 <= self.proof_tolerance < 0.1:
+            errs.append("validate.proof_tolerance: must be within [0, 0.1)")
         if isinstance(self.sample, int) and not 0 <= self.sample <= MAX_SAMPLES:
             errs.append(f"validate.sample: a sample index must be within 0..{MAX_SAMPLES}")
         return errs

@@ -280,7 +280,8 @@ class Fingerprints:
             key.update(self.validation_stitched(network, kind))
         key.pop("kind", None)
         vc = self.cfg.validate  # the loop's settings (max_rounds, replan_cut) judge nothing here
-        return {**key, "config:validate": _section((vc.v_min_pu, vc.tx_overload_factor))}
+        judged = (vc.v_min_pu, vc.tx_overload_factor, vc.proof_tolerance)
+        return {**key, "config:validate": _section(judged)}
 
 
 def stored_key(path: Path) -> Key | None:

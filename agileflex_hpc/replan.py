@@ -78,7 +78,8 @@ def _base(cfg: Config, network: str) -> str:
     inputs and the EV settings, caps aside) and the validation settings that judge a plan."""
     vc = cfg.validate
     key = {**fingerprint.Fingerprints(cfg).ev(network), "v_min_pu": str(vc.v_min_pu),
-           "tx_overload_factor": str(vc.tx_overload_factor), "replan_cut": str(vc.replan_cut)}
+           "tx_overload_factor": str(vc.tx_overload_factor), "replan_cut": str(vc.replan_cut),
+           "proof_tolerance": str(vc.proof_tolerance)}
     return fingerprint.digest(key)
 
 

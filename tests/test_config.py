@@ -57,6 +57,8 @@ def test_paths_resolve_relative_to_the_toml(tmp_path):
     (('name = "default"', 'name = "x"\npath = "nowhere"'), "network[x].path: no Master.dss"),
     (("[[network]]", "[ev]\nmodel = 'qp'\n[[network]]"),
      'ev.model: "qp" is not one of "milp", "lp"'),
+    (("[[network]]", "[validate]\nproof_tolerance = -1e-4\n[[network]]"),
+     "validate.proof_tolerance: must be within [0, 0.1)"),
 ])
 def test_bad_config_names_field_and_reason(tmp_path, patch, needle):
     with pytest.raises(ConfigError) as err:

@@ -21,7 +21,7 @@ from agileflex_hpc.network.topology import N_PHASES, zone_index
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["N_PHASES", "ZoneSeries", "zone_index", "zone_series"]
+__all__ = ["N_PHASES", "ZoneSeries", "zone_index", "zone_series", "overloaded_counts"]
 
 
 
@@ -116,14 +116,14 @@ def zone_series(
         raise InputDataError("supply_sign must give one sign per supply cable of each feeder")
     vmin = [np.fmin.reduce(v[:, b, :], axis=1) for b in buses]  # NaN-ignoring, no warning
     pflow = [np.einsum("tlp,l->tp", s[:, c, :], g) for c, g in zip(supply, signs)]
-    over = [(i[:, ln, :] > rating[ln][None, :, None]).sum(axis=1, dtype=np.int32) for ln in lines]
+    over = overloaded_counts(i, lines, rating)
     n_time = v.shape[0]
     zone_feeder, zone_phase = zone_index(len(buses))
     logger.debug("zone series: %d steps, %d feeders", n_time, len(buses))
     return ZoneSeries(
         vmin_pu=np.stack(vmin, axis=1).reshape(n_time, -1),
         pflow_kva=np.stack(pflow, axis=1).reshape(n_time, -1),
-        n_overloaded=np.stack(over, axis=1).reshape(n_time, -1),
+        n_overloaded=over,
         zone_feeder=zone_feeder,
         zone_phase=zone_phase,
     )
@@ -180,3 +180,26 @@ def _check_feeders(
             raise InputDataError(f"feeder {f}: no supply cable, or a supply_lines index out of "
                                  f"range [0, {n_line})")
     return buses, lines, supply, rating
+
+
+def overloaded_counts(i_a: NDArray[np.floating], feeder_lines: Sequence[NDArray[np.integer]],
+                      line_rating_a: NDArray[np.floating]) -> NDArray[np.int32]:
+    """Per (time, zone): the feeder's lines whose current on the zone's phase exceeds
+    (strictly) their rating; a NaN current never counts.
+
+    Parameters
+    ----------
+    i_a : ndarray, shape (time, line, phase)
+        Line current magnitudes. [A]
+    feeder_lines : sequence of int arrays, length feeder
+        Line indices of each feeder.
+    line_rating_a : ndarray, shape (line,)
+        The rating each current is compared with. [A]
+
+    Returns
+    -------
+    ndarray of int32, shape (time, zone), zone = 3 * feeder + phase - 1
+    """
+    over = [(i_a[:, ln, :] > line_rating_a[ln][None, :, None]).sum(axis=1, dtype=np.int32)
+            for ln in feeder_lines]
+    return np.stack(over, axis=1).reshape(i_a.shape[0], -1)

@@ -319,7 +319,8 @@ def run_parameters(cfg: Config) -> dict[str, str]:
                     f"{cfg.headroom.thermal_factor:g}",
         "EVs": f"MILP gap {cfg.ev.mip_gap:g}, {cfg.ev.successes_needed} successes needed, "
                f"V2G {cfg.ev.v2g}, footroom factor {cfg.ev.footroom_factor:g}",
-        "Validation": f"undervoltage below {cfg.validate.v_min_pu:g} pu, up to "
+        "Validation": f"undervoltage below {cfg.validate.v_min_pu:g} pu, proof tolerance "
+                      f"{cfg.validate.proof_tolerance:g}, up to "
                       f"{cfg.validate.max_rounds} plan-validate rounds, on "
                       f"{validation_draw(cfg)}",
         "Code": f"agileflex_hpc {__version__}" + (f" (git {commit[:12]})" if commit else ""),

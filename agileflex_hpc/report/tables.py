@@ -189,5 +189,8 @@ GLOSSARY: dict[str, str] = {
                                "exceeded is what the violation columns and the proof count.",
     "Proved": "Smart charging adds no violation (thermal, undervoltage, transformer or "
               "collapse) to the no-EV baseline at any zone and step; where it does, the "
-              "plan-validate loop lowers those zones' EV bounds and validates again.",
+              "plan-validate loop lowers those zones' EV bounds and validates again. An "
+              "added violation counts where it is past its limit by more than the proof "
+              "tolerance (run parameters), the power flow's own resolution: a line at "
+              "200.01 A on a 200 A rating is not evidence against the plan.",
 }

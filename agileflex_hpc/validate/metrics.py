@@ -12,7 +12,12 @@ Definitions (per network and EV kind; a "step" is one study timestep):
 * **added violation** (the proof): a (step, zone) where smart charging has a violation of a kind
   that the no-EV baseline of the same HP assignment does not. Thermal and undervoltage are per
   zone (a feeder line over its rating on the zone's phase; a customer of the zone under
-  ``v_min_pu``), transformer overload and collapse per step (every zone of the network).
+  ``v_min_pu``), transformer overload and collapse per step (every zone of the network). The
+  smart flow's violation must be clear of the limit by more than ``validate.proof_tolerance``
+  (p.u. below ``v_min_pu``; a fraction of a line's or the transformer's rating above it),
+  the load flow's own resolution: a line at
+  200.01 A on a 200 A rating against 199.99 A in the baseline is not evidence that the EVs
+  overloaded it.
 * **V2G request**: a (zone, step) at which the optimised schedule discharges (the zone's
   summed V2G discharge > ``tol_kw``). It is **fulfilled** when, in the validation load flow,
   (a) the zone's net EV power is an export (< ``-tol_kw``: the discharge is not cancelled by
@@ -251,7 +256,8 @@ def zone_of_customers(flags: np.ndarray, weights: np.ndarray) -> np.ndarray:
 
 
 def violation_state(n_overloaded: np.ndarray, customer_under: np.ndarray,
-                    step_flags: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+                    step_flags: dict[str, np.ndarray],
+                    clear: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
     """What the proof compares of one validation flow.
 
     Parameters
@@ -262,26 +268,39 @@ def violation_state(n_overloaded: np.ndarray, customer_under: np.ndarray,
         Customers under ``v_min_pu``.
     step_flags : dict of str -> ndarray of bool, shape (time,)
         :func:`violation_flags` of the flow (``transformer`` and ``collapse`` are used).
+    clear : dict, optional
+        The same three (``thermal``, ``undervoltage``, ``transformer``) past the limit by more
+        than the proof's tolerance (``validate.proof_tolerance``); default: the above.
 
     Returns
     -------
     dict
         ``thermal`` (time, zone) counts, ``undervoltage`` (time, customer), ``transformer``
-        and ``collapse`` (time,).
+        and ``collapse`` (time,); ``clear_thermal``, ``clear_undervoltage`` and
+        ``clear_transformer`` likewise.
     """
-    return {"thermal": np.asarray(n_overloaded), "undervoltage": np.asarray(customer_under, bool),
-            "transformer": np.asarray(step_flags["transformer"], bool),
-            "collapse": np.asarray(step_flags["collapse"], bool)}
+    state = {"thermal": np.asarray(n_overloaded),
+             "undervoltage": np.asarray(customer_under, bool),
+             "transformer": np.asarray(step_flags["transformer"], bool),
+             "collapse": np.asarray(step_flags["collapse"], bool)}
+    clear = clear or {}
+    for kind in ("thermal", "undervoltage", "transformer"):
+        value = clear.get(kind, state[kind])
+        state[f"clear_{kind}"] = np.asarray(value, bool if kind != "thermal" else None)
+    return state
 
 
 def added_violations(baseline: dict[str, np.ndarray], smart: dict[str, np.ndarray],
                      weights: np.ndarray) -> dict[str, np.ndarray]:
     """(step, zone) violations smart charging adds to the no-EV baseline (the proof).
 
-    Thermal: more feeder lines over their rating on the zone's phase than in the baseline.
-    Undervoltage: a customer of the zone under the limit who is not in the baseline.
-    Transformer: an overload the baseline does not have (every zone). Collapse: a step that
-    collapses only with smart charging (every zone, and every kind, at that step).
+    Thermal: more feeder lines clearly over their rating on the zone's phase than the
+    baseline has over it at all. Undervoltage: a customer of the zone clearly under the limit
+    who is not under it in the baseline. Transformer: a clear overload where the baseline has
+    none (every zone). Collapse: a step that collapses only with smart charging (every zone,
+    and every kind, at that step). "Clearly": past the limit by more than the proof's
+    tolerance (the ``clear_*`` entries of :func:`violation_state`), so a value that moves
+    across the limit by less than the power flow resolves is no evidence either way.
 
     Parameters
     ----------
@@ -299,9 +318,9 @@ def added_violations(baseline: dict[str, np.ndarray], smart: dict[str, np.ndarra
     ok_both = ~smart["collapse"] & ~baseline["collapse"]
     n_zone = np.shape(smart["thermal"])[1]
     every = np.ones((1, n_zone), dtype=bool)
-    thermal = (smart["thermal"] > baseline["thermal"]) & ok_both[:, None]
-    under = zone_of_customers(smart["undervoltage"] & ~baseline["undervoltage"], weights)
-    tx = smart["transformer"] & ~baseline["transformer"] & ok_both
+    thermal = (smart["clear_thermal"] > baseline["thermal"]) & ok_both[:, None]
+    under = zone_of_customers(smart["clear_undervoltage"] & ~baseline["undervoltage"], weights)
+    tx = smart["clear_transformer"] & ~baseline["transformer"] & ok_both
     return {"thermal": thermal | collapse[:, None],
             "undervoltage": (under & ok_both[:, None]) | collapse[:, None],
             "transformer": (tx | collapse)[:, None] & every,

@@ -31,6 +31,7 @@ from agileflex_hpc.config import case_key
 from agileflex_hpc.fingerprint import Fingerprints, freshness, require_fresh
 from agileflex_hpc.gather import gather_all, require_stitched
 from agileflex_hpc.headroom.stage import ZoneData, compute_zones, headroom_for, require_hosting
+from agileflex_hpc.headroom.zones import overloaded_counts
 from agileflex_hpc.inputs.stage import study_times
 from agileflex_hpc.layout import layout
 from agileflex_hpc.loadflow.run import LoadflowInputs, study_items
@@ -79,6 +80,11 @@ class FlowScan:
     converged : ndarray of bool, shape (time,)
     customer_under : ndarray of bool, shape (time, customer)
         Customers under ``v_min_pu`` (for the proof).
+    clear : dict of str -> ndarray
+        For the proof, past the limit by more than its tolerance: ``thermal`` (time, zone)
+        feeder lines over ``(1 + tolerance) x`` their rating on the zone's phase,
+        ``undervoltage`` (time, customer) under ``v_min_pu - tolerance``, ``transformer``
+        (time,) over ``(1 + tolerance) x factor x`` its rating.
     vmin_customer_pu, vmin_bus_pu : ndarray, shape (time,)
         Lowest customer / bus voltage at each step. [p.u.]
     line_loading_max_t : ndarray, shape (time,)
@@ -96,6 +102,7 @@ class FlowScan:
     flags: dict[str, np.ndarray]
     converged: np.ndarray
     customer_under: np.ndarray
+    clear: dict[str, np.ndarray]
     vmin_customer_pu: np.ndarray
     vmin_bus_pu: np.ndarray
     line_loading_max_t: np.ndarray
@@ -136,8 +143,9 @@ def proof_csv_path(out_dir: Path) -> Path:
 
 # ------------------------------------------------------------------------ load-flow scan
 def scan_flows(stitched: Path, m: NetworkManifest, *, v_min_pu: float,
-               tx_factor: float) -> FlowScan:
-    """Violation flags and worst values of a stitched validation file, in time chunks."""
+               tx_factor: float, tolerance: float = 0.0) -> FlowScan:
+    """Violation flags and worst values of a stitched validation file, in time chunks
+    (``tolerance``: the proof's, see :attr:`FlowScan.clear`)."""
     bus_pos = {b: i for i, b in enumerate(m.bus_names)}
     cust_bus = np.array([bus_pos[str(b)] for b in m.customers["bus"]], dtype=np.int64)
     cust_phase = m.customers["phase"].to_numpy()
@@ -145,17 +153,19 @@ def scan_flows(stitched: Path, m: NetworkManifest, *, v_min_pu: float,
     with h5py.File(stitched, "r") as f:
         g = f["loadflow"]
         for sl in h5io.time_slices(g["v_pu"].shape[0], _TIME_CHUNK):
-            parts.append(_scan_chunk(g, sl, m, (cust_bus, cust_phase), v_min_pu, tx_factor))
+            parts.append(_scan_chunk(g, sl, m, (cust_bus, cust_phase), v_min_pu, tx_factor,
+                                     tolerance))
     return _combine(parts)
 
 
 def _scan_chunk(g: h5py.Group, sl: slice, m: NetworkManifest,
                 customers: tuple[np.ndarray, np.ndarray], v_min_pu: float,
-                tx_factor: float) -> dict[str, Any]:
+                tx_factor: float, tolerance: float) -> dict[str, Any]:
     cust_bus, cust_phase = customers
     v = g["v_pu"][sl].astype(np.float64)
     ok = g["converged"][sl].astype(bool)
-    loading = metrics.line_loading(g["i_a"][sl], m.line_rating_a)
+    i_a = g["i_a"][sl]
+    loading = metrics.line_loading(i_a, m.line_rating_a)
     v_cust = metrics.customer_voltage_pu(v, cust_bus, cust_phase)
     tx = metrics.transformer_loading(g["s_tx_kva"][sl], m.transformer_kva)
     flags = metrics.violation_flags(loading, v_cust, tx, converged=ok, v_min_pu=v_min_pu,
@@ -166,6 +176,10 @@ def _scan_chunk(g: h5py.Group, sl: slice, m: NetworkManifest,
     return dict(
         flags=flags, converged=ok,
         customer_under=v_cust < v_min_pu,
+        clear={"thermal": overloaded_counts(i_a, m.topology.feeder_lines,
+                                            m.line_rating_a * (1.0 + tolerance)),
+               "undervoltage": v_cust < v_min_pu - tolerance,
+               "transformer": (tx > tx_factor * (1.0 + tolerance)).any(axis=1) & ok},
         vmin_customer_pu=np.fmin.reduce(v_cust, axis=1),
         vmin_bus_pu=np.fmin.reduce(v_bus, axis=1), line_loading_max_t=np.fmax.reduce(loading, 1),
         tx_loading_max_t=np.fmax.reduce(tx, axis=1), bus_vmin_pu=np.fmin.reduce(masked_v, 0),
@@ -176,11 +190,12 @@ def _scan_chunk(g: h5py.Group, sl: slice, m: NetworkManifest,
 
 def _combine(parts: list[dict[str, Any]]) -> FlowScan:
     flags = {k: np.concatenate([p["flags"][k] for p in parts]) for k in parts[0]["flags"]}
+    clear = {k: np.concatenate([p["clear"][k] for p in parts]) for k in parts[0]["clear"]}
     cat = {k: np.concatenate([p[k] for p in parts]) for k in
            ("converged", "customer_under", "vmin_customer_pu", "vmin_bus_pu",
             "line_loading_max_t", "tx_loading_max_t")}
     return FlowScan(
-        flags=flags, **cat,
+        flags=flags, clear=clear, **cat,
         bus_vmin_pu=np.fmin.reduce(np.stack([p["bus_vmin_pu"] for p in parts]), axis=0),
         line_loading_max=np.fmax.reduce(np.stack([p["line_loading_max"] for p in parts]), 0),
         line_over_steps=np.sum([p["line_over_steps"] for p in parts], axis=0),
@@ -319,13 +334,14 @@ def analyse_network(cfg: Config, network: str) -> tuple[pd.DataFrame, pd.DataFra
         if before is None:
             before = hd.headroom_kva
         scan = scan_flows(stitched[kind], m, v_min_pu=cfg.validate.v_min_pu,
-                          tx_factor=cfg.validate.tx_overload_factor)
+                          tx_factor=cfg.validate.tx_overload_factor,
+                          tolerance=cfg.validate.proof_tolerance)
         net_kw, v2g, n_evs = zone_ev_series(cfg, m, kind, fps)
         _write_kind(cfg, m, kind, zd, hd, scan, net_kw, v2g, fp_attrs)
         rows.append(_summary_row(cfg, m, kind, scan, hd, before, net_kw, v2g, n_evs))
         zone_rows += _zone_rows(cfg, m, kind, zd, hd, before, net_kw, v2g)
         violations[kind] = metrics.violation_state(zd.n_overloaded, scan.customer_under,
-                                                   scan.flags)
+                                                   scan.flags, scan.clear)
     summary = pd.DataFrame(rows, columns=REPORT_COLUMNS)
     zones = pd.DataFrame(zone_rows)
     weights = metrics.zone_weights(m.topology.load_zone, m.topology.load_phase, len(m.zone_ids))
