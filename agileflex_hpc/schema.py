@@ -592,7 +592,11 @@ below (definitions in [validation.md](validation.md#metrics-validationmetricspy)
               "one per (violation kind, zone) where smart adds violations; empty: proved",
               "`network` str, `violation` str (`thermal`, `undervoltage`, `transformer`, "
               "`collapse`), `zone` str (zone id, or `network` for transformer and collapse), "
-              "`steps` int64, `first`, `last` str (ISO 8601 times)"),
+              "`steps` int64, `first`, `last` str (ISO 8601 times); the added violation "
+              "furthest past its limit: `worst_element` str (customer load, line or "
+              "transformer name), `worst_time` str, `worst_smart`, `worst_baseline` float64 "
+              "(its value with smart charging and without EVs: [p.u.] for undervoltage, [% of "
+              "rating] for thermal and transformer; NaN and \"\" for collapse)"),
         TIME,
         ZONE,
         # the text of ``undervoltage`` keeps the article the files have always carried

@@ -36,6 +36,7 @@ from agileflex_hpc.validate.stage import (
     report_csv_path,
     report_h5_path,
     scan_flows,
+    worst_added,
 )
 from tests.conftest import SHORT_DEMO, write_job
 
@@ -352,6 +353,48 @@ def test_proof_ignores_a_crossing_within_the_load_flows_resolution(tmp_path):
     assert added(base, noise, 0.0) == all_added  # the strict proof counts them
     assert added(base, clear, 1e-4) == all_added
     assert added(clear, clear, 1e-4) == none_added  # the baseline has them already
+
+
+def test_proof_rows_name_the_worst_added_violation(tmp_path):
+    """The proof table says how far past its limit each added violation is, with and without
+    EVs, read back from the two flows at the added steps."""
+    m = types.SimpleNamespace(
+        name="n", bus_names=np.array(["busbar", "b1"]), line_names=np.array(["cable1"]),
+        line_rating_a=np.array([200.0]), transformer_names=np.array(["tx"]),
+        transformer_kva=np.array([100.0]),
+        customers=pd.DataFrame({"load": ["load_7"], "bus": ["b1"], "phase": [2]}),
+        zone_ids=["F1P1", "F1P2", "F1P3"],
+        topology=types.SimpleNamespace(load_zone=np.array([1]), load_phase=np.array([2]),
+                                       feeder_lines=(np.array([0]),),
+                                       zone_customers=np.array([0, 1, 0])))
+    w = metrics.zone_weights(m.topology.load_zone, m.topology.load_phase, 3)
+    paths = {"none": _one_step_flow(tmp_path / "none.h5", i_a=199.98724, v_pu=0.9001021,
+                                    s_kva=99.995),
+             "smart": _one_step_flow(tmp_path / "smart.h5", i_a=201.0, v_pu=0.8998,
+                                     s_kva=-103.0)}
+    state = {}
+    for kind, path in paths.items():
+        scan = scan_flows(path, m, v_min_pu=0.9, tx_factor=1.0, tolerance=1e-4)
+        strict = scan_flows(path, m, v_min_pu=0.9, tx_factor=1.0).clear["thermal"]
+        state[kind] = metrics.violation_state(strict, scan.customer_under, scan.flags,
+                                              scan.clear)
+    added = metrics.added_violations(state["none"], state["smart"], w)
+    worst = worst_added(paths["none"], paths["smart"], m, added, w, v_min_pu=0.9,
+                        tolerance=1e-4)
+    cfg = types.SimpleNamespace(time=types.SimpleNamespace(
+        start=dt.date(2014, 1, 6), days=1, step_minutes=1440, n_steps=1, steps_per_day=1))
+    rows = {r.violation: r for r in proof_table(cfg, m, added, worst).itertuples()}
+    assert set(rows) == {"thermal", "undervoltage", "transformer"}
+    th, uv, tx = rows["thermal"], rows["undervoltage"], rows["transformer"]
+    assert (th.zone, th.worst_element, th.worst_time) == ("F1P2", "cable1",
+                                                          "2014-01-06T00:00:00")
+    assert th.worst_smart == pytest.approx(100.5) and th.worst_baseline == pytest.approx(
+        99.99362, abs=1e-4)
+    assert (uv.zone, uv.worst_element) == ("F1P2", "load_7")
+    assert uv.worst_smart == pytest.approx(0.8998) and uv.worst_baseline == pytest.approx(
+        0.9001021)
+    assert (tx.zone, tx.worst_element) == ("network", "tx")  # |S|: reverse flow counts
+    assert tx.worst_smart == pytest.approx(103.0) and tx.worst_baseline == pytest.approx(99.995)
 
 
 @pytest.mark.slow

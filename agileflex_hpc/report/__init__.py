@@ -12,7 +12,7 @@ import json
 import logging
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import h5py
 import numpy as np
@@ -115,9 +115,21 @@ def proof_statement(proof: pd.DataFrame | None, draw: str = "") -> str:
     if proof.empty:
         return ("Proved: smart charging adds no violation (thermal, undervoltage, transformer, "
                 "collapse) to the no-EV baseline of the same heat-pump assignment." + on)
-    where = "; ".join(f"{r.violation} in {r.zone} at {r.steps} steps ({r.first} to {r.last})"
+    where = "; ".join(f"{r.violation} in {r.zone} at {r.steps} steps ({r.first} to {r.last}"
+                      + (f", worst: {worst_text(r)})" if worst_text(r) else ")")
                       for r in proof.itertuples())
     return f"NOT proved: smart charging adds violations to the no-EV baseline: {where}.{on}"
+
+
+def worst_text(row: Any) -> str:
+    """How far a proof row's worst added violation is past its limit, with and without EVs
+    (``"0.89985 pu at load_33, 0.90010 without EVs"``; "" where unknown, e.g. collapse)."""
+    smart, base = getattr(row, "worst_smart", np.nan), getattr(row, "worst_baseline", np.nan)
+    if not np.isfinite(smart):
+        return ""
+    fmt = "{:.5f} pu" if row.violation == "undervoltage" else "{:.2f} % of rating"
+    return (f"{fmt.format(smart)} at {row.worst_element}, "
+            f"{fmt.format(base).split(' ')[0]} without EVs")
 
 
 def final_answer(cfg: Config, answers: dict[str, pd.DataFrame]) -> str:
@@ -141,8 +153,10 @@ def final_answer(cfg: Config, answers: dict[str, pd.DataFrame]) -> str:
         elif proof.empty:
             verdict = "proved"
         else:
-            verdict = "NOT proved: " + "; ".join(f"{r.violation} in {r.zone} at {r.steps} steps"
-                                                 for r in proof.itertuples())
+            verdict = "NOT proved: " + "; ".join(
+                f"{r.violation} in {r.zone} at {r.steps} steps"
+                + (f" (worst {worst_text(r)})" if worst_text(r) else "")
+                for r in proof.itertuples())
         lines.append(f"{name}: {hosted}; {verdict} (round {rounds_done(cfg, name)} of at most "
                      f"{cfg.validate.max_rounds})")
     return "\n".join(lines)

@@ -7,6 +7,7 @@ DataFrame for display; the CSV downloads keep the machine names.
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 __all__ = ["BINDING", "RULE", "KIND", "hosting_view", "violations_view", "extremes_view",
@@ -126,8 +127,17 @@ def rounds_view(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def proof_view(df: pd.DataFrame) -> pd.DataFrame:
+    """The proof rows, the worst added violation's values in the unit of its kind."""
+    df = df.copy()
+    unit = np.where(df["violation"] == "undervoltage", "pu", "% of rating")
+    for col in ("worst_smart", "worst_baseline"):
+        df[col] = ["" if not np.isfinite(v) else f"{v:.5f}" if u == "pu" else f"{v:.2f}"
+                   for v, u in zip(df[col].astype(float), unit)]
+    df["unit"] = np.where(df["worst_smart"] == "", "", unit)
     return _rename(df, {"violation": "Violation", "zone": "Zone", "steps": "Steps",
-                        "first": "First", "last": "Last"})
+                        "first": "First", "last": "Last", "worst_element": "Worst at",
+                        "worst_time": "Worst time", "worst_smart": "Worst, smart charging",
+                        "worst_baseline": "Same, no EVs", "unit": "Unit"})
 
 
 def overview_view(df: pd.DataFrame) -> pd.DataFrame:

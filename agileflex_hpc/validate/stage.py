@@ -52,8 +52,7 @@ if TYPE_CHECKING:
 __all__ = ["FlowScan", "validation_dir", "validation_target", "kind_path", "report_h5_path",
            "report_csv_path", "proof_csv_path", "proof_table", "scan_flows", "headroom_before",
            "analyse_network", "analyse", "gather", "format_report", "REPORT_COLUMNS",
-           "added_violation_flags",
-           "PROOF_COLUMNS"]
+           "added_violation_flags", "worst_added", "PROOF_COLUMNS"]
 
 logger = logging.getLogger(__name__)
 
@@ -65,7 +64,9 @@ REPORT_COLUMNS = ["network", "kind", "evs", "pct_thermal", "pct_undervoltage",
                   "headroom_after_min_kva", "headroom_before_mean_kva", "headroom_after_mean_kva",
                   "negative_headroom_before_pct", "negative_headroom_after_pct",
                   "ev_energy_kwh", "ev_peak_kw", "steps", "nonconverged"]
-PROOF_COLUMNS = ["network", "violation", "zone", "steps", "first", "last"]
+PROOF_COLUMNS = ["network", "violation", "zone", "steps", "first", "last", "worst_element",
+                 "worst_time", "worst_smart", "worst_baseline"]
+_DETAIL_STEPS = 256  # added steps read at once for the proof's worst values (bounds memory)
 
 
 @dataclass
@@ -346,7 +347,9 @@ def analyse_network(cfg: Config, network: str) -> tuple[pd.DataFrame, pd.DataFra
     zones = pd.DataFrame(zone_rows)
     weights = metrics.zone_weights(m.topology.load_zone, m.topology.load_phase, len(m.zone_ids))
     added = metrics.added_violations(violations["none"], violations["smart"], weights)
-    proof = proof_table(cfg, m, added)
+    worst = worst_added(stitched["none"], stitched["smart"], m, added, weights,
+                        v_min_pu=cfg.validate.v_min_pu, tolerance=cfg.validate.proof_tolerance)
+    proof = proof_table(cfg, m, added, worst)
     _log_proof(m.name, proof, sample, cfg.cases.samples)
     _write_report(cfg, m, summary, zones, proof, added, fp_attrs)
     return summary, zones, proof
@@ -373,15 +376,22 @@ def _read_report(cfg: Config, network: str) -> tuple[pd.DataFrame, pd.DataFrame,
                 h5io.read_table(g, "proof"))
 
 
-def proof_table(cfg: Config, m: NetworkManifest, added: dict[str, np.ndarray]) -> pd.DataFrame:
+def proof_table(cfg: Config, m: NetworkManifest, added: dict[str, np.ndarray],
+                worst: dict[tuple[str, str], tuple[str, int, float, float]] | None = None
+                ) -> pd.DataFrame:
     """Where smart charging adds a violation to the no-EV baseline: one row per (kind, zone).
 
     Columns: ``network``, ``violation`` (kind), ``zone`` (zones with customers; ``network``
     for transformer overload and collapse, which are network-wide), ``steps`` added, ``first``
-    and ``last`` (ISO times of the first and last such step). Empty: the plan is proved.
+    and ``last`` (ISO times of the first and last such step), and from ``worst``
+    (:func:`worst_added`) the element furthest past its limit at any of those steps, the
+    step's ISO time and its value with smart charging and without EVs (``worst_smart``,
+    ``worst_baseline``: p.u. for undervoltage, % of the rating for thermal and transformer;
+    empty for collapse). Empty: the plan is proved.
     """
     times = study_times(cfg)
     has = m.topology.zone_customers > 0
+    worst = worst or {}
     rows = []
     for kind in metrics.KINDS_OF_VIOLATION:
         flags = added[kind][:, has]
@@ -392,10 +402,77 @@ def proof_table(cfg: Config, m: NetworkManifest, added: dict[str, np.ndarray]) -
         for zone, steps in per_zone.items():
             idx = np.flatnonzero(steps)
             if idx.size:
+                element, step, smart, base = worst.get((kind, str(zone)),
+                                                       ("", -1, np.nan, np.nan))
                 rows.append(dict(network=m.name, violation=kind, zone=str(zone),
                                  steps=int(idx.size), first=times[idx[0]].isoformat(),
-                                 last=times[idx[-1]].isoformat()))
+                                 last=times[idx[-1]].isoformat(), worst_element=element,
+                                 worst_time=times[step].isoformat() if step >= 0 else "",
+                                 worst_smart=smart, worst_baseline=base))
     return pd.DataFrame(rows, columns=PROOF_COLUMNS)
+
+
+def worst_added(baseline: Path, smart: Path, m: NetworkManifest, added: dict[str, np.ndarray],
+                weights: np.ndarray, *, v_min_pu: float, tolerance: float
+                ) -> dict[tuple[str, str], tuple[str, int, float, float]]:
+    """Per (kind, zone) of the proof, the element furthest past its limit among those smart
+    charging added, read back from the two stitched flows at the added steps only.
+
+    Undervoltage: the lowest voltage [p.u.] of a customer of the zone that is clearly under
+    ``v_min_pu`` with smart charging and not under it without EVs. Thermal: the highest
+    loading [% of rating] of a feeder line on the zone's phase clearly over its rating with
+    smart charging and not over it without EVs (one exists wherever the counts say added).
+    Transformer (zone ``network``): the highest loading [%]. Steps that collapse are left
+    out (no values). Returns ``{(kind, zone): (element, step, smart, baseline)}``.
+    """
+    collapse = np.any(added["collapse"], axis=1, keepdims=True)  # (time, 1)
+    need = {k: added[k] & ~collapse for k in ("thermal", "undervoltage", "transformer")}
+    steps = np.flatnonzero(np.any([f.any(axis=1) for f in need.values()], axis=0))
+    if not steps.size:
+        return {}
+    bus_pos = {b: i for i, b in enumerate(m.bus_names)}
+    cust_bus = np.array([bus_pos[str(b)] for b in m.customers["bus"]], dtype=np.int64)
+    cust_phase = m.customers["phase"].to_numpy()
+    member = np.asarray(weights) > 0  # (customer, zone)
+    found: dict[tuple[str, str], tuple[str, int, float, float]] = {}
+
+    def keep(key: tuple[str, str], candidate: tuple[str, int, float, float], lower: bool) -> None:
+        old = found.get(key)
+        if old is None or (candidate[2] < old[2] if lower else candidate[2] > old[2]):
+            found[key] = candidate
+
+    with h5py.File(baseline, "r") as fb, h5py.File(smart, "r") as fs:
+        gb, gs = fb["loadflow"], fs["loadflow"]
+        for lo in range(0, steps.size, _DETAIL_STEPS):
+            part = steps[lo:lo + _DETAIL_STEPS]
+            vb, vs = (metrics.customer_voltage_pu(g["v_pu"][part], cust_bus, cust_phase)
+                      for g in (gb, gs))
+            lb, ls = (g["i_a"][part].astype(np.float64) / m.line_rating_a[None, :, None]
+                      for g in (gb, gs))
+            tb, ts = (metrics.transformer_loading(g["s_tx_kva"][part], m.transformer_kva)
+                      for g in (gb, gs))
+            new_under = (vs < v_min_pu - tolerance) & ~(vb < v_min_pu)
+            new_over = (ls > 1.0 + tolerance) & ~(lb > 1.0)
+            for j, step in enumerate(part):
+                for z in np.flatnonzero(need["undervoltage"][step]):
+                    cands = np.flatnonzero(new_under[j] & member[:, z])
+                    if cands.size:
+                        c = cands[np.argmin(vs[j, cands])]
+                        keep(("undervoltage", m.zone_ids[z]), (str(m.customers["load"].iloc[c]),
+                             int(step), float(vs[j, c]), float(vb[j, c])), lower=True)
+                for z in np.flatnonzero(need["thermal"][step]):
+                    lines, phase = m.topology.feeder_lines[z // 3], z % 3
+                    cands = lines[new_over[j, lines, phase]]
+                    if cands.size:
+                        ln = cands[np.argmax(ls[j, cands, phase])]
+                        keep(("thermal", m.zone_ids[z]), (str(m.line_names[ln]), int(step),
+                             100 * float(ls[j, ln, phase]), 100 * float(lb[j, ln, phase])),
+                             lower=False)
+                if need["transformer"][step].any():
+                    t = int(np.argmax(ts[j]))
+                    keep(("transformer", "network"), (str(m.transformer_names[t]), int(step),
+                         100 * float(ts[j, t]), 100 * float(tb[j, t])), lower=False)
+    return found
 
 
 def _log_proof(network: str, proof: pd.DataFrame, sample: int, samples: int) -> None:
