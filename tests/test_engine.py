@@ -58,6 +58,21 @@ def test_pv_export_reverses_signs(tiny_master):
     assert out.v_pu[0, bus3, 0] > 1.0
 
 
+def test_pv_injects_its_set_power_at_low_voltage(tiny_master):
+    """72 kW at customer 1 pulls bus 3 to about 200 V, under 0.9 x the PV generator's 230 V
+    base, where OpenDSS's default generator turns constant impedance. The 2 kW of PV there
+    must still inject 2 kW: the voltage is the hand calculation's for a 70 kW net load."""
+    net = DssNetwork(tiny_master, tolerance=1e-12)
+    p = np.array([[72.0, 0.0]])
+    q = p * pf_to_kvar_ratio(0.95)
+    out = net.run(p, q, np.array([[2.0, 0.0]]), dtype=np.float64)
+    assert out.converged.all()
+    v_hand = abs(_hand_voltage(70.0, float(q[0, 0])))
+    assert v_hand < 0.9 * 230.0
+    bus3 = list(net.bus_names).index("3")
+    assert out.v_pu[0, bus3, 0] * 416.0 / np.sqrt(3) == pytest.approx(v_hand, abs=1e-3)
+
+
 def test_blocks_restart_from_the_same_state(tiny_master):
     net = DssNetwork(tiny_master)
     rng = np.random.default_rng(3)

@@ -54,7 +54,9 @@ def _plain_opendss(master, demand_kw, pv_kw, load_names):
         dss.Generators.Name(name)
         bus = dss.CktElement.BusNames()[0].lower()
         # the ENWL files compile these as 3-phase at 0.213 kV: make them the 1-phase PV they are
-        dss.Text.Command(f"Generator.{name}.phases=1 kV=0.23 Model=1 PF=1")
+        # ... and constant power at any voltage, as the loads
+        dss.Text.Command(f"Generator.{name}.phases=1 kV=0.23 Model=1 PF=1 Vminpu=0.02 "
+                         "Vmaxpu=50")
         gens[name] = [i for i, n in enumerate(load_names) if load_bus[n] == bus]
     lines = dss.Lines.AllNames()
     res = {"v": [], "i": [], "s": [], "tx": []}
