@@ -349,7 +349,7 @@ class ValidateConfig:
 
     v_min_pu: float = 0.9  # statutory minimum (216 V at 240 V nominal)
     tx_overload_factor: float = 1.0  # transformer overload above factor x rating
-    max_rounds: int = 3  # plan-validate rounds (1: plan and validate once)
+    max_rounds: int = 5  # plan-validate rounds (1: plan and validate once); stops when proved
     replan_cut: float = 0.5  # share of an unproved zone's EV power cut at offending times
     # the proof counts a violation smart charging adds only where it is past the limit by more
     # than this: p.u. below v_min_pu, a fraction of the rating above a line's or transformer's

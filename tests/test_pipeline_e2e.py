@@ -59,7 +59,7 @@ def test_pipeline_runs_every_stage(tmp_path):
         f"{int(answer['evs_estimate'].sum())}), {int(answer['hps'].sum())} heat pumps; "
         + ("proved" if proof.empty else "NOT proved: ") + ("" if proof.empty else
                                                           f"{proof['violation'].iloc[0]} in "))
-    assert f"(round {last} of at most 3)" in tail.splitlines()[0]
+    assert f"(round {last} of at most 5)" in tail.splitlines()[0]
     table = pd.read_csv(out / "validation" / "report.csv")
     assert set(table["kind"]) == {"none", "smart", "dumb"} and (table["nonconverged"] == 0).all()
     index = out / "report" / "index.html"
