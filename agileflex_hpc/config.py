@@ -355,6 +355,9 @@ class ValidateConfig:
     # than this: p.u. below v_min_pu, a fraction of the rating above a line's or transformer's
     # rating (default: the load flow's default convergence tolerance, its resolution)
     proof_tolerance: float = 1e-4
+    # the validation load flows' OpenDSS convergence tolerance [p.u.]: well under the proof's,
+    # so that the two flows it compares are each solved far closer than the margin it allows
+    tolerance: float = 1e-6
     # the draw the plan is validated on: "fresh" (sample cases.samples, never planned on), or
     # a sample index; default: "fresh" when cases.samples > 1, else 0 (the planning draw)
     sample: Literal["fresh"] | int | None = None
@@ -371,6 +374,8 @@ class ValidateConfig:
             errs.append("validate.replan_cut: must be within (0, 1]")
         if not 0 <= self.proof_tolerance < 0.1:
             errs.append("validate.proof_tolerance: must be within [0, 0.1)")
+        if not 0 < self.tolerance < 1:
+            errs.append("validate.tolerance: must be within (0, 1)")
         if isinstance(self.sample, int) and not 0 <= self.sample <= MAX_SAMPLES:
             errs.append(f"validate.sample: a sample index must be within 0..{MAX_SAMPLES}")
         return errs

@@ -264,8 +264,10 @@ class Fingerprints:
         return key
 
     def validation_block(self, network: str, kind: str, start: int, stop: int) -> Key:
+        """Stage 8: one block of validation flows (solved at ``validate.tolerance``)."""
+        lf = dataclasses.replace(self.cfg.loadflow, tolerance=self.cfg.validate.tolerance)
         return {**self.validation_inputs(network, kind),
-                "config:loadflow": _section(self.cfg.loadflow), "steps": f"{start}-{stop}"}
+                "config:loadflow": _section(lf), "steps": f"{start}-{stop}"}
 
     def validation_stitched(self, network: str, kind: str) -> Key:
         return {**self.validation_block(network, kind, 0, self.cfg.time.n_steps),

@@ -79,7 +79,7 @@ def _base(cfg: Config, network: str) -> str:
     vc = cfg.validate
     key = {**fingerprint.Fingerprints(cfg).ev(network), "v_min_pu": str(vc.v_min_pu),
            "tx_overload_factor": str(vc.tx_overload_factor), "replan_cut": str(vc.replan_cut),
-           "proof_tolerance": str(vc.proof_tolerance)}
+           "proof_tolerance": str(vc.proof_tolerance), "tolerance": str(vc.tolerance)}
     return fingerprint.digest(key)
 
 

@@ -74,6 +74,7 @@ class LoadflowInputs:
     stitched_key: Callable[[Fingerprints, str, str], Key]  # (fps, network, case)
     label: str = "loadflow"
     cases: tuple[str, ...] | None = None  # None: the job's cases
+    tolerance: float | None = None  # OpenDSS convergence tolerance [p.u.]; None: loadflow's
 
     def block_current(self, fps: Fingerprints, item: WorkItem) -> bool:
         """Whether ``item``'s block file is complete and carries the current fingerprint
@@ -234,7 +235,8 @@ def run(cfg: Config, *, worker: int = 0, n_workers: int = 1, items: list[WorkIte
     summary = WorkerSummary(worker)
     t0 = time.perf_counter()
     with h5io.BackgroundWriter() as writer:  # block writes overlap the next block's solves
-        _solve_items(_Solver(cfg, writer), queue, target, summary, progress, t0)
+        solver = _Solver(cfg, writer, tolerance=target.tolerance)
+        _solve_items(solver, queue, target, summary, progress, t0)
     summary.taken, summary.given = queue.taken, queue.given
     return summary
 
@@ -281,9 +283,11 @@ class _Solver:
     network to overwrite.
     """
 
-    def __init__(self, cfg: Config, writer: h5io.BackgroundWriter | None = None) -> None:
+    def __init__(self, cfg: Config, writer: h5io.BackgroundWriter | None = None, *,
+                 tolerance: float | None = None) -> None:
         self.cfg = cfg
         self.writer = writer
+        self.tolerance = cfg.loadflow.tolerance if tolerance is None else tolerance
         self.fps = Fingerprints(cfg)
         self.name: str | None = None
         self.net: DssNetwork | None = None
@@ -323,7 +327,7 @@ class _Solver:
             if self.name is None:
                 raise KeyError(None)  # unreachable (_manifest sets it); cfg.network(None) did
             self.net = DssNetwork(network_master(cfg, cfg.network(self.name)),
-                                  tolerance=cfg.loadflow.tolerance,
+                                  tolerance=self.tolerance,
                                   max_iterations=cfg.loadflow.max_iterations)
         return self.net
 

@@ -123,6 +123,7 @@ def validation_target(cfg: Config) -> LoadflowInputs:
                           inputs_for=ensure_validation_inputs,
                           block_key=Fingerprints.validation_block,
                           stitched_key=Fingerprints.validation_stitched, label="validate",
+                          tolerance=cfg.validate.tolerance,
                           cases=KINDS)
 
 
