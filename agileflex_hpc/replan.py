@@ -4,22 +4,29 @@ Stage 7 plans each zone against a zonal, lossless approximation; stage 8 checks 
 full power flows. Where smart charging adds a violation to the no-EV baseline (the proof of
 :mod:`agileflex_hpc.validate.stage`), the zones responsible get **caps** at the offending
 times of day, and stages 7-8 run again (``validate.max_rounds`` rounds in all; 1 = a single
-pass). Caps bound a zone's net EV power on the EV horizon: ``cap_kw[0]`` its import
-(charging), ``cap_kw[1]`` its export (V2G discharge).
+pass). Caps bound a zone's EV power on the EV horizon: ``cap_kw[0]`` its net import (rule
+2), ``cap_kw[1]`` the charging and ``cap_kw[2]`` the V2G discharge of all its EVs together
+(rule 1). Rule 1 caps the gross power, not the net: a cap on the net alone let one EV charge
+from another's discharge at the same step, which the zone model sees as free; on enwl-lvns
+network_3 Feeder_4 such a pair (3.7 kW each, net 0) pulled a customer at the feeder's end
+from 0.912 to 0.898 p.u., and the loop, blaming net import only, found no zone to blame.
+Rule 2 stays on the net: on the gross charging it also forbade the evening transfers that
+validated fine, and cut ENWL network_5 from 110 proved EVs to 69.
 
 The rule (documented decision), for every zone responsible for an offending step:
 
-1. at a time of day ``h`` where the zone's EVs imported (exported) ``p`` kW at an offending
-   step, its import (export) bound at ``h`` becomes ``(1 - validate.replan_cut) x p``, or
-   stays lower where a cap exists;
-2. for an import, its import bound at every time of day is derated by twice the worst
+1. at a time of day ``h`` where the zone's EVs charged (discharged) ``p`` kW in all at an
+   offending step, its charge (discharge) cap at ``h`` becomes ``(1 - validate.replan_cut) x
+   p``, or stays lower where a cap exists;
+2. for an import, its net import bound at every time of day is derated by twice the worst
    relative exceedance ``e`` seen at the step beyond the no-EV baseline's own (transformer:
    ``|S| / (factor x rating) - 1``; thermal: ``I / rating - 1``; undervoltage:
    ``(v_min - v) / v_min``; capped at 0.5), so at most ``(1 - 2e) x`` the stage-7 bound. A
    collapse has no term of its own: a collapsed step's ``e`` comes from the engine's last
    iteration (0 where that is NaN), and rule 1 halves the import at its time of day.
 
-Responsible zones at an offending step: the flagged zones that imported; if none did, the
+Responsible zones at an offending step (a zone imports where any of its EVs charges, and
+exports where any discharges): the flagged zones that imported; if none did, the
 importing zones of the same feeders; if none imported, the *exporting* zones of the same
 feeders (V2G export on one phase shifts the neutral and can pull another phase under 0.9 p.u.:
 seen on ENWL network_1); failing that, every importing, then every exporting zone of the
@@ -61,10 +68,13 @@ if TYPE_CHECKING:
     from agileflex_hpc.config import Config
 
 __all__ = ["caps_path", "read_caps", "tighten_caps", "replan_network", "replan", "rounds_done",
-           "validation_sample", "HISTORY_COLUMNS"]
+           "validation_sample", "HISTORY_COLUMNS", "CAP_DIRECTIONS"]
 
 logger = logging.getLogger(__name__)
 
+#: what each row of ``cap_kw`` bounds: the zone's net EV import, and the charging and the V2G
+#: discharge of all its EVs together
+CAP_DIRECTIONS = ("import", "charge", "discharge")
 HISTORY_COLUMNS = ["round", "network", "zone", "violations", "steps", "evs_hosted",
                    "replanned", "cap_min_kw", "export_cap_min_kw"]
 
@@ -84,8 +94,8 @@ def _base(cfg: Config, network: str) -> str:
 
 
 def read_caps(cfg: Config, network: str) -> tuple[np.ndarray | None, int, pd.DataFrame]:
-    """(caps (2, zone, step) [kW]: import, export; or None), the round they are for (1: none
-    yet) and the history."""
+    """(caps (3, zone, step) [kW]: :data:`CAP_DIRECTIONS`; or None), the round they are for
+    (1: none yet) and the history."""
     path = caps_path(cfg.out_dir, network)
     empty = pd.DataFrame(columns=HISTORY_COLUMNS)
     if not h5io.is_complete(path, expect={"base": _base(cfg, network)}):
@@ -94,6 +104,8 @@ def read_caps(cfg: Config, network: str) -> tuple[np.ndarray | None, int, pd.Dat
         caps = f["replan/cap_kw"][()]
         history = h5io.read_table(f["replan"], "history")
         round_ = int(f.attrs["round"])
+    if caps.shape[0] != len(CAP_DIRECTIONS):  # another release's caps: start over
+        return None, 1, empty
     if round_ > cfg.validate.max_rounds:  # from a run allowed more rounds: start over
         return None, 1, empty
     return (caps if np.isfinite(caps).any() else None), round_, history
@@ -110,20 +122,21 @@ def validation_sample(cfg: Config, network: str) -> int:
     return cfg.validation_draw(rounds_done(cfg, network))
 
 
-def tighten_caps(caps: np.ndarray, added: np.ndarray, import_kw: np.ndarray,
-                 zone_feeder: np.ndarray, horizon_step: np.ndarray, *,
+def tighten_caps(caps: np.ndarray, added: np.ndarray, charge_kw: np.ndarray,
+                 discharge_kw: np.ndarray, zone_feeder: np.ndarray, horizon_step: np.ndarray, *,
                  bound_kw: np.ndarray | None = None, exceedance: np.ndarray | None = None,
                  cut: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
     """New caps from one round's validation (pure; see the module docstring).
 
     Parameters
     ----------
-    caps : ndarray, shape (2, zone, step)
-        Current import and export caps on the EV horizon; NaN = none. [kW]
+    caps : ndarray, shape (3, zone, step)
+        Current caps on the EV horizon: net import, charging, discharge; NaN = none. [kW]
     added : ndarray of bool, shape (time, zone)
         (step, zone) where smart charging adds a violation of any kind.
-    import_kw : ndarray, shape (time, zone)
-        The zones' net EV power in the validation flow, + import, - export. [kW]
+    charge_kw, discharge_kw : ndarray, shape (time, zone)
+        The zones' EV charging and V2G discharge in the validation flow, each summed over
+        the zone's EVs (>= 0). [kW]
     zone_feeder : ndarray of int, shape (zone,)
         Feeder of each zone.
     horizon_step : ndarray of int, shape (time,)
@@ -133,11 +146,11 @@ def tighten_caps(caps: np.ndarray, added: np.ndarray, import_kw: np.ndarray,
     exceedance : ndarray, shape (time,), optional
         Relative exceedance of the worst violation at each step (0 where none). [-]
     cut : float
-        Share of the import (export) taken off at an offending time of day. [-]
+        Share of the charging (discharge) taken off at an offending time of day. [-]
 
     Returns
     -------
-    caps : ndarray, shape (2, zone, step)
+    caps : ndarray, shape (3, zone, step)
         Tightened caps. [kW]
     blamed : ndarray of bool, shape (zone,)
         Zones whose caps were tightened.
@@ -145,11 +158,12 @@ def tighten_caps(caps: np.ndarray, added: np.ndarray, import_kw: np.ndarray,
     new = np.array(caps, dtype=float, copy=True)
     blamed = np.zeros(new.shape[1], dtype=bool)
     for t in np.flatnonzero(added.any(axis=1)):
-        direction, zones = _responsible(added[t], import_kw[t], zone_feeder)
+        direction, zones = _responsible(added[t], charge_kw[t], discharge_kw[t], zone_feeder)
         h = horizon_step[t]
+        power = (charge_kw, discharge_kw)[direction]
         for z in zones:
-            limit = (1.0 - cut) * abs(import_kw[t, z])
-            new[direction, z, h] = np.fmin(new[direction, z, h], limit)
+            limit = (1.0 - cut) * power[t, z]
+            new[1 + direction, z, h] = np.fmin(new[1 + direction, z, h], limit)
             blamed[z] = True
             if direction == 0 and bound_kw is not None and exceedance is not None:
                 derated = max(1.0 - 2.0 * float(exceedance[t]), 0.0) * bound_kw[z]
@@ -157,10 +171,11 @@ def tighten_caps(caps: np.ndarray, added: np.ndarray, import_kw: np.ndarray,
     return new, blamed
 
 
-def _responsible(flagged: np.ndarray, net_kw: np.ndarray,
+def _responsible(flagged: np.ndarray, charge_kw: np.ndarray, discharge_kw: np.ndarray,
                  zone_feeder: np.ndarray) -> tuple[int, np.ndarray]:
-    """(0 import / 1 export, zones) held responsible for an offending step."""
-    importing, exporting = net_kw > 1e-6, net_kw < -1e-6
+    """(0 import / 1 export, zones) held responsible for an offending step: a zone imports
+    where any of its EVs charges, whatever the others discharge (its net can be 0)."""
+    importing, exporting = charge_kw > 1e-6, discharge_kw > 1e-6
     feeder = np.isin(zone_feeder, np.unique(zone_feeder[flagged]))
     for direction, mask in ((0, flagged & importing), (0, feeder & importing),
                             (1, feeder & exporting), (0, importing), (1, exporting)):
@@ -183,16 +198,17 @@ def replan_network(cfg: Config, network: str) -> bool:
     added, kinds, by_kind = added_violation_flags(cfg, network)
     answer = hosting_answer(cfg, network).set_index("zone")
     if caps is None:
-        caps = np.full((2, len(m.zone_ids), cfg.time.steps_per_day), np.nan)
+        caps = np.full((len(CAP_DIRECTIONS), len(m.zone_ids), cfg.time.steps_per_day), np.nan)
     proved = not added.any()
     done = proved or round_ >= cfg.validate.max_rounds
     if not done:
         with h5py.File(kind_path(cfg.out_dir, network, "smart"), "r") as f, \
                 h5py.File(kind_path(cfg.out_dir, network, "none"), "r") as f0:
-            import_kw = f["ev/net_kw"][()].astype(float)
+            discharge = f["ev/v2g_discharge_kw"][()].astype(float)
+            charge = f["ev/net_kw"][()].astype(float) + discharge
             exceed = _exceedance(cfg, f["flags"], f0["flags"], by_kind)
         steps = horizon_index(study_times(cfg), step_minutes=cfg.time.step_minutes)
-        new, blamed = tighten_caps(caps, added, import_kw, m.topology.zone_feeder, steps,
+        new, blamed = tighten_caps(caps, added, charge, discharge, m.topology.zone_feeder, steps,
                                    bound_kw=_bounds(cfg, network, len(m.zone_ids)),
                                    exceedance=exceed, cut=cfg.validate.replan_cut)
         done = not blamed.any()  # nothing the EVs did to blame: another round changes nothing
@@ -206,10 +222,10 @@ def replan_network(cfg: Config, network: str) -> bool:
                          steps=int(added[:, z].sum()),
                          evs_hosted=_hosted(answer, network, zone),
                          replanned=bool(blamed[z]),
-                         cap_min_kw=float(np.nanmin(new[0, z])) if np.isfinite(new[0, z]).any()
-                         else np.nan,
-                         export_cap_min_kw=float(np.nanmin(new[1, z]))
-                         if np.isfinite(new[1, z]).any() else np.nan))
+                         cap_min_kw=float(np.nanmin(new[:2, z]))
+                         if np.isfinite(new[:2, z]).any() else np.nan,
+                         export_cap_min_kw=float(np.nanmin(new[2, z]))
+                         if np.isfinite(new[2, z]).any() else np.nan))
     table = pd.DataFrame(rows, columns=HISTORY_COLUMNS)
     next_round = round_ if done else round_ + 1
     if not (done and next_round == round_ and _same_history(history, table)):
@@ -217,9 +233,11 @@ def replan_network(cfg: Config, network: str) -> bool:
     if proved:
         logger.info("%s: proved after round %d", network, round_)
     elif done:
-        logger.warning("%s: still not proved after %d rounds (validate.max_rounds): %s",
-                       network, round_, ", ".join(sorted({z for z, k in zip(m.zone_ids, kinds)
-                                                          if k})))
+        why = ("validate.max_rounds" if round_ >= cfg.validate.max_rounds else
+               "no EV charged or discharged at its offending steps: another round would "
+               "change nothing")
+        logger.warning("%s: still not proved after %d rounds (%s): %s", network, round_, why,
+                       ", ".join(sorted({z for z, k in zip(m.zone_ids, kinds) if k})))
     else:
         logger.info("%s: round %d not proved: %d zones re-planned for round %d", network,
                     round_, int(blamed.sum()), next_round)
@@ -279,7 +297,7 @@ def _write(cfg: Config, network: str, caps: np.ndarray, round_: int, history: pd
     zones = read_manifest(manifest_path(cfg.out_dir, network)).zone_ids
     steps = cfg.time.steps_per_day
     with h5io.atomic_h5(path, attrs=attrs) as f:
-        schema.REPLAN.write_coord(f, "direction", np.array(["import", "export"]))
+        schema.REPLAN.write_coord(f, "direction", np.array(CAP_DIRECTIONS))
         schema.REPLAN.write_coord(f, "zone", np.array(zones))
         schema.REPLAN.write_coord(f, "step", horizon_minutes(steps, cfg.time.step_minutes))
         g = f.create_group("replan")

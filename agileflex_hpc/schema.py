@@ -620,18 +620,19 @@ Written by `python -m agileflex_hpc.replan` and the `run` loop
 plan), `base` (str, the fingerprint of what stage 7 plans from and of the validation settings:
 the caps count only while it matches), `cut` (float64, `validate.replan_cut`).""",
     entries=(
-        _coord("direction", detail="`import`, `export`"),
+        _coord("direction", detail="`import`, `charge`, `discharge`"),
         ZONE,
         HORIZON_STEP,
         _var("replan/cap_kw", "direction zone step", "float64", "kW",
-             "caps of the zone's net EV import and export on the noon-to-noon horizon "
-             "(NaN: none)", ": `[0]` import (charging), `[1]` export (V2G discharge)"),
+             "caps of the zone's EV power on the noon-to-noon horizon (NaN: none)",
+             ": `[0]` its net import, `[1]` the charging and `[2]` the V2G discharge of all "
+             "its EVs together"),
         Table("replan/history", "row",
               "one row per (round, zone with customers): `round` int64, `network` str, `zone` "
               "str, `violations` str (kinds added, `;`-joined, `\"\"` for none), `steps` int64 "
               "(added steps), `evs_hosted` int64, `replanned` bool, `cap_min_kw`, "
-              "`export_cap_min_kw` float64 [kW] (lowest import / export cap after the round, "
-              "NaN: none)"),
+              "`export_cap_min_kw` float64 [kW] (lowest net import or charge cap, lowest "
+              "discharge cap, after the round; NaN: none)"),
     ),
     notes="`replan/rounds.csv`: the history tables of every network, same columns.",
 )

@@ -24,7 +24,7 @@ def _fleet(t_in, t_out, e_start, e_end, battery, charger):
     return EvFleet(np.array(names), t_in, t_out, e_start, e_end, battery, charger)
 
 
-def _brute_force(fleet, head, foot, price, *, step_h, v2g, ff=0.7, premium=17.5):
+def _brute_force(fleet, head, foot, price, *, step_h, v2g, ff=0.7, premium=17.5, caps=None):
     """Cheapest schedule by enumerating every on/off (and charge/discharge) pattern of the
     in-window cells and solving each pattern's continuous LP with scipy's linprog.
 
@@ -54,6 +54,12 @@ def _brute_force(fleet, head, foot, price, *, step_h, v2g, ff=0.7, premium=17.5)
             row[[k + j for j in here]] = -1.0
             a_ub += [row, -row]
             b_ub += [max(head[t], 0.0), ff * max(foot[t], 0.0)]  # DESIGN: headroom clipped
+            for direction, cap in enumerate(caps or ()):  # the loop's caps: gross power
+                if np.isfinite(cap[t]):
+                    row = np.zeros(nvar)
+                    row[[direction * k + j for j in here]] = 1.0
+                    a_ub.append(row)
+                    b_ub.append(cap[t])
     cost = np.array([step_h * eff_price[t] for _, t in cells])
     cost = np.concatenate((cost, -cost))
     best = np.inf
@@ -111,6 +117,40 @@ def test_tiny_v2g_matches_brute_force():
     assert no_v2g.feasible and no_v2g.charge_kw[:, 1].sum() == 0.0
     assert no_v2g.objective_p == pytest.approx(
         _brute_force(fleet, head, foot, price, step_h=1.0, v2g=False), rel=1e-6, abs=1e-4)
+
+
+def test_caps_bound_charging_one_ev_from_another():
+    """Step 1 (1 h) has negative headroom: the zone may not import there. EV B is plugged in
+    at step 1 only and needs 1 kWh; EV A can discharge there and recharge at step 2. Net 0 at
+    step 1 fits the zone's bound, but in a power flow B still draws its power where it is:
+    the plan-validate loop's charge cap bounds the zone's charging, not its net."""
+    fleet = _fleet([0, 1], [3, 2], [8.0, 2.0], [8.0, 3.0], [10.0, 10.0], [3.0, 3.0])
+    head, foot = np.array([5.0, -1.0, 5.0]), np.full(3, 5.0)
+    price = np.array([1.0, 10.0, 1.0])
+    kw = dict(step_minutes=60, min_kw=MIN_KW, efficiency=EFF, v2g=True, mip_gap=1e-9)
+    free = solve_schedule(fleet, head, foot, price, **kw)
+    assert free.feasible and free.charge_kw[1, 1] >= MIN_KW - 1e-9  # B charges at step 1 ...
+    assert free.discharge_kw[0, 1] >= free.charge_kw[1, 1] - 1e-6  # ... from A's discharge
+    for cap in (2.0, 1.6):
+        caps = (np.array([np.inf, cap, np.inf]), np.full(3, np.inf))
+        res = solve_schedule(fleet, head, foot, price, charge_cap_kw=caps[0],
+                             discharge_cap_kw=caps[1], **kw)
+        assert res.feasible and res.charge_kw[:, 1].sum() <= cap + 1e-6
+        assert res.objective_p == pytest.approx(
+            _brute_force(fleet, head, foot, price, step_h=1.0, v2g=True, caps=caps),
+            rel=1e-6, abs=1e-4)
+    # no charging at all at step 1: B cannot get its energy
+    stop = solve_schedule(fleet, head, foot, price, charge_cap_kw=np.array([np.inf, 0, np.inf]),
+                          **kw)
+    assert not stop.feasible and stop.status == "infeasible"
+    # the net import cap alone allows it (net 0), as the zone bound does
+    net = solve_schedule(fleet, head, foot, price, import_cap_kw=np.array([np.inf, 0, np.inf]),
+                         **kw)
+    assert net.feasible and net.charge_kw[1, 1] >= MIN_KW - 1e-9
+    # a discharge cap bounds the discharge the same way (A may give B at most 1.7 kW)
+    res = solve_schedule(fleet, head, foot, price,
+                         discharge_cap_kw=np.array([np.inf, 1.7, np.inf]), **kw)
+    assert res.feasible and res.discharge_kw[:, 1].sum() <= 1.7 + 1e-6
 
 
 def _assert_schedule_valid(res, fleet, head, foot, *, ff=0.7):

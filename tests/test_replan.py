@@ -15,6 +15,7 @@ from agileflex_hpc.replan import tighten_caps
 def test_caps_cut_what_the_responsible_zones_imported():
     """Three zones (feeders 0, 0, 1), four steps on a 2-step horizon (two days).
 
+    Rule 1 caps the charging (row 1 of the caps).
     step 0 (horizon 0): zone 0 flagged and importing 8 kW -> cap 6 (cut 0.25).
     step 1 (horizon 1): zone 1 flagged but not importing; zone 0 (same feeder) imports 4 kW
                         -> blamed instead: cap 3. Zone 2 (other feeder) imports, untouched.
@@ -23,16 +24,17 @@ def test_caps_cut_what_the_responsible_zones_imported():
     """
     added = np.array([[1, 0, 0], [0, 1, 0], [1, 0, 0], [0, 0, 1]], bool)
     imp = np.array([[8.0, 0, 3], [4, 0, 5], [10, 0, 0], [0, 0, 2]])
-    caps = np.full((2, 3, 2), np.nan)
-    new, blamed = tighten_caps(caps, added, imp, np.array([0, 0, 1]), np.array([0, 1, 0, 1]),
-                               cut=0.25)
-    np.testing.assert_allclose(new[0], [[6.0, 3.0], [np.nan, np.nan], [np.nan, 1.5]])
-    assert np.isnan(new[1]).all() and blamed.tolist() == [True, False, True]
+    caps = np.full((3, 3, 2), np.nan)
+    none = np.zeros_like(imp)
+    new, blamed = tighten_caps(caps, added, imp, none, np.array([0, 0, 1]),
+                               np.array([0, 1, 0, 1]), cut=0.25)
+    np.testing.assert_allclose(new[1], [[6.0, 3.0], [np.nan, np.nan], [np.nan, 1.5]])
+    assert np.isnan(new[[0, 2]]).all() and blamed.tolist() == [True, False, True]
     # an existing lower cap is kept; unflagged steps change nothing
-    old = np.full((2, 3, 2), np.nan)
-    old[0] = [[5.0, np.nan], [np.nan, 1.0], [np.nan, np.nan]]
-    again, _ = tighten_caps(old, added[:1], imp[:1], np.array([0, 0, 1]), np.array([0]),
-                            cut=0.25)
+    old = np.full((3, 3, 2), np.nan)
+    old[1] = [[5.0, np.nan], [np.nan, 1.0], [np.nan, np.nan]]
+    again, _ = tighten_caps(old, added[:1], imp[:1], none[:1], np.array([0, 0, 1]),
+                            np.array([0]), cut=0.25)
     np.testing.assert_allclose(again, old)
 
 
@@ -40,31 +42,45 @@ def test_an_undervoltage_with_no_import_on_its_feeder_cuts_the_feeders_export():
     """ENWL network_1: V2G export on phases 1 and 3 of a feeder pulls phase 2 under 0.9 p.u.
     (neutral shift) while nothing imports there: the exporting zones' export is cut."""
     added = np.array([[0, 1, 0, 0]], bool)
-    net = np.array([[-26.0, 0.0, -14.8, 5.0]])  # zone 3 (another feeder) imports
-    new, blamed = tighten_caps(np.full((2, 4, 3), np.nan), added, net,
+    charge = np.array([[0.0, 0.0, 0.0, 5.0]])  # zone 3 (another feeder) imports
+    discharge = np.array([[26.0, 0.0, 14.8, 0.0]])
+    new, blamed = tighten_caps(np.full((3, 4, 3), np.nan), added, charge, discharge,
                                np.array([0, 0, 0, 1]), np.array([2]), cut=0.25)
-    np.testing.assert_allclose(new[1, :, 2], [0.75 * 26.0, np.nan, 0.75 * 14.8, np.nan])
-    assert np.isnan(new[0]).all() and blamed.tolist() == [True, False, True, False]
+    np.testing.assert_allclose(new[2, :, 2], [0.75 * 26.0, np.nan, 0.75 * 14.8, np.nan])
+    assert np.isnan(new[:2]).all() and blamed.tolist() == [True, False, True, False]
+
+
+def test_a_zone_charging_one_ev_from_another_is_importing():
+    """enwl-lvns network_3 Feeder_4: in the flagged zone one EV discharges 3.7 kW while
+    another charges 3.7 kW (net 0). Its charging is what is cut: the zone is importing."""
+    added = np.array([[0, 0, 1]], bool)
+    new, blamed = tighten_caps(np.full((3, 3, 2), np.nan), added, np.array([[0.0, 0.0, 3.7]]),
+                               np.array([[0.0, 0.0, 3.7]]), np.array([0, 0, 0]), np.array([1]),
+                               cut=0.5)
+    np.testing.assert_allclose(new[1, 2], [np.nan, 1.85])  # its charging, not its net
+    assert np.isnan(new[[0, 2]]).all() and blamed.tolist() == [False, False, True]
 
 
 def test_nothing_to_tighten_when_proved():
-    caps = np.full((2, 2, 4), np.nan)
-    new, blamed = tighten_caps(caps, np.zeros((8, 2), bool), np.ones((8, 2)), np.array([0, 0]),
-                               np.arange(8) % 4)
+    caps = np.full((3, 2, 4), np.nan)
+    new, blamed = tighten_caps(caps, np.zeros((8, 2), bool), np.ones((8, 2)), np.ones((8, 2)),
+                               np.array([0, 0]), np.arange(8) % 4)
     assert np.isnan(new).all() and not blamed.any()
 
 
 def test_exceedance_derates_the_whole_day_of_a_responsible_zone():
-    """A 3 % transformer overload at step 0 (horizon 0) caused by zone 0: its bound is derated
-    by 2 x 3 % at every time of day, and cut to 0.75 x its import where it was seen."""
+    """A 3 % transformer overload at step 0 (horizon 0) caused by zone 0: its net import
+    bound is derated by 2 x 3 % at every time of day (row 0), and its charging cut to 0.75 x
+    what it drew where it was seen (row 1)."""
     bound = np.array([[10.0, 20.0, 0.0], [10.0, 10.0, 10.0]])
     added = np.array([[1, 1], [0, 0]], bool)
     imp = np.array([[9.0, 0.0], [5.0, 5.0]])
-    new, blamed = tighten_caps(np.full((2, 2, 3), np.nan), added, imp, np.array([0, 1]),
-                               np.array([0, 1]), bound_kw=bound,
+    new, blamed = tighten_caps(np.full((3, 2, 3), np.nan), added, imp, np.zeros_like(imp),
+                               np.array([0, 1]), np.array([0, 1]), bound_kw=bound,
                                exceedance=np.array([0.03, 0.0]), cut=0.25)
-    np.testing.assert_allclose(new[0, 0], [0.75 * 9.0, 0.94 * 20.0, 0.0])
-    assert np.isnan(new[0, 1]).all() and blamed.tolist() == [True, False]
+    np.testing.assert_allclose(new[0, 0], [0.94 * 10.0, 0.94 * 20.0, 0.0])
+    np.testing.assert_allclose(new[1, 0], [0.75 * 9.0, np.nan, np.nan])
+    assert np.isnan(new[:, 1]).all() and blamed.tolist() == [True, False]
 
 
 # ------------------------------------------------------------------------ end to end
@@ -129,7 +145,7 @@ def test_a_zone_without_a_new_cap_is_untouched(tmp_path):
     zones = cfg.out_dir / "ev" / "default"
     before = {p.name: p.read_bytes() for p in zones.glob("*.h5")}
     caps, _, history = read_caps(cfg, "default")
-    caps = np.full((2, 12, cfg.time.steps_per_day), np.nan)
+    caps = np.full((3, 12, cfg.time.steps_per_day), np.nan)
     caps[0, 0, :] = 5.0  # zone F1P1: at most 5 kW of EV import at any time
     _write(cfg, "default", caps, 1, history)
     assert ev_main([str(job), "--log-level", "WARNING"]) == 0

@@ -295,8 +295,11 @@ def run_attempts(
     n_max = n_start if n_max is None else n_max
     if fleet_factory is None:
         fleet_factory = functools.partial(draw_fleet, steps=head.size, step_minutes=step_minutes)
-    cap = solve_kwargs.get("import_cap_kw")
-    if head.size == 0 or np.max(head if cap is None else np.minimum(head, cap)) <= 0:
+    room = head.copy()
+    for name in ("import_cap_kw", "charge_cap_kw"):  # a cap on the net, or on all charging
+        if solve_kwargs.get(name) is not None:
+            room = np.minimum(room, solve_kwargs[name])
+    if head.size == 0 or np.max(room) <= 0:
         logger.debug("zone has no positive headroom: 0 EVs, no attempts")
         return AttemptsResult(0, n_start, True, "none", "no_headroom", None, None, [])
     entropy = [int(s) for s in np.atleast_1d(seed)]

@@ -16,6 +16,13 @@ outside it, so nothing needs fixing to zero):
   charge and are paid the premium to discharge, but a deficit they cannot cover does not make
   the schedule infeasible (DESIGN stage 7). A -inf headroom or footroom (a time of day that
   collapses) allows no EV power at all;
+- caps (the plan-validate loop's, where given): ``import_cap[t]`` lowers the zone row's
+  upper bound (the net import); ``sum_i c[i,t] <= charge_cap[t]`` and
+  ``sum_i d[i,t] <= discharge_cap[t]`` bound the zone's charging and discharging, summed over
+  its EVs. A bound on the net alone lets one EV charge from another's discharge, which the
+  lossless, placeless zone model sees as free, but a power flow does not: the charging EV at
+  the end of a feeder still pulls its voltage down (seen on enwl-lvns network_3 Feeder_4,
+  where the loop then had no zone to blame);
 - small-headroom cuts (MILP only): where ``max(headroom[t], 0) < min_kw`` an EV charges only
   while another discharges, ``c[i,t] <= P_i/min_kw * sum_{j != i} d[j,t]`` (``c[i,t] <= 0``
   without V2G): valid for the MILP, they remove the LP relaxation's small charges there;
@@ -197,7 +204,8 @@ def solve_schedule(
     seed: int = 0,
     goal: Literal["optimal", "feasible"] = "optimal",
     import_cap_kw: np.ndarray | None = None,
-    export_cap_kw: np.ndarray | None = None,
+    charge_cap_kw: np.ndarray | None = None,
+    discharge_cap_kw: np.ndarray | None = None,
 ) -> ScheduleResult:
     """Cheapest charging (and optional V2G) schedule of a zone's EVs within its head/footroom.
 
@@ -243,9 +251,11 @@ def solve_schedule(
         first schedule found is returned (status ``"feasible"``, its cost not optimised), and
         an infeasible LP relaxation proves the MILP infeasible. ``"optimal"`` closes the gap
         to ``mip_gap``.
-    import_cap_kw, export_cap_kw : ndarray, shape (steps,), optional
-        Further caps on the zone's net EV import and export (the plan-validate loop's; inf:
-        none). [kW]
+    import_cap_kw : ndarray, shape (steps,), optional
+        Cap on the zone's net EV import (the plan-validate loop's; inf: none). [kW]
+    charge_cap_kw, discharge_cap_kw : ndarray, shape (steps,), optional
+        Caps on the zone's EV charging and V2G discharge, each summed over its EVs (the
+        plan-validate loop's; inf: none). [kW]
 
     Returns
     -------
@@ -266,17 +276,17 @@ def solve_schedule(
         return ScheduleResult("optimal", True, 0.0, 0.0, 0.0, zeros, zeros,
                               np.zeros((0, steps + 1)), model)
     started = time.perf_counter()
-    bound = head if import_cap_kw is None else np.minimum(head, import_cap_kw)
-    if export_cap_kw is not None and footroom_factor > 0:  # -f * footroom >= -export cap
-        foot = np.minimum(foot, np.asarray(export_cap_kw, dtype=float) / footroom_factor)
+    bound = head if import_cap_kw is None else np.minimum(head, _cap_array(import_cap_kw, steps))
     cells = _cells(fleet)
     eff_price = effective_price_p_per_kwh(price, head, v2g_premium=v2g_premium)
+
+    caps = (_cap_array(charge_cap_kw, steps), _cap_array(discharge_cap_kw, steps))
 
     def build(with_v2g: bool) -> dict[bool, tuple[_HighsLp, dict[str, int]]]:
         return {relaxed: _build_lp(fleet, cells, bound, foot, eff_price, step_h=step_h,
                                    v2g=with_v2g, min_kw=min_kw, efficiency=efficiency,
                                    footroom_factor=footroom_factor, relaxed=relaxed,
-                                   cuts=model == "milp")
+                                   cuts=model == "milp", caps=caps)
                 for relaxed in ((True, False) if model == "milp" else (True,))}
 
     options = {"mip_rel_gap": float(mip_gap), "time_limit": float(time_limit_s),
@@ -423,6 +433,24 @@ def _zone_rows(cells: _Cells, head: np.ndarray, foot: np.ndarray, footroom_facto
     return _Rows(row, col, val, lower, np.clip(head[used], 0.0, None))
 
 
+def _cap_array(cap_kw: np.ndarray | None, steps: int) -> np.ndarray:
+    """A cap per step as floats (inf: none). [kW]"""
+    if cap_kw is None:
+        return np.full(steps, np.inf)
+    cap = np.asarray(cap_kw, dtype=float)
+    if cap.shape != (steps,) or np.isnan(cap).any():
+        raise InputDataError(f"EV caps must be {steps} numbers (inf: none), got shape {cap.shape}")
+    return cap
+
+
+def _cap_rows(cells: _Cells, cap_kw: np.ndarray, col0: int) -> _Rows:
+    """``sum_i x[i,t] <= cap[t]`` at every step with a finite cap and an EV plugged in."""
+    k = np.flatnonzero(np.isfinite(cap_kw[cells.t]))
+    used, row = np.unique(cells.t[k], return_inverse=True)
+    return _Rows(row, col0 + k, np.ones(k.size), np.full(used.size, -_INF),
+                 np.clip(cap_kw[used], 0.0, None))
+
+
 def _small_headroom_rows(fleet: EvFleet, cells: _Cells, head: np.ndarray, min_kw: float,
                          c0: int, d0: int | None) -> _Rows:
     """Valid cuts where the headroom is below ``min_kw``: there an EV can only charge (at
@@ -461,8 +489,9 @@ def _layout(m: int, *, v2g: bool, relaxed: bool) -> dict[str, int]:
 
 def _build_lp(fleet: EvFleet, cells: _Cells, head: np.ndarray, foot: np.ndarray,
               price: np.ndarray, *, step_h: float, v2g: bool, min_kw: float, efficiency: float,
-              footroom_factor: float, relaxed: bool,
-              cuts: bool = True) -> tuple[_HighsLp, dict[str, int]]:
+              footroom_factor: float, relaxed: bool, cuts: bool = True,
+              caps: tuple[np.ndarray, np.ndarray] | None = None
+              ) -> tuple[_HighsLp, dict[str, int]]:
     """Assemble the model as ``passModel`` arguments (CSC matrix) and its column layout.
 
     ``relaxed`` builds the LP relaxation projected onto the power and energy columns: with the
@@ -470,7 +499,8 @@ def _build_lp(fleet: EvFleet, cells: _Cells, head: np.ndarray, foot: np.ndarray,
     hold for some ``u, w`` exactly when ``c + d <= P`` (take ``u = c/P``, ``w = d/P``), so
     the binaries and their rows are dropped; the optimum is that of the LP relaxation.
     ``cuts``: add `_small_headroom_rows` (valid for the MILP only, so not for ``model="lp"``,
-    whose schedules may use powers below ``min_kw``).
+    whose schedules may use powers below ``min_kw``). ``caps``: (charge, discharge) caps per
+    step on the zone's summed charging and discharging (inf: none).
     """
     m, steps = cells.m, head.size
     cols = _layout(m, v2g=v2g, relaxed=relaxed)
@@ -491,6 +521,10 @@ def _build_lp(fleet: EvFleet, cells: _Cells, head: np.ndarray, foot: np.ndarray,
                                        for j in range(4))
     blocks = _constraint_rows(fleet, cells, cols, head, foot, step_h=step_h, min_kw=min_kw,
                               efficiency=efficiency, footroom_factor=footroom_factor)
+    if caps is not None:
+        blocks.append(_cap_rows(cells, caps[0], cols["c"]))
+        if "d" in cols:
+            blocks.append(_cap_rows(cells, caps[1], cols["d"]))
     if cuts:
         blocks.append(_small_headroom_rows(fleet, cells, head, min_kw, cols["c"], cols.get("d")))
     return _to_highs_lp(blocks, cost, lower, upper, integrality.astype(np.int32)), cols

@@ -207,7 +207,7 @@ def solve_zone(cfg: Config, task: ZoneTask, *, successes: int | None = None) -> 
 
     head, foot = zone_profiles(cfg, task.network, task.zone_index)
     caps = read_caps(cfg, task.network)[0]
-    cap = (None, None) if caps is None else tuple(
+    cap = (None, None, None) if caps is None else tuple(  # net import, charge, discharge
         None if np.isnan(c).all() else np.nan_to_num(c, nan=np.inf)
         for c in caps[:, task.zone_index])
     ev = cfg.ev
@@ -220,7 +220,7 @@ def solve_zone(cfg: Config, task: ZoneTask, *, successes: int | None = None) -> 
         efficiency=ev.efficiency, footroom_factor=ev.footroom_factor,
         v2g_premium=ev.v2g_premium, mip_gap=ev.mip_gap, max_nodes=ev.max_nodes,
         time_limit_s=ev.time_limit_s, threads=ev.threads,
-        import_cap_kw=cap[0], export_cap_kw=cap[1],
+        import_cap_kw=cap[0], charge_cap_kw=cap[1], discharge_cap_kw=cap[2],
     )
 
 
