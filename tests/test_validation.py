@@ -37,6 +37,7 @@ from agileflex_hpc.validate.stage import (
     report_h5_path,
     scan_flows,
     worst_added,
+    worst_text,
 )
 from tests.conftest import SHORT_DEMO, write_job
 
@@ -417,6 +418,10 @@ def test_proof_rows_name_the_worst_added_violation(tmp_path):
         0.9001021)
     assert (tx.zone, tx.worst_element) == ("network", "tx")  # |S|: reverse flow counts
     assert tx.worst_smart == pytest.approx(103.0) and tx.worst_baseline == pytest.approx(99.995)
+    # as the log, the report and the run's answer say it
+    assert worst_text(uv) == "0.89980 pu at load_7, 0.90010 without EVs"
+    assert worst_text(th) == "100.50 % of rating at cable1, 99.99 without EVs"
+    assert worst_text(types.SimpleNamespace(violation="collapse", worst_smart=np.nan)) == ""
 
 
 @pytest.mark.slow

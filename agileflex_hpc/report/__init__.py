@@ -12,7 +12,7 @@ import json
 import logging
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import h5py
 import numpy as np
@@ -24,7 +24,7 @@ from agileflex_hpc.layout import layout
 from agileflex_hpc.report import tables as views
 from agileflex_hpc.report.html import NetworkSection, Table, page_fingerprint, write_index
 from agileflex_hpc.report.plots import network_plots
-from agileflex_hpc.validate.stage import report_h5_path
+from agileflex_hpc.validate.stage import report_h5_path, worst_text
 
 if TYPE_CHECKING:
     from agileflex_hpc.cli import Workers
@@ -119,17 +119,6 @@ def proof_statement(proof: pd.DataFrame | None, draw: str = "") -> str:
                       + (f", worst: {worst_text(r)})" if worst_text(r) else ")")
                       for r in proof.itertuples())
     return f"NOT proved: smart charging adds violations to the no-EV baseline: {where}.{on}"
-
-
-def worst_text(row: Any) -> str:
-    """How far a proof row's worst added violation is past its limit, with and without EVs
-    (``"0.89985 pu at load_33, 0.90010 without EVs"``; "" where unknown, e.g. collapse)."""
-    smart, base = getattr(row, "worst_smart", np.nan), getattr(row, "worst_baseline", np.nan)
-    if not np.isfinite(smart):
-        return ""
-    fmt = "{:.5f} pu" if row.violation == "undervoltage" else "{:.2f} % of rating"
-    return (f"{fmt.format(smart)} at {row.worst_element}, "
-            f"{fmt.format(base).split(' ')[0]} without EVs")
 
 
 def final_answer(cfg: Config, answers: dict[str, pd.DataFrame]) -> str:

@@ -52,7 +52,7 @@ if TYPE_CHECKING:
 __all__ = ["FlowScan", "validation_dir", "validation_target", "kind_path", "report_h5_path",
            "report_csv_path", "proof_csv_path", "proof_table", "scan_flows", "headroom_before",
            "analyse_network", "analyse", "gather", "format_report", "REPORT_COLUMNS",
-           "added_violation_flags", "worst_added", "PROOF_COLUMNS"]
+           "added_violation_flags", "worst_added", "worst_text", "PROOF_COLUMNS"]
 
 logger = logging.getLogger(__name__)
 
@@ -476,6 +476,17 @@ def worst_added(baseline: Path, smart: Path, m: NetworkManifest, added: dict[str
     return found
 
 
+def worst_text(row: Any) -> str:
+    """How far a proof row's worst added violation is past its limit, with and without EVs
+    (``"0.89985 pu at load_33, 0.90010 without EVs"``; "" where unknown, e.g. collapse)."""
+    smart, base = getattr(row, "worst_smart", np.nan), getattr(row, "worst_baseline", np.nan)
+    if not np.isfinite(smart):
+        return ""
+    fmt = "{:.5f} pu" if row.violation == "undervoltage" else "{:.2f} % of rating"
+    return (f"{fmt.format(smart)} at {row.worst_element}, "
+            f"{fmt.format(base).split(' ')[0]} without EVs")
+
+
 def _log_proof(network: str, proof: pd.DataFrame, sample: int, samples: int) -> None:
     where = "fresh, out of sample" if sample >= samples else "in sample"
     draw = "" if samples == 1 and sample == 0 else f" (on sample {sample}: {where})"
@@ -483,7 +494,8 @@ def _log_proof(network: str, proof: pd.DataFrame, sample: int, samples: int) -> 
         logger.info("%s: proved%s: smart charging adds no violation to the no-EV baseline",
                     network, draw)
         return
-    where = ", ".join(f"{r.violation} in {r.zone} ({r.steps} steps)"
+    where = ", ".join(f"{r.violation} in {r.zone} ({r.steps} steps"
+                      + (f"; worst {worst_text(r)})" if worst_text(r) else ")")
                       for r in proof.itertuples())
     logger.warning("%s: NOT proved%s: smart charging adds violations to the no-EV baseline: "
                    "%s", network, draw, where)
