@@ -353,7 +353,8 @@ class ValidateConfig:
     replan_cut: float = 0.5  # share of an unproved zone's EV power cut at offending times
     # the proof counts a violation smart charging adds only where it is past the limit by more
     # than this: p.u. below v_min_pu, a fraction of the rating above a line's or transformer's
-    # rating (default: the load flow's default convergence tolerance, its resolution)
+    # rating (default: the resolution of the stage-2 flows the plan is made from); crossings
+    # within it are listed beside the proof, not counted
     proof_tolerance: float = 1e-4
     # the validation load flows' OpenDSS convergence tolerance [p.u.]: well under the proof's,
     # so that the two flows it compares are each solved far closer than the margin it allows

@@ -597,6 +597,11 @@ below (definitions in [validation.md](validation.md#metrics-validationmetricspy)
               "transformer name), `worst_time` str, `worst_smart`, `worst_baseline` float64 "
               "(its value with smart charging and without EVs: [p.u.] for undervoltage, [% of "
               "rating] for thermal and transformer; NaN and \"\" for collapse)"),
+        Table("report/within_tolerance",
+              "one per (violation kind, zone) where smart passes a limit the baseline keeps, "
+              "by no more than `validate.proof_tolerance` (not counted by the proof)",
+              "the columns of `/report/proof`; the worst values are the crossing furthest "
+              "past the limit itself"),
         TIME,
         ZONE,
         # the text of ``undervoltage`` keeps the article the files have always carried

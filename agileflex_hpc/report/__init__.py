@@ -24,7 +24,7 @@ from agileflex_hpc.layout import layout
 from agileflex_hpc.report import tables as views
 from agileflex_hpc.report.html import NetworkSection, Table, page_fingerprint, write_index
 from agileflex_hpc.report.plots import network_plots
-from agileflex_hpc.validate.stage import report_h5_path, worst_text
+from agileflex_hpc.validate.stage import near_text, report_h5_path, worst_text
 
 if TYPE_CHECKING:
     from agileflex_hpc.cli import Workers
@@ -105,10 +105,14 @@ def validation_draw(cfg: Config, network: str | None = None) -> str:
             "(in sample)")
 
 
-def proof_statement(proof: pd.DataFrame | None, draw: str = "") -> str:
+def proof_statement(proof: pd.DataFrame | None, draw: str = "",
+                    near: pd.DataFrame | None = None) -> str:
     """One sentence: whether smart charging adds a violation to the no-EV baseline, on
-    ``draw`` (:func:`validation_draw`) where given."""
+    ``draw`` (:func:`validation_draw`) where given, and the crossings within the proof's
+    tolerance (``near``) it did not count."""
     on = f" Validated on {draw}." if draw else ""
+    if near is not None and near_text(near):
+        on += f" {near_text(near)[0].upper()}{near_text(near)[1:]}."
     if proof is None:
         return ("No current validation (missing, or computed from other inputs): the plan is "
                 "not proved; run the validate stage.")
@@ -131,8 +135,9 @@ def final_answer(cfg: Config, answers: dict[str, pd.DataFrame]) -> str:
     lines = ["", "== the answer (final plan-validate round) =="]
     for net in cfg.networks:
         name = net.name
-        proof = _table(report_h5_path(cfg.out_dir, name), "report", "proof",
-                       Fingerprints(cfg).validation(name))
+        key = Fingerprints(cfg).validation(name)
+        proof = _table(report_h5_path(cfg.out_dir, name), "report", "proof", key)
+        near = _table(report_h5_path(cfg.out_dir, name), "report", "within_tolerance", key)
         table = answers.get(name)
         hosted = ("no EV answer" if table is None else
                   f"{int(table['evs_hosted'].fillna(0).sum())} EVs hosted (estimate "
@@ -140,7 +145,8 @@ def final_answer(cfg: Config, answers: dict[str, pd.DataFrame]) -> str:
         if proof is None:
             verdict = "not validated"
         elif proof.empty:
-            verdict = "proved"
+            verdict = "proved" + (f"; {near_text(near)}" if near is not None and
+                                  near_text(near) else "")
         else:
             verdict = "NOT proved: " + "; ".join(
                 f"{r.violation} in {r.zone} at {r.steps} steps"
@@ -197,6 +203,7 @@ def _section(cfg: Config, network: str) -> tuple[NetworkSection, dict[str, objec
     rep = report_h5_path(cfg.out_dir, network)
     key = Fingerprints(cfg).validation(network)
     proof = _table(rep, "report", "proof", key)
+    near = _table(rep, "report", "within_tolerance", key)
     hosting = _hosting(cfg, network)
     collapse = _collapse(cfg, network)
     rounds = loop_rounds(cfg, network)
@@ -204,7 +211,7 @@ def _section(cfg: Config, network: str) -> tuple[NetworkSection, dict[str, objec
     zones = _table(rep, "report", "zones", key)
     sec = NetworkSection(network)
     sec.verdict = proof_statement(proof, validation_draw(cfg, network)
-                                  if cfg.cases.samples > 1 else "")
+                                  if cfg.cases.samples > 1 else "", near)
     sec.verdict_class = "unknown" if proof is None else ("ok" if proof.empty else "bad")
     row = _overview_row(network, hosting, collapse, proof,
                         rounds_done(cfg, network) if rounds is not None else None)
@@ -246,6 +253,15 @@ def _section(cfg: Config, network: str) -> tuple[NetworkSection, dict[str, objec
               _view(views.proof_view, proof),
               csv=_csv(proof, run.report_file("proof.csv", network)),
               missing="no current validation", empty="none: proved"),
+        *([] if near is None or near.empty else [Table(
+            "Limits passed by no more than the proof tolerance (not counted)",
+            views.proof_view(near),
+            f"Smart charging passes a limit the no-EV baseline keeps, but by at most "
+            f"validate.proof_tolerance ({cfg.validate.proof_tolerance:g}: p.u. under "
+            f"{cfg.validate.v_min_pu:g} pu, or a fraction of a rating), mostly through the "
+            "busbar voltage and the neutral from EVs on other feeders. The proof does not "
+            "count these; with validate.proof_tolerance = 0 it would.",
+            _csv(near, run.report_file("within_tolerance.csv", network)))]),
         Table("Plan-validate rounds: the EVs each round costs", _view(views.rounds_view, rounds),
               csv=_csv(rounds, run.report_file("rounds.csv", network)), missing="no rounds yet"),
         Table("Voltage collapse per case (stage 2)", _view(views.collapse_view, collapse),

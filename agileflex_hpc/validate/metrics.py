@@ -14,10 +14,10 @@ Definitions (per network and EV kind; a "step" is one study timestep):
   zone (a feeder line over its rating on the zone's phase; a customer of the zone under
   ``v_min_pu``), transformer overload and collapse per step (every zone of the network). The
   smart flow's violation must be clear of the limit by more than ``validate.proof_tolerance``
-  (p.u. below ``v_min_pu``; a fraction of a line's or the transformer's rating above it),
-  the load flow's own resolution: a line at
-  200.01 A on a 200 A rating against 199.99 A in the baseline is not evidence that the EVs
-  overloaded it.
+  (p.u. below ``v_min_pu``; a fraction of a line's or the transformer's rating above it), a
+  materiality margin at the resolution of the stage-2 flows the plan is made from: a line at
+  200.009 A on a 200 A rating against 199.987 A in the baseline (moved by EVs on another
+  feeder) is not counted, but listed (:func:`within_tolerance`).
 * **V2G request**: a (zone, step) at which the optimised schedule discharges (the zone's
   summed V2G discharge > ``tol_kw``). It is **fulfilled** when, in the validation load flow,
   (a) the zone's net EV power is an export (< ``-tol_kw``: the discharge is not cancelled by
@@ -34,7 +34,8 @@ import numpy as np
 
 __all__ = ["line_loading", "customer_voltage_pu", "transformer_loading", "violation_flags",
            "percent_of_steps", "zone_weights", "v2g_fulfilment", "headroom_stats",
-           "zone_of_customers", "violation_state", "added_violations", "KINDS_OF_VIOLATION"]
+           "zone_of_customers", "violation_state", "added_violations", "within_tolerance",
+           "KINDS_OF_VIOLATION"]
 
 KINDS_OF_VIOLATION = ("thermal", "undervoltage", "transformer", "collapse")
 
@@ -299,8 +300,8 @@ def added_violations(baseline: dict[str, np.ndarray], smart: dict[str, np.ndarra
     who is not under it in the baseline. Transformer: a clear overload where the baseline has
     none (every zone). Collapse: a step that collapses only with smart charging (every zone,
     and every kind, at that step). "Clearly": past the limit by more than the proof's
-    tolerance (the ``clear_*`` entries of :func:`violation_state`), so a value that moves
-    across the limit by less than the power flow resolves is no evidence either way.
+    tolerance (the ``clear_*`` entries of :func:`violation_state`); the crossings by less
+    are :func:`within_tolerance`'s.
 
     Parameters
     ----------
@@ -325,3 +326,21 @@ def added_violations(baseline: dict[str, np.ndarray], smart: dict[str, np.ndarra
             "undervoltage": (under & ok_both[:, None]) | collapse[:, None],
             "transformer": (tx | collapse)[:, None] & every,
             "collapse": collapse[:, None] & every}
+
+
+def within_tolerance(baseline: dict[str, np.ndarray], smart: dict[str, np.ndarray],
+                     weights: np.ndarray) -> dict[str, np.ndarray]:
+    """(step, zone) where smart charging passes a limit the baseline keeps, but by no more
+    than the proof's tolerance: what the strict comparison would add and the proof does not
+    count (reported beside the proof, so that nothing it leaves out is hidden).
+
+    Parameters and returns as :func:`added_violations` (``collapse`` is all False).
+    """
+    strict = dict(smart)
+    for kind in ("thermal", "undervoltage", "transformer"):
+        strict[f"clear_{kind}"] = smart[kind]
+    loose = added_violations(baseline, strict, weights)
+    clear = added_violations(baseline, smart, weights)
+    near = {kind: loose[kind] & ~clear[kind] for kind in KINDS_OF_VIOLATION}
+    near["collapse"] = np.zeros_like(near["collapse"])
+    return near

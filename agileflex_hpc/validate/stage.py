@@ -52,7 +52,7 @@ if TYPE_CHECKING:
 __all__ = ["FlowScan", "validation_dir", "validation_target", "kind_path", "report_h5_path",
            "report_csv_path", "proof_csv_path", "proof_table", "scan_flows", "headroom_before",
            "analyse_network", "analyse", "gather", "format_report", "REPORT_COLUMNS",
-           "added_violation_flags", "worst_added", "worst_text", "PROOF_COLUMNS"]
+           "added_violation_flags", "worst_added", "worst_text", "near_text", "PROOF_COLUMNS"]
 
 logger = logging.getLogger(__name__)
 
@@ -298,7 +298,8 @@ def _zone_rows(cfg: Config, m: NetworkManifest, kind: str, zd: ZoneData, hd: Hea
     return rows
 
 
-def analyse_network(cfg: Config, network: str) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+def analyse_network(cfg: Config, network: str
+                    ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """Stages 3 and 5 and the metrics of one network's validation flows; writes its files.
 
     Returns
@@ -309,6 +310,9 @@ def analyse_network(cfg: Config, network: str) -> tuple[pd.DataFrame, pd.DataFra
         One row per (kind, zone with customers).
     proof : DataFrame
         Where smart charging adds violations to the baseline (:func:`proof_table`).
+    near : DataFrame
+        Where it passes a limit by no more than ``validate.proof_tolerance`` (not counted by
+        the proof; same columns, worst values against the limit itself).
     """
     fps = Fingerprints(cfg)
     target = validation_target(cfg)
@@ -351,9 +355,13 @@ def analyse_network(cfg: Config, network: str) -> tuple[pd.DataFrame, pd.DataFra
     worst = worst_added(stitched["none"], stitched["smart"], m, added, weights,
                         v_min_pu=cfg.validate.v_min_pu, tolerance=cfg.validate.proof_tolerance)
     proof = proof_table(cfg, m, added, worst)
-    _log_proof(m.name, proof, sample, cfg.cases.samples)
-    _write_report(cfg, m, summary, zones, proof, added, fp_attrs)
-    return summary, zones, proof
+    flags = metrics.within_tolerance(violations["none"], violations["smart"], weights)
+    near = proof_table(cfg, m, flags, worst_added(
+        stitched["none"], stitched["smart"], m, flags, weights, v_min_pu=cfg.validate.v_min_pu,
+        tolerance=0.0))
+    _log_proof(m.name, proof, sample, cfg.cases.samples, near)
+    _write_report(cfg, m, summary, zones, (proof, near), added, fp_attrs)
+    return summary, zones, proof, near
 
 
 def added_violation_flags(cfg: Config, network: str
@@ -369,12 +377,13 @@ def added_violation_flags(cfg: Config, network: str
     return np.logical_or.reduce(list(flags.values())), kinds, flags
 
 
-def _read_report(cfg: Config, network: str) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """(summary, zones, proof) of a network from its ``report.h5``."""
+def _read_report(cfg: Config, network: str
+                 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """(summary, zones, proof, within tolerance) of a network from its ``report.h5``."""
     with h5py.File(report_h5_path(cfg.out_dir, network), "r") as f:
         g = f["report"]
         return (h5io.read_table(g, "summary"), h5io.read_table(g, "zones"),
-                h5io.read_table(g, "proof"))
+                h5io.read_table(g, "proof"), h5io.read_table(g, "within_tolerance"))
 
 
 def proof_table(cfg: Config, m: NetworkManifest, added: dict[str, np.ndarray],
@@ -482,14 +491,29 @@ def worst_text(row: Any) -> str:
     smart, base = getattr(row, "worst_smart", np.nan), getattr(row, "worst_baseline", np.nan)
     if not np.isfinite(smart):
         return ""
-    fmt = "{:.5f} pu" if row.violation == "undervoltage" else "{:.2f} % of rating"
+    fmt = "{:.5f} pu" if row.violation == "undervoltage" else "{:.3f} % of rating"
     return (f"{fmt.format(smart)} at {row.worst_element}, "
             f"{fmt.format(base).split(' ')[0]} without EVs")
 
 
-def _log_proof(network: str, proof: pd.DataFrame, sample: int, samples: int) -> None:
+def near_text(near: pd.DataFrame) -> str:
+    """The crossings within the proof's tolerance, in a few words ("" for none)."""
+    if near.empty:
+        return ""
+    n = int(near["steps"].sum())
+    rows = [f"{r.violation} in {r.zone}: {worst_text(r)}" for r in near.itertuples()
+            if worst_text(r)]
+    more = f"; and {len(rows) - 2} more zones" if len(rows) > 2 else ""
+    return (f"{n} zone-step{'s' if n != 1 else ''} past a limit by no more than the proof "
+            "tolerance, not counted" + ("; " + "; ".join(rows[:2]) + more if rows else ""))
+
+
+def _log_proof(network: str, proof: pd.DataFrame, sample: int, samples: int,
+               near: pd.DataFrame) -> None:
     where = "fresh, out of sample" if sample >= samples else "in sample"
     draw = "" if samples == 1 and sample == 0 else f" (on sample {sample}: {where})"
+    if near_text(near):
+        logger.info("%s: %s", network, near_text(near))
     if proof.empty:
         logger.info("%s: proved%s: smart charging adds no violation to the no-EV baseline",
                     network, draw)
@@ -600,8 +624,9 @@ def _kind_variables(zd: ZoneData, hd: Headroom, scan: FlowScan, net_kw: np.ndarr
 
 
 def _write_report(cfg: Config, m: NetworkManifest, summary: pd.DataFrame, zones: pd.DataFrame,
-                  proof: pd.DataFrame, added: dict[str, np.ndarray],
+                  proofs: tuple[pd.DataFrame, pd.DataFrame], added: dict[str, np.ndarray],
                   fp_attrs: dict[str, str]) -> None:
+    proof, near = proofs
     path = report_h5_path(cfg.out_dir, m.name)
     attrs = h5io.provenance(cfg, network=m.name, v_min_pu=cfg.validate.v_min_pu,
                             tx_overload_factor=cfg.validate.tx_overload_factor,
@@ -611,6 +636,7 @@ def _write_report(cfg: Config, m: NetworkManifest, summary: pd.DataFrame, zones:
         h5io.write_table(g, "summary", summary)
         h5io.write_table(g, "zones", zones)
         h5io.write_table(g, "proof", proof)
+        h5io.write_table(g, "within_tolerance", near)
         g.attrs["proved"] = int(proof.empty)
         schema.VALIDATION_REPORT.write_coord(f, "time", h5io.time_to_epoch(study_times(cfg)))
         schema.VALIDATION_REPORT.write_coord(f, "zone", np.array(m.zone_ids))
