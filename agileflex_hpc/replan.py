@@ -25,8 +25,9 @@ The rule (documented decision), for every zone responsible for an offending step
    collapse has no term of its own: a collapsed step's ``e`` comes from the engine's last
    iteration (0 where that is NaN), and rule 1 halves the import at its time of day.
 
-Responsible zones at an offending step (a zone imports where any of its EVs charges, and
-exports where any discharges): the flagged zones that imported; if none did, the
+Responsible zones at an offending step (a zone imports where its EVs charge at least as much
+as they discharge, net 0 included, and exports where they discharge at least as much): the
+flagged zones that imported; if none did, the
 importing zones of the same feeders; if none imported, the *exporting* zones of the same
 feeders (V2G export on one phase shifts the neutral and can pull another phase under 0.9 p.u.:
 seen on ENWL network_1); failing that, every importing, then every exporting zone of the
@@ -174,8 +175,11 @@ def tighten_caps(caps: np.ndarray, added: np.ndarray, charge_kw: np.ndarray,
 def _responsible(flagged: np.ndarray, charge_kw: np.ndarray, discharge_kw: np.ndarray,
                  zone_feeder: np.ndarray) -> tuple[int, np.ndarray]:
     """(0 import / 1 export, zones) held responsible for an offending step: a zone imports
-    where any of its EVs charges, whatever the others discharge (its net can be 0)."""
-    importing, exporting = charge_kw > 1e-6, discharge_kw > 1e-6
+    where its EVs charge at least as much as they discharge (its net can be 0: one EV
+    charging from another), and exports where they discharge at least as much."""
+    tol = 1e-6
+    importing = (charge_kw > tol) & (charge_kw >= discharge_kw - tol)
+    exporting = (discharge_kw > tol) & (discharge_kw >= charge_kw - tol)
     feeder = np.isin(zone_feeder, np.unique(zone_feeder[flagged]))
     for direction, mask in ((0, flagged & importing), (0, feeder & importing),
                             (1, feeder & exporting), (0, importing), (1, exporting)):

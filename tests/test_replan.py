@@ -61,6 +61,20 @@ def test_a_zone_charging_one_ev_from_another_is_importing():
     assert np.isnan(new[[0, 2]]).all() and blamed.tolist() == [False, False, True]
 
 
+def test_a_zone_exporting_more_than_it_charges_is_exporting():
+    """enwl-lvns network_12 Feeder_3 at 18:50: all three zones of the feeder are flagged,
+    two export 58 and 36 kW net while a few of their EVs charge (66.6 kW discharged against
+    8.6). Their export is cut, not the small charging, which the loop cut four rounds running
+    without effect; the first zone, charging nothing, exports too."""
+    added = np.array([[1, 1, 1]], bool)
+    charge = np.array([[0.0, 8.6, 8.2]])
+    discharge = np.array([[12.3, 66.6, 44.4]])
+    new, blamed = tighten_caps(np.full((3, 3, 2), np.nan), added, charge, discharge,
+                               np.array([0, 0, 0]), np.array([1]), cut=0.5)
+    np.testing.assert_allclose(new[2, :, 1], [6.15, 33.3, 22.2])
+    assert np.isnan(new[:2]).all() and blamed.all()
+
+
 def test_nothing_to_tighten_when_proved():
     caps = np.full((3, 2, 4), np.nan)
     new, blamed = tighten_caps(caps, np.zeros((8, 2), bool), np.ones((8, 2)), np.ones((8, 2)),
