@@ -365,7 +365,7 @@ def test_proof_ignores_a_crossing_within_the_load_flows_resolution(tmp_path):
             state[kind] = metrics.violation_state(over, scan.customer_under, scan.flags,
                                                   scan.clear)
         got = metrics.added_violations(state["none"], state["smart"], w)
-        near = metrics.within_tolerance(state["none"], state["smart"], w)
+        near = metrics.within_tolerance(state["none"], state["smart"], w, got)
         for k in got:  # a crossing is either counted or reported as within the tolerance
             strict = got[k] | near[k]
             assert not (got[k] & near[k]).any() and (strict[0, 1] == (k != "collapse" and (

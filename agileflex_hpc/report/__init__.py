@@ -111,8 +111,9 @@ def proof_statement(proof: pd.DataFrame | None, draw: str = "",
     ``draw`` (:func:`validation_draw`) where given, and the crossings within the proof's
     tolerance (``near``) it did not count."""
     on = f" Validated on {draw}." if draw else ""
-    if near is not None and near_text(near):
-        on += f" {near_text(near)[0].upper()}{near_text(near)[1:]}."
+    listed = "" if near is None else near_text(near)
+    if listed:
+        on += f" {listed[0].upper()}{listed[1:]}."
     if proof is None:
         return ("No current validation (missing, or computed from other inputs): the plan is "
                 "not proved; run the validate stage.")
@@ -145,8 +146,8 @@ def final_answer(cfg: Config, answers: dict[str, pd.DataFrame]) -> str:
         if proof is None:
             verdict = "not validated"
         elif proof.empty:
-            verdict = "proved" + (f"; {near_text(near)}" if near is not None and
-                                  near_text(near) else "")
+            listed = "" if near is None else near_text(near)
+            verdict = "proved" + (f"; {listed}" if listed else "")
         else:
             verdict = "NOT proved: " + "; ".join(
                 f"{r.violation} in {r.zone} at {r.steps} steps"

@@ -284,10 +284,8 @@ def violation_state(n_overloaded: np.ndarray, customer_under: np.ndarray,
              "undervoltage": np.asarray(customer_under, bool),
              "transformer": np.asarray(step_flags["transformer"], bool),
              "collapse": np.asarray(step_flags["collapse"], bool)}
-    clear = clear or {}
     for kind in ("thermal", "undervoltage", "transformer"):
-        value = clear.get(kind, state[kind])
-        state[f"clear_{kind}"] = np.asarray(value, bool if kind != "thermal" else None)
+        state[f"clear_{kind}"] = np.asarray((clear or state)[kind], state[kind].dtype)
     return state
 
 
@@ -329,18 +327,18 @@ def added_violations(baseline: dict[str, np.ndarray], smart: dict[str, np.ndarra
 
 
 def within_tolerance(baseline: dict[str, np.ndarray], smart: dict[str, np.ndarray],
-                     weights: np.ndarray) -> dict[str, np.ndarray]:
+                     weights: np.ndarray, counted: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """(step, zone) where smart charging passes a limit the baseline keeps, but by no more
     than the proof's tolerance: what the strict comparison would add and the proof does not
     count (reported beside the proof, so that nothing it leaves out is hidden).
 
-    Parameters and returns as :func:`added_violations` (``collapse`` is all False).
+    Parameters and returns as :func:`added_violations`, plus ``counted``: its result for
+    the same flows (``collapse`` is all False here).
     """
     strict = dict(smart)
     for kind in ("thermal", "undervoltage", "transformer"):
         strict[f"clear_{kind}"] = smart[kind]
     loose = added_violations(baseline, strict, weights)
-    clear = added_violations(baseline, smart, weights)
-    near = {kind: loose[kind] & ~clear[kind] for kind in KINDS_OF_VIOLATION}
+    near = {kind: loose[kind] & ~counted[kind] for kind in KINDS_OF_VIOLATION}
     near["collapse"] = np.zeros_like(near["collapse"])
     return near

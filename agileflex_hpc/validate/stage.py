@@ -148,9 +148,7 @@ def scan_flows(stitched: Path, m: NetworkManifest, *, v_min_pu: float,
                tx_factor: float, tolerance: float = 0.0) -> FlowScan:
     """Violation flags and worst values of a stitched validation file, in time chunks
     (``tolerance``: the proof's, see :attr:`FlowScan.clear`)."""
-    bus_pos = {b: i for i, b in enumerate(m.bus_names)}
-    cust_bus = np.array([bus_pos[str(b)] for b in m.customers["bus"]], dtype=np.int64)
-    cust_phase = m.customers["phase"].to_numpy()
+    cust_bus, cust_phase = _customer_nodes(m)
     parts = []
     with h5py.File(stitched, "r") as f:
         g = f["loadflow"]
@@ -158,6 +156,13 @@ def scan_flows(stitched: Path, m: NetworkManifest, *, v_min_pu: float,
             parts.append(_scan_chunk(g, sl, m, (cust_bus, cust_phase), v_min_pu, tx_factor,
                                      tolerance))
     return _combine(parts)
+
+
+def _customer_nodes(m: NetworkManifest) -> tuple[np.ndarray, np.ndarray]:
+    """Each customer's bus (index into the bus axis) and phase (0: three-phase)."""
+    bus_pos = {b: i for i, b in enumerate(m.bus_names)}
+    return (np.array([bus_pos[str(b)] for b in m.customers["bus"]], dtype=np.int64),
+            m.customers["phase"].to_numpy())
 
 
 def _scan_chunk(g: h5py.Group, sl: slice, m: NetworkManifest,
@@ -355,7 +360,7 @@ def analyse_network(cfg: Config, network: str
     worst = worst_added(stitched["none"], stitched["smart"], m, added, weights,
                         v_min_pu=cfg.validate.v_min_pu, tolerance=cfg.validate.proof_tolerance)
     proof = proof_table(cfg, m, added, worst)
-    flags = metrics.within_tolerance(violations["none"], violations["smart"], weights)
+    flags = metrics.within_tolerance(violations["none"], violations["smart"], weights, added)
     near = proof_table(cfg, m, flags, worst_added(
         stitched["none"], stitched["smart"], m, flags, weights, v_min_pu=cfg.validate.v_min_pu,
         tolerance=0.0))
@@ -440,9 +445,7 @@ def worst_added(baseline: Path, smart: Path, m: NetworkManifest, added: dict[str
     steps = np.flatnonzero(np.any([f.any(axis=1) for f in need.values()], axis=0))
     if not steps.size:
         return {}
-    bus_pos = {b: i for i, b in enumerate(m.bus_names)}
-    cust_bus = np.array([bus_pos[str(b)] for b in m.customers["bus"]], dtype=np.int64)
-    cust_phase = m.customers["phase"].to_numpy()
+    cust_bus, cust_phase = _customer_nodes(m)
     member = np.asarray(weights) > 0  # (customer, zone)
     found: dict[tuple[str, str], tuple[str, int, float, float]] = {}
 
@@ -512,8 +515,8 @@ def _log_proof(network: str, proof: pd.DataFrame, sample: int, samples: int,
                near: pd.DataFrame) -> None:
     where = "fresh, out of sample" if sample >= samples else "in sample"
     draw = "" if samples == 1 and sample == 0 else f" (on sample {sample}: {where})"
-    if near_text(near):
-        logger.info("%s: %s", network, near_text(near))
+    if listed := near_text(near):
+        logger.info("%s: %s", network, listed)
     if proof.empty:
         logger.info("%s: proved%s: smart charging adds no violation to the no-EV baseline",
                     network, draw)
