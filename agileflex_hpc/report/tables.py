@@ -131,7 +131,7 @@ def proof_view(df: pd.DataFrame) -> pd.DataFrame:
     df = df.copy()
     unit = np.where(df["violation"] == "undervoltage", "pu", "% of rating")
     for col in ("worst_smart", "worst_baseline"):
-        df[col] = ["" if not np.isfinite(v) else f"{v:.5f}" if u == "pu" else f"{v:.2f}"
+        df[col] = ["" if not np.isfinite(v) else f"{v:.5f}" if u == "pu" else f"{v:.3f}"
                    for v, u in zip(df[col].astype(float), unit)]
     df["unit"] = np.where(df["worst_smart"] == "", "", unit)
     return _rename(df, {"violation": "Violation", "zone": "Zone", "steps": "Steps",
