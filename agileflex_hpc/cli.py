@@ -11,6 +11,7 @@ import argparse
 import logging
 import os
 import sys
+import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -184,16 +185,31 @@ def run_stage(argv: list[str] | None, prog: str, description: str,
     except AgileflexError as exc:
         logger.error("%s", exc)
         if comm is not None:
-            sys.stderr.flush()
-            comm.Abort(1)
+            _abort(comm)
         return 1
     except Exception:
         if comm is None:
             raise
         print(f"rank {workers.index}: unhandled error, aborting all ranks\n"
               + traceback.format_exc(), file=sys.stderr, flush=True)
-        comm.Abort(1)
+        _abort(comm)
         return 1
+
+
+#: seconds an aborting rank waits for mpirun to forward what it wrote [s]
+_ABORT_GRACE_S = 1.0
+
+
+def _abort(comm: MPI.Intracomm) -> None:
+    """End every rank after an error on this one, its message shown first.
+
+    A flush is not enough: MPICH's mpirun forwards a rank's output through a proxy, and
+    output still in that pipe when the abort kills the ranks is lost (seen in CI: an
+    ``mpirun -n 2`` run ended with code 1 and an empty stderr)."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    time.sleep(_ABORT_GRACE_S)
+    comm.Abort(1)
 
 
 def _clean_leftovers(cfg: Config, workers: Workers) -> None:
